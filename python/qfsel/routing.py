@@ -1,0 +1,137 @@
+"""One entry point that routes a problem, or a batch of them, to any solver.
+
+>>> import numpy as np
+>>> from qfsel import FeatureSelectionProblem, solve
+>>> p = FeatureSelectionProblem([1.0, 0.9, 0.2], [[0, .95, 0], [.95, 0, 0], [0, 0, 0]], beta=0.3)
+>>> solve(p, sampler="exact").states[0].tolist()
+[1, 0, 1]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .qubo import FeatureSelectionProblem, ProblemBatch
+
+__all__ = ["Solution", "solve", "register_solver", "available_solvers"]
+
+
+@dataclass
+class Solution:
+    """The best state found for each problem of a batch.
+
+    Attributes:
+        states: ``(B, K)`` uint8, the best state of each problem.
+        energies: ``(B,)`` the objective ``E(x)`` of those states (no penalty).
+        feasible: ``(B,)`` whether each state has exactly ``k`` ones (all true without ``k``).
+        num_selected: ``(B,)`` number of ones.
+        timing: seconds; ``total_s`` always, solver-specific keys beside it.
+        sampler: the solver's name.
+        info: solver-specific extras (for ``"exact"``: ``num_ground_states``, ``ground_states``).
+    """
+
+    states: np.ndarray
+    energies: np.ndarray
+    feasible: np.ndarray
+    num_selected: np.ndarray
+    timing: dict[str, float]
+    sampler: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    def selected(self, i: int = 0) -> np.ndarray:
+        """Indices of the variables set to one in problem ``i``."""
+        return np.flatnonzero(self.states[i])
+
+    @classmethod
+    def from_states(cls, batch: ProblemBatch, states: np.ndarray, sampler: str, timing: dict[str, float], info: dict | None = None) -> "Solution":
+        """Evaluate ``states`` (``(B, K)``) on ``batch`` and wrap them."""
+        states = np.ascontiguousarray(states, dtype=np.uint8)
+        return cls(
+            states=states,
+            energies=batch.energy(states),
+            feasible=batch.is_feasible(states),
+            num_selected=states.sum(axis=1).astype(np.int64),
+            timing=timing,
+            sampler=sampler,
+            info=info or {},
+        )
+
+
+SolverFn = Callable[..., Solution]
+_SOLVERS: dict[str, SolverFn] = {}
+
+
+def register_solver(name: str, fn: SolverFn) -> None:
+    """Make ``solve(..., sampler=name)`` call ``fn(batch, **params)``, which returns a :class:`Solution`."""
+    _SOLVERS[name] = fn
+
+
+def available_solvers() -> list[str]:
+    """Names accepted by ``solve(sampler=...)`` (any ``dimod.Sampler`` instance is accepted too)."""
+    from . import samplers  # noqa: F401  (registers the built-in solvers)
+
+    return sorted(_SOLVERS)
+
+
+def _as_batch(problem: Any) -> ProblemBatch:
+    if isinstance(problem, ProblemBatch):
+        return problem
+    if isinstance(problem, FeatureSelectionProblem):
+        return problem.as_batch()
+    raise TypeError(f"problem: expected a FeatureSelectionProblem or ProblemBatch, got {type(problem).__name__}")
+
+
+def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", **params: Any) -> Solution:
+    """Solve one problem or a batch with a named solver or any ``dimod.Sampler``.
+
+    Args:
+        problem: a :class:`FeatureSelectionProblem` (a batch of one) or :class:`ProblemBatch`.
+        sampler: a name from :func:`available_solvers` (``"exact"``, ...), or a
+            ``dimod.Sampler`` instance (it gets the penalty BQM of each problem,
+            or the CQM when it has ``sample_cqm`` and ``k`` is set).
+        **params: passed to the solver (``seed``, ``num_reads``, ``num_threads``, ...).
+
+    Returns:
+        A :class:`Solution` with one best state per problem.
+    """
+    batch = _as_batch(problem)
+    available = available_solvers()
+    if isinstance(sampler, str):
+        if sampler not in _SOLVERS:
+            raise ValueError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {sampler!r}")
+        return _SOLVERS[sampler](batch, **params)
+    import dimod
+
+    if isinstance(sampler, dimod.Sampler) or hasattr(sampler, "sample_cqm"):
+        return _solve_with_dimod(batch, sampler, **params)
+    raise TypeError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {type(sampler).__name__}")
+
+
+def _solve_with_dimod(batch: ProblemBatch, sampler: Any, **params: Any) -> Solution:
+    t0 = time.perf_counter()
+    states = np.zeros((batch.num_problems, batch.num_variables), dtype=np.uint8)
+    use_cqm = batch.k is not None and hasattr(sampler, "sample_cqm")
+    infos = []
+    for i in range(batch.num_problems):
+        p = batch[i]
+        if use_cqm:
+            ss = sampler.sample_cqm(p.to_cqm(), **params)
+            feas = ss.filter(lambda d: d.is_feasible) if "is_feasible" in ss.record.dtype.names else ss
+            ss = feas if len(feas) else ss
+        else:
+            ss = sampler.sample(p.to_bqm(), **params)
+        best = ss.first.sample
+        vt = ss.vartype
+        for v, val in best.items():
+            states[i, int(v)] = (val + 1) // 2 if vt is not None and vt.name == "SPIN" else val
+        infos.append(ss.info)
+    return Solution.from_states(
+        batch, states, type(sampler).__name__, {"total_s": time.perf_counter() - t0}, {"sampleset_info": infos}
+    )

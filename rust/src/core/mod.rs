@@ -1,0 +1,11 @@
+//! Pure-Rust kernels: QUBO construction, energies, exact enumeration,
+//! samplers, random streams and the thread-pool helper.
+
+pub mod error;
+pub mod exact;
+pub mod greedy;
+pub mod parallel;
+pub mod qubo;
+pub mod rng;
+pub mod sa;
+pub mod tabu;
