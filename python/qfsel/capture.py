@@ -1,0 +1,375 @@
+"""Capture activations and gradients of target layers with scoped hooks.
+
+One forward pass with forward hooks on the target layers, then ONE
+``torch.autograd.grad`` call on the sum of the per-sample target scores gives,
+for every sample of the batch, the activations ``A`` (B, K, H, W) of each target
+layer and the gradients ``G = d score_b / d A_b`` (samples do not interact in
+eval mode, so the gradient of the sum w.r.t. sample b's activations is the
+gradient of sample b's own score).
+
+Design notes:
+
+* The forward hook keeps the layer's output tensor ``a`` and hands the rest of
+  the network a clone of it. A following in-place op (``ReLU(inplace=True)``)
+  then modifies the clone, never ``a``: both the stored activations and the
+  gradient w.r.t. ``a`` are those of the layer's real output.
+* Gradients come from ``torch.autograd.grad(sum(scores), outputs)``, so the
+  model's parameters' ``.grad`` are left untouched.
+* Hooks are removed in ``finally`` (a context manager that never swallows
+  exceptions); the model is put in eval mode for the pass and every submodule's
+  previous ``training`` flag is restored afterwards.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from qfsel.capture import capture
+    >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+    ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> cap = capture(model, torch.rand(2, 3, 8, 8), ["0"])
+    >>> tuple(cap.layers[0].activations.shape), tuple(cap.layers[0].gradients.shape)
+    ((2, 4, 8, 8), (2, 4, 8, 8))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from qfsel.targets import Target, TargetsLike, normalize_targets
+
+__all__ = [
+    "Capture",
+    "LayerCapture",
+    "LayerHooks",
+    "ReshapeTransform",
+    "capture",
+    "check_input",
+    "eval_mode",
+    "resolve_target_layers",
+]
+
+#: Maps a layer's output (and its gradient) to a (B, K, H, W) tensor.
+ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
+LayerSpec = Union[str, nn.Module]
+
+_LISTED_NAMES = 20
+
+
+@dataclass(frozen=True)
+class LayerCapture:
+    """What one target layer gave in one capture.
+
+    Attributes:
+        name: the layer's name in ``model.named_modules()``.
+        module: the layer.
+        activations: (B, K, H, W), detached, on the model's device.
+        gradients: (B, K, H, W), gradient of each sample's target score w.r.t.
+            that sample's activations.
+    """
+
+    name: str
+    module: nn.Module
+    activations: torch.Tensor
+    gradients: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Capture:
+    """The result of :func:`capture`.
+
+    Attributes:
+        input: the input batch (detached).
+        layers: one :class:`LayerCapture` per target layer, in the order given.
+        output: the model output (detached), e.g. (B, C) logits.
+        scores: (B,) target score of each sample (detached).
+        targets: the B target callables used.
+        predicted: (B,) argmax of the output for a (B, C) output, else -1.
+    """
+
+    input: torch.Tensor
+    layers: tuple[LayerCapture, ...]
+    output: torch.Tensor
+    scores: torch.Tensor
+    targets: tuple[Target, ...]
+    predicted: torch.Tensor
+
+
+def _layer_listing(model: nn.Module) -> str:
+    names = [n for n, _ in model.named_modules() if n]
+    conv_like = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.modules.pooling._MaxPoolNd)
+    listed = [n for n, m in model.named_modules() if n and isinstance(m, conv_like)] or names
+    shown = ", ".join(repr(n) for n in listed[:_LISTED_NAMES])
+    more = " ..." if len(listed) > _LISTED_NAMES else ""
+    return f"valid names include {shown}{more} ({len(names)} named modules in total)"
+
+
+def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[LayerSpec]) -> list[tuple[str, nn.Module]]:
+    """Resolves target layers given as names or modules to ``(name, module)`` pairs.
+
+    Args:
+        model: the network.
+        target_layers: one layer or a non-empty sequence of layers; each a dotted
+            name as in ``model.named_modules()`` (e.g. ``"layer4.1.conv2"``) or a
+            module of the model.
+
+    Raises:
+        ValueError: a name that is not a submodule (the message lists valid
+            names), a module that is not part of the model, or an empty list.
+        TypeError: an entry that is neither a str nor an nn.Module.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if isinstance(target_layers, (str, nn.Module)):
+        target_layers = [target_layers]
+    if not isinstance(target_layers, Sequence) or len(target_layers) == 0:
+        raise ValueError(
+            "target_layers must be a layer name, a module, or a non-empty list of them; "
+            f"got {target_layers!r}"
+        )
+    by_name = dict(model.named_modules())
+    name_of: dict[int, str] = {}
+    for n, m in model.named_modules():
+        name_of.setdefault(id(m), n)
+    out: list[tuple[str, nn.Module]] = []
+    for i, layer in enumerate(target_layers):
+        if isinstance(layer, str):
+            if layer not in by_name:
+                raise ValueError(
+                    f"target_layers[{i}] = {layer!r} is not a submodule of {type(model).__name__}; "
+                    + _layer_listing(model)
+                )
+            out.append((layer, by_name[layer]))
+        elif isinstance(layer, nn.Module):
+            if id(layer) not in name_of:
+                raise ValueError(
+                    f"target_layers[{i}] is a {type(layer).__name__} that is not part of the model; "
+                    + _layer_listing(model)
+                )
+            out.append((name_of[id(layer)] or "<model>", layer))
+        else:
+            raise TypeError(
+                f"target_layers[{i}] must be a layer name (str) or an nn.Module; got {type(layer).__name__}"
+            )
+    return out
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Puts ``model`` in eval mode; restores every submodule's ``training`` flag on exit."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+class LayerHooks:
+    """Forward hooks on target layers that keep each layer's output; a context manager.
+
+    On enter, registers one forward hook per layer; on exit (also on error),
+    removes them all. Exceptions are never swallowed.
+
+    Args:
+        layers: ``(name, module)`` pairs.
+        reshape_transform: applied to each layer's output; the result must be
+            4-D (B, K, H, W).
+    """
+
+    def __init__(self, layers: Sequence[tuple[str, nn.Module]], reshape_transform: ReshapeTransform | None = None):
+        self.layers = list(layers)
+        self.reshape_transform = reshape_transform
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles: list[Any] = []
+
+    def _make_hook(self, name: str) -> Callable[..., torch.Tensor]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(
+                    f"target layer {name!r} returned a {type(output).__name__}, not a tensor; "
+                    "choose a layer with a tensor output"
+                )
+            if name in self.outputs:
+                raise ValueError(
+                    f"target layer {name!r} was called more than once in one forward pass "
+                    "(a shared module); choose a layer that runs once"
+                )
+            view = self.reshape_transform(output) if self.reshape_transform is not None else output
+            if not isinstance(view, torch.Tensor) or view.ndim != 4:
+                shape = tuple(view.shape) if isinstance(view, torch.Tensor) else type(view).__name__
+                hint = (
+                    "pass reshape_transform= a function mapping it to (B, K, H, W), e.g. for a "
+                    "vision transformer: lambda t: t[:, 1:].reshape(t.shape[0], 14, 14, -1).permute(0, 3, 1, 2)"
+                    if self.reshape_transform is None
+                    else "the reshape_transform given must return a 4-D tensor"
+                )
+                raise ValueError(
+                    f"target layer {name!r} gives an output of shape {shape}, but CAM methods need "
+                    f"(B, K, H, W) feature maps: {hint}"
+                )
+            self.outputs[name] = output
+            # The rest of the network gets a clone: in-place ops downstream (ReLU(inplace=True))
+            # then cannot alter the stored output or the graph node we differentiate against.
+            return output.clone()
+
+        return hook
+
+    def __enter__(self) -> LayerHooks:
+        try:
+            for name, module in self.layers:
+                self._handles.append(module.register_forward_hook(self._make_hook(name)))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def remove(self) -> None:
+        """Removes every hook registered so far (idempotent)."""
+        while self._handles:
+            self._handles.pop().remove()
+
+    def __exit__(self, *exc: object) -> bool:
+        self.remove()
+        return False
+
+
+def _first_conv_in_channels(model: nn.Module) -> int | None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return None
+
+
+def check_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
+    """Checks that ``input_tensor`` is a floating (B, C, H, W) batch the model can take.
+
+    Raises:
+        TypeError: not a floating-point torch tensor.
+        ValueError: not 4-D, empty, or C differs from the first Conv2d's in_channels.
+    """
+    if not isinstance(input_tensor, torch.Tensor):
+        raise TypeError(f"input_tensor must be a torch.Tensor (B, C, H, W); got {type(input_tensor).__name__}")
+    if input_tensor.ndim != 4:
+        hint = " (a single image? use input_tensor.unsqueeze(0))" if input_tensor.ndim == 3 else ""
+        raise ValueError(
+            f"input_tensor must be 4-D (B, C, H, W); got shape {tuple(input_tensor.shape)}{hint}"
+        )
+    if not input_tensor.is_floating_point():
+        raise TypeError(f"input_tensor must be a floating-point tensor; got dtype {input_tensor.dtype}")
+    if input_tensor.shape[0] == 0:
+        raise ValueError("input_tensor must hold at least one sample; got B = 0")
+    expected = _first_conv_in_channels(model)
+    if expected is not None and input_tensor.shape[1] != expected:
+        raise ValueError(
+            f"input_tensor has {input_tensor.shape[1]} channels (shape {tuple(input_tensor.shape)}), "
+            f"but the model's first Conv2d expects {expected}"
+        )
+    return input_tensor
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    try:
+        out = model(x)
+    except (ValueError, TypeError):
+        raise
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise ValueError(
+            f"the model's forward pass failed on input_tensor of shape {tuple(x.shape)} "
+            f"(check its rank, channel count and size): {err}"
+        ) from err
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model must return a tensor (e.g. (B, C) logits); got {type(out).__name__}")
+    if out.ndim == 0 or out.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"the model output must have the batch on axis 0 (B = {x.shape[0]}); got shape {tuple(out.shape)}"
+        )
+    return out
+
+
+def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
+    bad = ~torch.isfinite(t.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        idx = torch.nonzero(bad).flatten().tolist()
+        raise ValueError(f"{what} of target layer {name!r} contain NaN or inf for sample index {idx[0]} (all: {idx})")
+
+
+def capture(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    target_layers: LayerSpec | Sequence[LayerSpec],
+    targets: TargetsLike = None,
+    reshape_transform: ReshapeTransform | None = None,
+) -> Capture:
+    """Runs one forward and one backward pass and returns activations and gradients.
+
+    Args:
+        model: the network; run in eval mode, its flags restored afterwards.
+        input_tensor: (B, C, H, W) floating batch on the model's device.
+        target_layers: names or modules (see :func:`resolve_target_layers`).
+        targets: see :func:`qfsel.targets.normalize_targets`; None = predicted class.
+        reshape_transform: maps a non-(B, K, H, W) layer output (and its gradient)
+            to (B, K, H, W).
+
+    Returns:
+        A :class:`Capture`.
+
+    Raises:
+        ValueError: bad input, unknown layer, non-4-D layer output, a target that
+            is not a scalar, or NaN/inf activations or gradients (naming the sample).
+    """
+    layers = resolve_target_layers(model, target_layers)
+    check_input(model, input_tensor)
+    x = input_tensor.detach().requires_grad_(True)
+    with eval_mode(model), LayerHooks(layers, reshape_transform) as hooks, torch.enable_grad():
+        out = _forward(model, x)
+        missing = [n for n, _ in layers if n not in hooks.outputs]
+        if missing:
+            raise ValueError(f"target layers {missing} did not run in the model's forward pass")
+        target_fns = normalize_targets(targets, out)
+        scores = []
+        for i, fn in enumerate(target_fns):
+            s = fn(out[i])
+            if not isinstance(s, torch.Tensor) or s.numel() != 1:
+                raise TypeError(
+                    f"targets[{i}] must map one sample's output to a scalar tensor; "
+                    f"got {type(s).__name__} of shape {tuple(getattr(s, 'shape', ()))}"
+                )
+            scores.append(s.reshape(()))
+        score_vec = torch.stack(scores)
+        raw = [hooks.outputs[n] for n, _ in layers]
+        needs = [r for r in raw if r.requires_grad]
+        grads_needed = (
+            torch.autograd.grad(score_vec.sum(), needs, allow_unused=True) if needs and score_vec.requires_grad else ()
+        )
+        it = iter(grads_needed)
+        grads = [next(it) if r.requires_grad else None for r in raw]
+    captured: list[LayerCapture] = []
+    for (name, module), r, g in zip(layers, raw, grads):
+        g = torch.zeros_like(r) if g is None else g
+        a = r.detach()
+        if reshape_transform is not None:
+            a, g = reshape_transform(a), reshape_transform(g)
+        a, g = a.detach(), g.detach()
+        _check_finite(name, "activations", a)
+        _check_finite(name, "gradients", g)
+        captured.append(LayerCapture(name=name, module=module, activations=a, gradients=g))
+    out = out.detach()
+    predicted = (
+        out.argmax(dim=1) if out.ndim == 2 else torch.full((out.shape[0],), -1, dtype=torch.long, device=out.device)
+    )
+    return Capture(
+        input=input_tensor.detach(),
+        layers=tuple(captured),
+        output=out,
+        scores=score_vec.detach(),
+        targets=tuple(target_fns),
+        predicted=predicted,
+    )

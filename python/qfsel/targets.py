@@ -1,0 +1,169 @@
+"""Target callables: what score of the model output an explanation explains.
+
+Follows pytorch-grad-cam's convention: a target is a callable that maps *one
+sample's* model output (for a classifier, a ``(C,)`` logit vector) to a scalar
+tensor. ``targets=None`` explains each sample's predicted class.
+
+Example:
+    >>> import torch
+    >>> from qfsel.targets import ClassifierOutputTarget, ClassifierOutputSoftmaxTarget
+    >>> logits = torch.tensor([1.0, 3.0, 0.5])
+    >>> float(ClassifierOutputTarget(1)(logits))
+    3.0
+    >>> round(float(ClassifierOutputSoftmaxTarget(1)(logits)), 4)
+    0.8214
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ClassifierOutputTarget",
+    "ClassifierOutputSoftmaxTarget",
+    "Target",
+    "TargetsLike",
+    "normalize_targets",
+]
+
+#: A target: maps one sample's model output to a scalar tensor.
+Target = Callable[[torch.Tensor], torch.Tensor]
+#: What ``targets=`` accepts: None, one class index, one callable, or one entry per sample.
+TargetsLike = Union[None, int, Target, Sequence[Union[int, Target]], np.ndarray, torch.Tensor]
+
+
+def _check_category(category: object) -> int:
+    if isinstance(category, (bool, np.bool_)) or not isinstance(category, (int, np.integer)):
+        raise TypeError(
+            f"category must be a non-negative int (a class index); got {type(category).__name__} {category!r}"
+        )
+    if category < 0:
+        raise ValueError(f"category must be a non-negative int (a class index); got {category}")
+    return int(category)
+
+
+class ClassifierOutputTarget:
+    """The raw logit of one class.
+
+    Args:
+        category: the class index.
+
+    Example:
+        >>> import torch
+        >>> float(ClassifierOutputTarget(0)(torch.tensor([2.0, -1.0])))
+        2.0
+    """
+
+    def __init__(self, category: int) -> None:
+        self.category = _check_category(category)
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        _check_class_index(model_output, self.category)
+        if model_output.ndim == 1:
+            return model_output[self.category]
+        return model_output[..., self.category].sum()
+
+    def __repr__(self) -> str:
+        return f"ClassifierOutputTarget({self.category})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.category == self.category  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.category))
+
+
+class ClassifierOutputSoftmaxTarget(ClassifierOutputTarget):
+    """The softmax probability of one class (softmax over the last axis).
+
+    Args:
+        category: the class index.
+
+    Example:
+        >>> import torch
+        >>> float(ClassifierOutputSoftmaxTarget(0)(torch.tensor([0.0, 0.0])))
+        0.5
+    """
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        _check_class_index(model_output, self.category)
+        probs = torch.softmax(model_output, dim=-1)
+        if probs.ndim == 1:
+            return probs[self.category]
+        return probs[..., self.category].sum()
+
+    def __repr__(self) -> str:
+        return f"ClassifierOutputSoftmaxTarget({self.category})"
+
+
+def _check_class_index(model_output: torch.Tensor, category: int) -> None:
+    if not isinstance(model_output, torch.Tensor) or model_output.ndim == 0:
+        raise TypeError(
+            "a classifier target expects one sample's output as a tensor with a class axis; "
+            f"got {type(model_output).__name__} of shape {tuple(getattr(model_output, 'shape', ()))}"
+        )
+    n = model_output.shape[-1]
+    if category >= n:
+        raise ValueError(f"target class {category} is out of range: the model output has {n} classes")
+
+
+def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[Target]:
+    """Turns ``targets=`` into one callable per sample.
+
+    Args:
+        targets: None (each sample's predicted class, argmax over the last axis of
+            its output), an int (that class for every sample), one callable (used
+            for every sample), or a sequence / 1-D array of length B whose items are
+            ints or callables.
+        model_output: the batch output ``(B, ...)``; used for the batch size and,
+            with ``targets=None``, the predicted classes.
+
+    Returns:
+        A list of B callables.
+
+    Raises:
+        TypeError: an entry is neither an int nor a callable.
+        ValueError: the sequence length is not B.
+    """
+    batch = int(model_output.shape[0])
+    if targets is None:
+        if model_output.ndim != 2:
+            raise ValueError(
+                "targets=None explains the predicted class, which needs a (B, C) model output; "
+                f"got an output of shape {tuple(model_output.shape)}: pass explicit target callables"
+            )
+        pred = model_output.detach().argmax(dim=1)
+        return [ClassifierOutputTarget(int(c)) for c in pred.tolist()]
+    if isinstance(targets, (int, np.integer)) and not isinstance(targets, (bool, np.bool_)):
+        return [ClassifierOutputTarget(int(targets)) for _ in range(batch)]
+    if callable(targets) and not isinstance(targets, (torch.Tensor, np.ndarray)):
+        return [targets for _ in range(batch)]
+    if isinstance(targets, torch.Tensor):
+        targets = targets.detach().cpu().numpy()
+    if isinstance(targets, np.ndarray):
+        if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer):
+            raise TypeError(
+                f"targets as an array must be 1-D integers (class indices); got dtype {targets.dtype}, "
+                f"shape {targets.shape}"
+            )
+        targets = targets.tolist()
+    if not isinstance(targets, Sequence) or isinstance(targets, (str, bytes)):
+        raise TypeError(
+            "targets must be None, an int, a callable, or a sequence of ints/callables (one per sample); "
+            f"got {type(targets).__name__}"
+        )
+    if len(targets) != batch:
+        raise ValueError(f"targets must have one entry per sample (B={batch}); got {len(targets)} entries")
+    out: list[Target] = []
+    for i, t in enumerate(targets):
+        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
+            out.append(ClassifierOutputTarget(int(t)))
+        elif callable(t):
+            out.append(t)
+        else:
+            raise TypeError(f"targets[{i}] must be an int or a callable; got {type(t).__name__} {t!r}")
+    return out

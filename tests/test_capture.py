@@ -1,0 +1,214 @@
+"""Capture: activations and gradients by hand, one backward per batch, hooks always removed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from _tiny_models import GapNet, PaperNet, TokenNet, images, no_hooks_left, tokens_to_maps
+from qfsel.capture import capture, eval_mode, resolve_target_layers
+from qfsel.targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget, normalize_targets
+
+
+def test_activations_and_gradients_match_hand_formula_gap_head():
+    model = GapNet()
+    x = images(3)
+    cap = capture(model, x, ["act"], targets=[0, 2, 1])
+    with torch.no_grad():
+        a = model.act(model.conv(x))
+    layer = cap.layers[0]
+    np.testing.assert_allclose(layer.activations.numpy(), a.numpy(), rtol=0, atol=1e-6)
+    w = model.fc.weight.detach().numpy()
+    hw = a.shape[2] * a.shape[3]
+    for i, c in enumerate([0, 2, 1]):
+        expected = np.broadcast_to((w[c] / hw)[:, None, None], a.shape[1:])
+        np.testing.assert_allclose(layer.gradients[i].numpy(), expected, rtol=1e-6, atol=1e-8)
+    logits = model(x).detach().numpy()
+    np.testing.assert_allclose(cap.scores.numpy(), logits[[0, 1, 2], [0, 2, 1]], rtol=1e-6)
+
+
+def test_inplace_relu_after_target_layer_does_not_corrupt_capture():
+    model = GapNet(inplace=True)
+    x = images(2)
+    cap = capture(model, x, ["conv"], targets=1)
+    with torch.no_grad():
+        pre = model.conv(x)
+    layer = cap.layers[0]
+    # Activations are the conv output (negatives included), not the in-place ReLU'd tensor.
+    assert (layer.activations < 0).any()
+    np.testing.assert_allclose(layer.activations.numpy(), pre.numpy(), atol=1e-6)
+    w = model.fc.weight.detach().numpy()[1]
+    hw = pre.shape[2] * pre.shape[3]
+    expected = (w / hw)[None, :, None, None] * (pre.numpy() > 0)
+    np.testing.assert_allclose(layer.gradients.numpy(), expected, rtol=1e-6, atol=1e-8)
+
+
+def test_batch_capture_equals_one_by_one():
+    model = PaperNet()
+    x = images(4)
+    cap = capture(model, x, ["bn"])
+    for i in range(4):
+        one = capture(model, x[i : i + 1], ["bn"])
+        np.testing.assert_allclose(cap.layers[0].gradients[i].numpy(), one.layers[0].gradients[0].numpy(), atol=1e-6)
+        np.testing.assert_allclose(cap.layers[0].activations[i].numpy(), one.layers[0].activations[0].numpy(), atol=1e-6)
+        assert cap.predicted[i] == one.predicted[0]
+
+
+def test_targets_none_explains_predicted_class_and_grads_untouched():
+    model = PaperNet()
+    x = images(4)
+    cap = capture(model, x, ["bn"])
+    logits = model.eval()(x).detach()
+    assert cap.predicted.tolist() == logits.argmax(1).tolist()
+    np.testing.assert_allclose(cap.scores.numpy(), logits.max(1).values.numpy(), rtol=1e-6)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_softmax_target_score_and_gradient():
+    model = PaperNet()
+    x = images(2)
+    cap = capture(model, x, ["bn"], targets=[ClassifierOutputSoftmaxTarget(2)] * 2)
+    model.eval()
+    feats = model.features(x).detach().requires_grad_(True)
+    probs = torch.softmax(model.fc(model.flat(feats)), dim=1)[:, 2]
+    probs.sum().backward()
+    np.testing.assert_allclose(cap.scores.numpy(), probs.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(cap.layers[0].gradients.numpy(), feats.grad.numpy(), rtol=1e-5, atol=1e-8)
+
+
+def test_training_flags_restored_per_submodule_and_bn_stats_untouched():
+    model = PaperNet()
+    model.train()
+    model.conv.eval()  # a mixed state must come back as it was
+    before = model.bn.running_mean.clone()
+    capture(model, images(3), ["bn"])
+    assert model.training and model.bn.training and not model.conv.training
+    torch.testing.assert_close(model.bn.running_mean, before)
+
+
+def test_hooks_removed_after_exception_in_target():
+    model = PaperNet()
+
+    def broken(_out):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        capture(model, images(2), ["bn", "conv"], targets=broken)
+    assert no_hooks_left(model)
+    model.train()
+    with pytest.raises(ValueError):
+        capture(model, images(2), ["bn"], targets=[0])  # wrong length
+    assert no_hooks_left(model) and model.training
+
+
+def test_hooks_removed_after_error_inside_forward():
+    model = TokenNet()
+    with pytest.raises(ValueError, match="reshape_transform"):
+        capture(model, images(2), ["tokens"])
+    assert no_hooks_left(model)
+
+
+def test_non_4d_layer_points_to_reshape_transform_and_transform_works():
+    model = TokenNet()
+    x = images(2)
+    with pytest.raises(ValueError, match=r"'tokens'.*\(2, 36, 4\).*reshape_transform"):
+        capture(model, x, ["tokens"])
+    cap = capture(model, x, ["tokens"], reshape_transform=tokens_to_maps(6))
+    ref = capture(model, x, ["act"])  # tokens are a reshaped view of act
+    np.testing.assert_allclose(cap.layers[0].activations.numpy(), ref.layers[0].activations.numpy(), atol=1e-6)
+    np.testing.assert_allclose(cap.layers[0].gradients.numpy(), ref.layers[0].gradients.numpy(), atol=1e-7)
+
+
+def test_unknown_layer_name_lists_valid_names():
+    model = PaperNet()
+    with pytest.raises(ValueError, match=r"'layer4' is not a submodule.*'conv'.*'bn'.*named modules in total"):
+        capture(model, images(1), ["layer4"])
+    with pytest.raises(ValueError, match="not part of the model"):
+        resolve_target_layers(model, [nn.Conv2d(3, 3, 1)])
+    with pytest.raises(TypeError, match=r"target_layers\[0\]"):
+        resolve_target_layers(model, [3])
+    with pytest.raises(ValueError, match="non-empty"):
+        resolve_target_layers(model, [])
+    assert resolve_target_layers(model, model.bn) == [("bn", model.bn)]
+
+
+@pytest.mark.parametrize(
+    ("x", "err", "pattern"),
+    [
+        (torch.rand(3, 6, 6), ValueError, r"4-D.*\(3, 6, 6\).*unsqueeze"),
+        (torch.rand(2, 1, 6, 6), ValueError, "1 channels.*expects 3"),
+        (torch.zeros(2, 3, 6, 6, dtype=torch.long), TypeError, "floating"),
+        (np.zeros((2, 3, 6, 6)), TypeError, "torch.Tensor"),
+        (torch.rand(2, 3, 7, 7), ValueError, "forward pass failed"),  # flatten head expects 6x6
+    ],
+)
+def test_bad_inputs(x, err, pattern):
+    model = PaperNet()
+    with pytest.raises(err, match=pattern):
+        capture(model, x, ["bn"])
+    assert no_hooks_left(model)
+
+
+def test_nan_activations_name_the_sample():
+    model = PaperNet()
+    x = images(3)
+    x[2, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="sample index 2"):
+        capture(model, x, ["bn"])
+    assert no_hooks_left(model)
+
+
+def test_shared_module_called_twice_is_refused():
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), relu, nn.Conv2d(4, 4, 1), relu, nn.Flatten(), nn.Linear(144, 2))
+    with pytest.raises(ValueError, match="more than once"):
+        capture(model, images(1), ["1"])
+    assert no_hooks_left(model)
+
+
+def test_target_must_return_scalar():
+    model = PaperNet()
+    with pytest.raises(TypeError, match=r"targets\[0\].*scalar"):
+        capture(model, images(1), ["bn"], targets=lambda out: out)
+
+
+def test_eval_mode_restores_on_error():
+    model = PaperNet().train()
+    with pytest.raises(KeyError):
+        with eval_mode(model):
+            assert not model.training
+            raise KeyError("x")
+    assert model.training
+
+
+def test_normalize_targets_forms():
+    out = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0]])
+    assert normalize_targets(None, out) == [ClassifierOutputTarget(1), ClassifierOutputTarget(0)]
+    assert normalize_targets(2, out) == [ClassifierOutputTarget(2)] * 2
+    assert normalize_targets(np.array([0, 1]), out) == [ClassifierOutputTarget(0), ClassifierOutputTarget(1)]
+    assert normalize_targets(torch.tensor([2, 2]), out) == [ClassifierOutputTarget(2)] * 2
+    fn = ClassifierOutputSoftmaxTarget(0)
+    assert normalize_targets(fn, out) == [fn, fn]
+    assert normalize_targets([1, fn], out) == [ClassifierOutputTarget(1), fn]
+    with pytest.raises(ValueError, match="one entry per sample"):
+        normalize_targets([1], out)
+    with pytest.raises(TypeError, match=r"targets\[1\]"):
+        normalize_targets([1, "a"], out)
+    with pytest.raises(ValueError, match="out of range"):
+        ClassifierOutputTarget(5)(out[0])
+    with pytest.raises(ValueError, match="non-negative"):
+        ClassifierOutputTarget(-1)
+    with pytest.raises(ValueError, match=r"\(B, C\)"):
+        normalize_targets(None, torch.zeros(2, 3, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_capture_on_cuda_matches_cpu():
+    model = PaperNet()
+    x = images(3)
+    cpu = capture(model, x, ["bn"])
+    gpu = capture(model.cuda(), x.cuda(), ["bn"])
+    assert gpu.layers[0].gradients.is_cuda
+    np.testing.assert_allclose(gpu.layers[0].gradients.cpu().numpy(), cpu.layers[0].gradients.numpy(), atol=1e-5)
