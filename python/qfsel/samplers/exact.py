@@ -3,6 +3,10 @@
 Over all ``2^n`` states (``n <= 30``) or, with a cardinality ``k``, over all
 ``C(n, k)`` subsets (at most ``max_subsets``, default ``2^31``). Larger
 problems raise :class:`qfsel.ProblemTooLargeError` stating the limit.
+
+States whose energy lies within ``1e-10 * (sum |Q_ij| + |offset|)`` of the
+minimum count as ground states (so rounding noise does not split a degenerate
+manifold).
 """
 
 from __future__ import annotations

@@ -1,0 +1,183 @@
+"""FeatureSelectionProblem / ProblemBatch: formulas by hand, dimod agreement, validation."""
+
+from __future__ import annotations
+
+import itertools
+
+import dimod
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import qfsel
+from qfsel import FeatureSelectionProblem, ProblemBatch
+
+from .conftest import explanation_like
+
+
+def hand_energy(h, j, beta, x):
+    x = np.asarray(x, dtype=float)
+    return -beta * h @ x + (1 - beta) * sum(j[a, b] * x[a] * x[b] for a in range(len(h)) for b in range(a + 1, len(h)))
+
+
+def all_states(n):
+    return np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.uint8)
+
+
+@st.composite
+def problems(draw, max_k=7, with_k=None):
+    n = draw(st.integers(1, max_k))
+    h = draw(hnp.arrays(np.float64, n, elements=st.floats(-2, 2, allow_nan=False, width=32)))
+    upper = draw(hnp.arrays(np.float64, (n, n), elements=st.floats(-2, 2, allow_nan=False, width=32)))
+    j = np.triu(upper, 1)
+    j = j + j.T
+    beta = draw(st.floats(0, 1))
+    if with_k is None:
+        k = draw(st.one_of(st.none(), st.integers(1, n)))
+    else:
+        k = draw(st.integers(1, n)) if with_k else None
+    return FeatureSelectionProblem(h, j, beta=beta, k=k)
+
+
+def test_energy_by_hand():
+    h = np.array([1.0, 0.5, 0.25])
+    j = np.array([[0, 0.4, 0.2], [0.4, 0, 0.6], [0.2, 0.6, 0]])
+    p = FeatureSelectionProblem(h, j, beta=0.7)
+    for x in all_states(3):
+        assert p.energy(x) == pytest.approx(hand_energy(h, j, 0.7, x), abs=1e-12)
+    # (1,1,1): -0.7 * 1.75 + 0.3 * 1.2
+    assert p.energy([1, 1, 1]) == pytest.approx(-1.225 + 0.36)
+
+
+def test_qubo_convention_by_hand():
+    h = np.array([1.0, 0.5])
+    j = np.array([[0, 0.4], [0.4, 0]])
+    q, off = FeatureSelectionProblem(h, j, beta=0.5, k=1, penalty=2.0).qubo()
+    # diag: -beta h + lambda (1 - 2k); pair: (1-beta) J + 2 lambda; offset lambda k^2
+    np.testing.assert_allclose(q, [[-0.5 - 2.0, 0.2 + 4.0], [0.0, -0.25 - 2.0]])
+    assert off == 2.0
+
+
+@given(problems())
+def test_energies_equal_dimod(p):
+    states = all_states(p.num_variables)
+    bqm = p.to_bqm()
+    ours = p.energy(states, include_penalty=p.k is not None)
+    np.testing.assert_allclose(ours, bqm.energies((states, list(range(p.num_variables)))), atol=1e-9)
+    # objective energies equal the CQM objective
+    cqm = p.to_cqm()
+    np.testing.assert_allclose(p.energy(states), cqm.objective.energies((states, list(range(p.num_variables)))), atol=1e-9)
+
+
+@given(problems())
+def test_ising_form_equals_qubo(p):
+    h, j, off = p.to_ising()
+    states = all_states(p.num_variables)
+    spins = 2.0 * states - 1.0
+    ising = spins @ h + np.einsum("mi,ij,mj->m", spins, j, spins) + off
+    np.testing.assert_allclose(ising, p.energy(states, include_penalty=p.k is not None), atol=1e-9)
+    assert np.all(np.tril(j) == 0)
+
+
+@given(problems(with_k=True))
+def test_automatic_penalty_makes_every_minimiser_feasible(p):
+    states = all_states(p.num_variables)
+    e = p.energy(states, include_penalty=True)
+    best = e.min()
+    minimisers = states[e <= best + 1e-9 * max(1.0, abs(best))]
+    assert np.all(minimisers.sum(axis=1) == p.k)
+    # ... and those are exactly the constrained optimum
+    feasible = states.sum(axis=1) == p.k
+    assert best == pytest.approx(p.energy(states[feasible]).min(), abs=1e-9)
+
+
+def test_automatic_penalty_is_not_needlessly_large():
+    rng = np.random.default_rng(0)
+    h, j = explanation_like(rng, 1, 40)
+    p = FeatureSelectionProblem(h[0], j[0], k=5)
+    bound = max(0.7 * h[0].max(), (-0.7 * h[0] + 0.3 * j[0].sum(axis=1)).max())
+    assert bound < p.penalty <= bound * (1 + 1e-5) + 1e-5
+
+
+@given(st.integers(1, 5), st.integers(1, 6), st.booleans(), st.integers(0, 2**32 - 1))
+def test_batch_equals_problems(b, n, with_k, seed):
+    rng = np.random.default_rng(seed)
+    h, j = explanation_like(rng, b, n)
+    k = min(2, n) if with_k else None
+    batch = ProblemBatch(h, j, beta=0.6, k=k)
+    q, off = batch.qubo()
+    states = rng.integers(0, 2, size=(b, 3, n)).astype(np.uint8)
+    e = batch.energy(states, include_penalty=True)
+    for i in range(b):
+        p = FeatureSelectionProblem(h[i], j[i], beta=0.6, k=k)
+        qi, oi = p.qubo()
+        np.testing.assert_array_equal(q[i], qi)
+        assert off[i] == oi
+        np.testing.assert_allclose(e[i], p.energy(states[i], include_penalty=True))
+        assert batch[i].penalty == p.penalty
+    assert len(ProblemBatch.from_problems([batch[i] for i in range(b)])) == b
+
+
+def test_is_feasible_and_cqm_constraint():
+    p = FeatureSelectionProblem([1.0, 1.0, 1.0], np.zeros((3, 3)), k=2)
+    assert p.is_feasible([1, 1, 0]) and not p.is_feasible([1, 1, 1])
+    np.testing.assert_array_equal(p.is_feasible(all_states(3)), all_states(3).sum(1) == 2)
+    cqm = p.to_cqm()
+    assert cqm.check_feasible({0: 1, 1: 1, 2: 0}) and not cqm.check_feasible({0: 1, 1: 0, 2: 0})
+    assert FeatureSelectionProblem([1.0], [[0.0]]).is_feasible([0])
+
+
+def test_bisect_beta_reaches_k():
+    rng = np.random.default_rng(3)
+    h, j = explanation_like(rng, 1, 10)
+    p = FeatureSelectionProblem(h[0], j[0])
+    for k in (2, 4):
+        beta, x = qfsel.bisect_beta(p, k)
+        assert x.sum() == k
+        assert 0 < beta < 1
+        sol = qfsel.solve(FeatureSelectionProblem(h[0], j[0], beta=beta), sampler="exact")
+        assert sol.num_selected[0] == k
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "h, j, kwargs, exc, words",
+    [
+        ([1.0, np.nan], np.zeros((2, 2)), {}, ValueError, "relevance: expected finite"),
+        ([1.0, 2.0], [[0, np.inf], [np.inf, 0]], {}, ValueError, "redundancy: expected finite"),
+        ([1.0, 2.0], np.zeros((2, 3)), {}, ValueError, "redundancy: expected a square"),
+        ([1.0, 2.0], np.zeros((3, 3)), {}, ValueError, "redundancy: expected shape (2, 2)"),
+        ([1.0, 2.0], [[0, 1], [2, 0]], {}, ValueError, "redundancy: expected a symmetric"),
+        ([1.0, 2.0], [[1, 0], [0, 0]], {}, ValueError, "zero diagonal"),
+        ([[1.0, 2.0]], np.zeros((2, 2)), {}, ValueError, "relevance: expected a 1-dimensional"),
+        (["a", "b"], np.zeros((2, 2)), {}, TypeError, "relevance: expected an array of real numbers"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"beta": 1.5}, ValueError, "beta: expected a real number in [0, 1]"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"beta": "0.7"}, TypeError, "beta"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"k": 0}, ValueError, "k: expected an integer with 1 <= k <= K = 2"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"k": 3}, ValueError, "k: expected"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"k": 1.5}, TypeError, "k: expected an integer"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"k": 1, "penalty": -1.0}, ValueError, "penalty: expected non-negative"),
+        ([1.0, 2.0], np.zeros((2, 2)), {"penalty": 1.0}, ValueError, "penalty: only meaningful together with k"),
+    ],
+)
+def test_bad_input_names_the_argument(h, j, kwargs, exc, words):
+    with pytest.raises(exc, match=None) as info:
+        FeatureSelectionProblem(h, j, **kwargs)
+    assert words in str(info.value)
+
+
+def test_bad_states():
+    p = FeatureSelectionProblem([1.0, 2.0], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="x: expected binary values 0/1, got 2"):
+        p.energy([0, 2])
+    with pytest.raises(ValueError, match=r"x: expected shape"):
+        p.energy([0, 1, 1])
+    batch = ProblemBatch(np.ones((2, 2)), np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"states: expected shape \(2, \[M,\] 2\)"):
+        batch.energy(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"redundancy: expected shape \(2, 2, 2\)"):
+        ProblemBatch(np.ones((2, 2)), np.zeros((3, 2, 2)))
+    with pytest.raises(ValueError, match="index"):
+        batch[5]
