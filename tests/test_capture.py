@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from _tiny_models import GapNet, PaperNet, TokenNet, images, no_hooks_left, tokens_to_maps
+from tests._tiny_models import GapNet, PaperNet, TokenNet, images, no_hooks_left, tokens_to_maps
 from qfsel.capture import capture, eval_mode, resolve_target_layers
 from qfsel.targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget, normalize_targets
 

@@ -1,0 +1,566 @@
+"""CAM explainers: GradCAM, GradCAM++ and QFS-CAM on one shared base class.
+
+Capture (hooks, one backward pass per batch), the weighted sum with ReLU,
+min-max normalisation, bilinear upsampling and multi-layer averaging are shared
+(:class:`BaseCAM`); a method supplies only its per-map weights, like
+pytorch-grad-cam's ``get_cam_weights``. So the three methods are compared on
+equal terms.
+
+QFS-CAM (arXiv 2604.25649): keep the maps with a positive relevance (d of the
+K maps), choose a subset x in {0,1}^d minimising
+
+    E(x) = -beta * sum_p h_p x_p + (1 - beta) * sum_{p<q} J_pq x_p x_q
+
+(h = relevance / max relevance, J = redundancy), solved as a QUBO by
+``qfsel.solve``, and draw ``ReLU(sum_{p selected} alpha_p A_p)``: GradCAM
+restricted to the selected channels.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from qfsel import scoring
+from qfsel.capture import Capture, LayerCapture, LayerSpec, ReshapeTransform, capture, resolve_target_layers
+from qfsel.heatmap import aggregate_layers, min_max_normalize, weighted_map
+from qfsel.targets import TargetsLike
+
+from qfsel._checks import check_positive_int, check_unit_interval
+from qfsel.exceptions import QFSelWarning
+
+__all__ = [
+    "BaseCAM",
+    "ExplanationResult",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "LayerSelection",
+    "QFSCAM",
+    "QFSelWarning",
+]
+
+RELEVANCES = ("gradcam", "taylor", "ablation")
+OBJECTIVES = ("relevance-redundancy", "representative")
+
+
+@dataclass(frozen=True)
+class LayerSelection:
+    """QFS-CAM's selection on one target layer.
+
+    Attributes:
+        layer: the layer's name.
+        selected: per sample, the selected original channel indices (sorted, int64).
+        candidates: per sample, the d candidate channel indices given to the QUBO.
+        d: (B,) number of QUBO variables per sample.
+        energies: (B,) energy of the returned state (the solver's E(x), no penalty).
+        feasible: (B,) whether the state meets the cardinality constraint (True without k).
+        timing: ``{"total_s": solver seconds summed over calls, "solve_calls": n, "wall_s": ...}``.
+        sampler: the sampler's name.
+    """
+
+    layer: str
+    selected: list[np.ndarray]
+    candidates: list[np.ndarray]
+    d: np.ndarray
+    energies: np.ndarray
+    feasible: np.ndarray
+    timing: dict[str, float]
+    sampler: str
+
+    @property
+    def num_selected(self) -> np.ndarray:
+        """(B,) number of selected maps per sample."""
+        return np.array([len(s) for s in self.selected], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class ExplanationResult:
+    """Everything one ``explain`` call computed.
+
+    Attributes:
+        method: "gradcam", "gradcam++" or "qfs-cam".
+        heatmaps: (B, H, W) float32 in [0, 1]; input size unless ``upsample=False``.
+        raw_maps: per target layer, (B, h, w) float32 ``ReLU(sum_p w_p A_p)``
+            before normalisation, at layer resolution.
+        weights: per target layer, (B, K) float32 per-map weights used (for
+            QFS-CAM: alpha_p for selected maps, 0 elsewhere).
+        predicted: (B,) int64 argmax of the model output (-1 if not (B, C)).
+        scores: (B,) float64 target scores.
+        layer_names: names of the target layers.
+        flat: (B,) bool, samples whose map was flat on some layer (returned as 0).
+        selections: QFS-CAM only: one :class:`LayerSelection` per target layer.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from qfsel.cams import GradCAM
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> torch.manual_seed(0) is not None
+        True
+        >>> res = GradCAM(model, ["1"]).explain(torch.rand(2, 3, 8, 8), targets=[0, 1])
+        >>> res.heatmaps.shape, res.predicted.shape
+        ((2, 8, 8), (2,))
+    """
+
+    method: str
+    heatmaps: np.ndarray
+    raw_maps: list[np.ndarray]
+    weights: list[np.ndarray]
+    predicted: np.ndarray
+    scores: np.ndarray
+    layer_names: list[str]
+    flat: np.ndarray
+    selections: list[LayerSelection] | None = field(default=None)
+
+    def _single(self) -> LayerSelection | None:
+        if self.selections is None:
+            return None
+        if len(self.selections) != 1:
+            raise ValueError(
+                f"this result has {len(self.selections)} target layers; use result.selections[i] for layer i"
+            )
+        return self.selections[0]
+
+    @property
+    def selected(self) -> list[np.ndarray] | None:
+        """Selected channel indices per sample (single target layer; None for baselines)."""
+        s = self._single()
+        return None if s is None else s.selected
+
+    @property
+    def energies(self) -> np.ndarray | None:
+        """(B,) QUBO energies (single target layer; None for baselines)."""
+        s = self._single()
+        return None if s is None else s.energies
+
+    @property
+    def feasible(self) -> np.ndarray | None:
+        """(B,) feasibility (single target layer; None for baselines)."""
+        s = self._single()
+        return None if s is None else s.feasible
+
+    @property
+    def d(self) -> np.ndarray | None:
+        """(B,) QUBO size per sample (single target layer; None for baselines)."""
+        s = self._single()
+        return None if s is None else s.d
+
+    @property
+    def timing(self) -> dict[str, float] | None:
+        """Solver timing (single target layer; None for baselines)."""
+        s = self._single()
+        return None if s is None else s.timing
+
+
+class BaseCAM:
+    """Shared machinery: capture, weighted sum + ReLU, normalisation, upsampling.
+
+    Subclasses implement :meth:`get_cam_weights` (or, when they need more than
+    the captured tensors, :meth:`layer_weights`).
+
+    Args:
+        model: a torch model returning (B, C) scores (or any (B, ...) output
+            with explicit targets).
+        target_layers: a layer name, a module, or a list of them. With several
+            layers the per-layer normalised maps are averaged.
+        reshape_transform: maps a layer output that is not (B, K, H, W) (e.g.
+            transformer tokens) to (B, K, H, W).
+        upsample: True (default) resizes heatmaps to the input's H x W; False
+            keeps layer resolution (the largest one with several layers).
+    """
+
+    method: ClassVar[str] = "base"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: LayerSpec | Sequence[LayerSpec],
+        *,
+        reshape_transform: ReshapeTransform | None = None,
+        upsample: bool = True,
+    ) -> None:
+        self.model = model
+        self.target_layers = resolve_target_layers(model, target_layers)
+        if reshape_transform is not None and not callable(reshape_transform):
+            raise TypeError(f"reshape_transform must be callable or None; got {type(reshape_transform).__name__}")
+        self.reshape_transform = reshape_transform
+        if not isinstance(upsample, bool):
+            raise TypeError(f"upsample must be a bool; got {type(upsample).__name__}")
+        self.upsample = upsample
+
+    def get_cam_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        """Per-map weights (B, K) from activations and gradients (B, K, H, W)."""
+        raise NotImplementedError
+
+    def layer_weights(self, layer: LayerCapture, cap: Capture) -> tuple[torch.Tensor, LayerSelection | None]:
+        """Per-map weights for one layer; default: :meth:`get_cam_weights`."""
+        return self.get_cam_weights(layer.activations, layer.gradients), None
+
+    def explain(self, input_tensor: torch.Tensor, targets: TargetsLike = None) -> ExplanationResult:
+        """Explains a batch.
+
+        Args:
+            input_tensor: (B, C, H, W) floating batch on the model's device.
+            targets: None (predicted class), an int, a callable, or one int /
+                callable per sample (see :mod:`qfsel.targets`).
+
+        Returns:
+            An :class:`ExplanationResult`.
+
+        Raises:
+            ValueError: bad input, non-4-D layer output, NaN activations (naming
+                the sample), and method-specific errors.
+        """
+        cap = capture(self.model, input_tensor, [m for _, m in self.target_layers], targets, self.reshape_transform)
+        norms, raws, weights, selections = [], [], [], []
+        flat_any = torch.zeros(input_tensor.shape[0], dtype=torch.bool, device=input_tensor.device)
+        for layer in cap.layers:
+            w, sel = self.layer_weights(layer, cap)
+            raw = weighted_map(layer.activations, w)
+            norm, flat = min_max_normalize(raw)
+            if bool(flat.any()):
+                idx = torch.nonzero(flat).flatten().tolist()
+                warnings.warn(
+                    QFSelWarning(
+                        f"{self.method}: the map of target layer {layer.name!r} is flat (e.g. all-zero "
+                        f"gradients or no positive evidence) for sample index(es) {idx}; returned as all zeros"
+                    ),
+                    stacklevel=3,
+                )
+            flat_any |= flat.to(flat_any.device)
+            norms.append(norm)
+            raws.append(raw.detach().float().cpu().numpy())
+            weights.append(w.detach().float().cpu().numpy())
+            if sel is not None:
+                selections.append(sel)
+        if self.upsample:
+            size = (int(input_tensor.shape[2]), int(input_tensor.shape[3]))
+        else:
+            size = max((tuple(n.shape[1:]) for n in norms), key=lambda s: s[0] * s[1])
+        heat = aggregate_layers(norms, size)
+        return ExplanationResult(
+            method=self.method,
+            heatmaps=heat.detach().float().cpu().numpy().astype(np.float32),
+            raw_maps=raws,
+            weights=weights,
+            predicted=cap.predicted.cpu().numpy().astype(np.int64),
+            scores=cap.scores.double().cpu().numpy(),
+            layer_names=[layer.name for layer in cap.layers],
+            flat=flat_any.cpu().numpy(),
+            selections=selections or None,
+        )
+
+    def __call__(self, input_tensor: torch.Tensor, targets: TargetsLike = None) -> np.ndarray:
+        """Heatmaps (B, H, W) float32 in [0, 1]; see :meth:`explain`."""
+        return self.explain(input_tensor, targets).heatmaps
+
+    def __repr__(self) -> str:
+        names = [n for n, _ in self.target_layers]
+        return f"{type(self).__name__}(target_layers={names})"
+
+
+class GradCAM(BaseCAM):
+    """GradCAM (Selvaraju et al. 2017).
+
+    ``alpha_p = (1/N) sum_ij dS/dA_pij`` (eq. 1), ``L = ReLU(sum_p alpha_p A_p)``
+    (eq. 2), min-max normalised and bilinearly upsampled.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from qfsel import GradCAM
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> GradCAM(model, target_layers=["1"])(torch.rand(2, 3, 8, 8), targets=[0, 1]).shape
+        (2, 8, 8)
+    """
+
+    method: ClassVar[str] = "gradcam"
+
+    def get_cam_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return scoring.gradcam_weights(gradients)
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """GradCAM++ (Chattopadhyay et al. 2018), closed form as common implementations use.
+
+    ``a_pij = g_pij^2 / (2 g_pij^2 + (sum_ab A_pab) g_pij^3)`` (0 where the
+    denominator is 0), ``w_p = sum_ij a_pij ReLU(g_pij)``,
+    ``L = ReLU(sum_p w_p A_p)``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from qfsel import GradCAMPlusPlus
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> GradCAMPlusPlus(model, ["1"])(torch.rand(1, 3, 8, 8), targets=0).shape
+        (1, 8, 8)
+    """
+
+    method: ClassVar[str] = "gradcam++"
+
+    def get_cam_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+        return scoring.gradcampp_weights(activations, gradients)
+
+
+class QFSCAM(BaseCAM):
+    """QFS-CAM: GradCAM restricted to feature maps chosen by a QUBO (arXiv 2604.25649).
+
+    Defaults reproduce the paper: GradCAM relevance ``h_p = alpha_p / max alpha``
+    over the d maps with ``alpha_p > 0``, cosine redundancy ``J_pq = |cos(A_p, A_q)|``,
+    ``beta = 0.7``, no cardinality constraint, heatmap ``ReLU(sum_{p in S} alpha_p A_p)``.
+
+    Objectives:
+        * ``"relevance-redundancy"``: ``E(x) = -beta sum h_p x_p + (1-beta) sum_{p<q} J_pq x_p x_q``.
+        * ``"representative"`` (needs ``k``): choose k maps whose GradCAM-weighted
+          sum best reconstructs the full GradCAM map C = ReLU(sum_all alpha_p A_p):
+          ``min_x ||sum_p x_p c_p - C||^2``, ``c_p = alpha_p A_p``. Expanding
+          (``x_p^2 = x_p``) gives ``||C||^2 - sum_p g_p x_p + sum_{p<q} P_pq x_p x_q``
+          with ``g_p = 2<c_p, C> - ||c_p||^2`` and ``P_pq = 2<c_p, c_q>``. Under the
+          exactly-k constraint, adding a constant to every g_p (or every P_pq) only
+          shifts the objective by a constant, so g and P are shifted to be
+          non-negative; then ``h = s g / beta`` and ``J = s P / (1 - beta)`` (one
+          common s > 0 scaling the largest entry to 1) make the problem's energy
+          ``E = s (LS(x) + const)``: the same minimisers, in the
+          FeatureSelectionProblem form, for any 0 < beta < 1.
+
+    Relevance ``"taylor"`` is ``sum_ij G_pij A_pij``; ``"ablation"`` the drop of
+    the target score when map p is zeroed (one re-run of the model per
+    (sample, map), batched). With them, maps with non-positive relevance are
+    dropped and the heatmap still uses the GradCAM weights alpha_p of the
+    selected maps. Redundancy ``"contribution"`` is
+    ``|<alpha_p A_p, alpha_q A_q>| / max_r ||alpha_r A_r||^2`` (see :mod:`qfsel.scoring`).
+
+    When every candidate map is selected (e.g. ``beta=1.0``), the heatmap is
+    ``ReLU(sum_{alpha_p > 0} alpha_p A_p)``, which equals GradCAM's whenever no
+    map has a negative GradCAM weight.
+
+    Problems of the batch are grouped by d and each group is solved with one
+    ``qfsel.solve(ProblemBatch(...))`` call.
+
+    Args:
+        model: the network.
+        target_layers: layer name(s) or module(s); selection is per layer.
+        beta: weight of relevance versus redundancy, in [0, 1]
+            (``"representative"``: in (0, 1), without effect on the minimiser).
+        k: select exactly k maps (None: as many as minimise E). Error if k > d.
+        sampler: sampler name for ``qfsel.solve`` ("sa", "exact", "tabu", ...)
+            or a dimod sampler.
+        relevance: "gradcam", "taylor" or "ablation".
+        redundancy: "cosine", "contribution" or None (J = 0).
+        objective: "relevance-redundancy" or "representative".
+        candidates: keep only the N most relevant positive maps before the QUBO.
+        seed: passed to ``qfsel.solve``.
+        sampler_params: extra keyword arguments for ``qfsel.solve``.
+        reshape_transform, upsample: see :class:`BaseCAM`.
+        ablation_batch_size: rows per forward pass for ``relevance="ablation"``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from qfsel import QFSCAM
+        >>> torch.manual_seed(0) is not None
+        True
+        >>> model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
+        >>> cam = QFSCAM(model, ["1"], sampler="exact")
+        >>> res = cam.explain(torch.rand(2, 3, 8, 8), targets=[0, 1])
+        >>> res.heatmaps.shape, len(res.selected)
+        ((2, 8, 8), 2)
+    """
+
+    method: ClassVar[str] = "qfs-cam"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: LayerSpec | Sequence[LayerSpec],
+        beta: float = 0.7,
+        k: int | None = None,
+        sampler: Any = "sa",
+        relevance: str = "gradcam",
+        redundancy: str | None = "cosine",
+        objective: str = "relevance-redundancy",
+        candidates: int | None = None,
+        seed: int | None = None,
+        sampler_params: Mapping[str, Any] | None = None,
+        *,
+        reshape_transform: ReshapeTransform | None = None,
+        upsample: bool = True,
+        ablation_batch_size: int = 64,
+    ) -> None:
+        super().__init__(model, target_layers, reshape_transform=reshape_transform, upsample=upsample)
+        self.beta = check_unit_interval("beta", beta)
+        self.k = None if k is None else check_positive_int("k", k)
+        if relevance not in RELEVANCES:
+            raise ValueError(f"relevance must be one of {RELEVANCES}; got {relevance!r}")
+        self.relevance = relevance
+        if redundancy not in scoring.REDUNDANCIES:
+            raise ValueError(f"redundancy must be one of {scoring.REDUNDANCIES}; got {redundancy!r}")
+        self.redundancy = redundancy
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
+        self.objective = objective
+        if objective == "representative":
+            if self.k is None:
+                raise ValueError('objective="representative" needs k (the number of maps to choose); got k=None')
+            if not 0.0 < self.beta < 1.0:
+                raise ValueError(f'objective="representative" needs 0 < beta < 1; got beta={beta!r}')
+        self.candidates = None if candidates is None else check_positive_int("candidates", candidates)
+        if self.candidates is not None and self.k is not None and self.candidates < self.k:
+            raise ValueError(f"candidates: expected an integer >= k = {self.k}, got {self.candidates}")
+        if relevance == "ablation" and reshape_transform is not None:
+            raise ValueError('relevance="ablation" zeroes channels of the layer output itself; '
+                             "it cannot be combined with reshape_transform")
+        self.ablation_batch_size = check_positive_int("ablation_batch_size", ablation_batch_size)
+        self.sampler = sampler
+        self.seed = seed
+        if sampler_params is not None and not isinstance(sampler_params, Mapping):
+            raise TypeError(f"sampler_params must be a mapping or None; got {type(sampler_params).__name__}")
+        self.sampler_params = dict(sampler_params or {})
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _relevance(self, layer: LayerCapture, cap: Capture, alpha: torch.Tensor) -> torch.Tensor:
+        if self.relevance == "gradcam":
+            return alpha
+        if self.relevance == "taylor":
+            return scoring.taylor_relevance(layer.activations, layer.gradients)
+        return scoring.ablation_relevance(
+            self.model,
+            layer.module,
+            cap.input,
+            cap.targets,
+            cap.scores,
+            int(layer.activations.shape[1]),
+            batch_size=self.ablation_batch_size,
+        )
+
+    def _candidates(self, name: str, rel: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for i, r in enumerate(rel):
+            cand = np.flatnonzero(r > 0)
+            if cand.size == 0:
+                raise ValueError(
+                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {self.relevance} "
+                    f"relevance for sample index {i}, so there is nothing to select (the target score "
+                    "may not depend on this layer, e.g. all-zero gradients)"
+                )
+            if self.candidates is not None and cand.size > self.candidates:
+                order = np.argsort(-r[cand], kind="stable")[: self.candidates]
+                cand = np.sort(cand[order])
+            out.append(cand.astype(np.int64))
+        d = np.array([c.size for c in out])
+        if self.k is not None and (d < self.k).any():
+            i = int(np.flatnonzero(d < self.k)[0])
+            raise ValueError(
+                f"k={self.k} exceeds the number of candidate maps d={d[i]} (maps with positive relevance"
+                f"{'' if self.candidates is None else f', at most candidates={self.candidates}'}) of target "
+                f"layer {name!r} for sample index {i}; d per sample: {d.tolist()}"
+            )
+        return out
+
+    def _problems(
+        self, layer: LayerCapture, alpha: torch.Tensor, rel: np.ndarray, cands: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+        A = layer.activations
+        hs, js = [], []
+        if self.objective == "relevance-redundancy":
+            red = scoring.redundancy(self.redundancy, A, alpha).cpu().numpy()
+            for i, idx in enumerate(cands):
+                r = rel[i, idx].astype(np.float64)
+                hs.append(r / r.max())
+                js.append(np.ascontiguousarray(red[i][np.ix_(idx, idx)]))
+            return hs, js, self.beta
+        full = weighted_map(A, alpha)
+        g_all, p_all = (t.cpu().numpy() for t in scoring.representative_terms(A, alpha, full))
+        offdiag_cache: dict[int, np.ndarray] = {}
+        for i, idx in enumerate(cands):
+            d = idx.size
+            g = g_all[i, idx].astype(np.float64)
+            p = p_all[i][np.ix_(idx, idx)].astype(np.float64)
+            g = g - min(g.min(), 0.0)
+            if d > 1:
+                off = offdiag_cache.setdefault(d, ~np.eye(d, dtype=bool))
+                p[off] -= min(p[off].min(), 0.0)
+            h = g / self.beta
+            j = p / (1.0 - self.beta)
+            top = max(h.max(), j.max() if d > 1 else 0.0)
+            s = 1.0 / top if top > 0 else 1.0
+            hs.append(h * s)
+            js.append(j * s)
+        return hs, js, self.beta
+
+    def _solve(
+        self, name: str, hs: list[np.ndarray], js: list[np.ndarray], beta: float, cands: list[np.ndarray]
+    ) -> LayerSelection:
+        import qfsel
+        from qfsel.qubo import ProblemBatch
+
+        b = len(hs)
+        d = np.array([h.size for h in hs], dtype=np.int64)
+        selected: list[np.ndarray] = [np.empty(0, np.int64)] * b
+        energies = np.empty(b, dtype=np.float64)
+        feasible = np.empty(b, dtype=bool)
+        solver_s = 0.0
+        calls = 0
+        sampler_name = self.sampler if isinstance(self.sampler, str) else type(self.sampler).__name__
+        t0 = time.perf_counter()
+        for dval in np.unique(d):
+            members = np.flatnonzero(d == dval)
+            batch = ProblemBatch(
+                np.stack([hs[i] for i in members]),
+                np.stack([js[i] for i in members]),
+                beta=beta,
+                k=self.k,
+            )
+            params = dict(self.sampler_params)
+            if self.seed is not None:
+                params.setdefault("seed", self.seed)
+            sol = qfsel.solve(batch, self.sampler, **params)
+            calls += 1
+            states = np.asarray(sol.states).astype(bool)
+            energies[members] = np.asarray(sol.energies, dtype=np.float64)
+            feasible[members] = np.asarray(sol.feasible, dtype=bool)
+            solver_s += float(sol.timing.get("total_s", 0.0))
+            sampler_name = str(getattr(sol, "sampler", sampler_name))
+            for row, i in enumerate(members):
+                selected[i] = cands[i][states[row]]
+        timing = {"total_s": solver_s, "solve_calls": float(calls), "wall_s": time.perf_counter() - t0}
+        return LayerSelection(
+            layer=name,
+            selected=selected,
+            candidates=cands,
+            d=d,
+            energies=energies,
+            feasible=feasible,
+            timing=timing,
+            sampler=sampler_name,
+        )
+
+    def layer_weights(self, layer: LayerCapture, cap: Capture) -> tuple[torch.Tensor, LayerSelection]:
+        alpha = scoring.gradcam_weights(layer.gradients)
+        rel = self._relevance(layer, cap, alpha).detach().double().cpu().numpy()
+        cands = self._candidates(layer.name, rel)
+        hs, js, beta = self._problems(layer, alpha, rel, cands)
+        sel = self._solve(layer.name, hs, js, beta, cands)
+        mask = torch.zeros_like(alpha)
+        for i, s in enumerate(sel.selected):
+            mask[i, torch.as_tensor(s, dtype=torch.long, device=mask.device)] = 1
+        return alpha * mask, sel
+
+    def __repr__(self) -> str:
+        names = [n for n, _ in self.target_layers]
+        return (
+            f"QFSCAM(target_layers={names}, beta={self.beta}, k={self.k}, sampler={self.sampler!r}, "
+            f"relevance={self.relevance!r}, redundancy={self.redundancy!r}, objective={self.objective!r}, "
+            f"candidates={self.candidates})"
+        )

@@ -1,0 +1,61 @@
+"""Heatmaps from per-map weights: weighted sum, ReLU, min-max normalisation, upsampling.
+
+Shared by every CAM method so that baselines and QFS-CAM are compared on equal
+terms: a method only supplies the per-map weights ``w`` (B, K).
+
+``raw = ReLU(sum_p w_p A_p)``; ``normalised = (raw - min) / (max - min)`` per
+sample (a flat map becomes all zeros and is reported); then a bilinear resize
+(``align_corners=False``), which keeps values in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["aggregate_layers", "min_max_normalize", "upsample", "weighted_map"]
+
+#: Maps whose (max - min) is at or below this are treated as flat.
+FLAT_TOLERANCE = 1e-12
+
+
+def weighted_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``ReLU(sum_p w_p A_p)``: (B, K, H, W), (B, K) -> (B, H, W), in the activations' dtype."""
+    if activations.ndim != 4 or weights.shape != activations.shape[:2]:
+        raise ValueError(
+            f"weights must be (B, K) matching activations (B, K, H, W) = {tuple(activations.shape)}; "
+            f"got {tuple(weights.shape)}"
+        )
+    cam = torch.einsum("bk,bkhw->bhw", weights.to(activations.dtype), activations)
+    return torch.relu(cam)
+
+
+def min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample min-max normalisation of (B, H, W) maps.
+
+    Returns:
+        ``(normalised, flat)``: the maps in [0, 1] and a (B,) bool tensor marking
+        flat maps (max - min <= FLAT_TOLERANCE), which are returned as zeros.
+    """
+    flat_view = maps.flatten(1)
+    lo = flat_view.amin(dim=1)
+    hi = flat_view.amax(dim=1)
+    span = hi - lo
+    flat = span <= FLAT_TOLERANCE
+    safe = torch.where(flat, torch.ones_like(span), span)
+    out = (maps - lo[:, None, None]) / safe[:, None, None]
+    out = torch.where(flat[:, None, None], torch.zeros_like(out), out)
+    return out.clamp_(0.0, 1.0), flat
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (B, H, W) maps to ``size`` = (H_out, W_out)."""
+    if tuple(maps.shape[1:]) == tuple(size):
+        return maps
+    out = F.interpolate(maps.unsqueeze(1).float(), size=tuple(size), mode="bilinear", align_corners=False)
+    return out.squeeze(1).to(maps.dtype).clamp_(0.0, 1.0)
+
+
+def aggregate_layers(maps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """Mean of per-layer normalised maps after resizing each to ``size``."""
+    return torch.stack([upsample(m, size) for m in maps]).mean(dim=0)

@@ -1,0 +1,385 @@
+"""GradCAM, GradCAM++ and QFS-CAM against hand formulas (numpy) and brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from tests._tiny_models import GapNet, PaperNet, TokenNet, TwoLayerNet, images, no_hooks_left, tokens_to_maps
+from qfsel.capture import capture
+from qfsel.cams import QFSCAM, ExplanationResult, GradCAM, GradCAMPlusPlus, QFSelWarning
+from qfsel import scoring
+from qfsel.targets import ClassifierOutputSoftmaxTarget
+
+
+# ---------------------------------------------------------------- hand formulas (numpy)
+def minmax(m: np.ndarray) -> np.ndarray:
+    lo = m.min(axis=(1, 2), keepdims=True)
+    hi = m.max(axis=(1, 2), keepdims=True)
+    return (m - lo) / (hi - lo)
+
+
+def bilinear(m: np.ndarray, out: int) -> np.ndarray:
+    """PyTorch's bilinear resize (align_corners=False) of (B, n, n) maps, by hand."""
+    n = m.shape[1]
+
+    def axis(o):
+        src = np.maximum((np.arange(o) + 0.5) * n / o - 0.5, 0.0)
+        i0 = np.floor(src).astype(int)
+        i1 = np.minimum(i0 + 1, n - 1)
+        return i0, i1, src - i0
+
+    r0, r1, wr = axis(out)
+    c0, c1, wc = axis(out)
+    top = m[:, r0][:, :, c0] * (1 - wc) + m[:, r0][:, :, c1] * wc
+    bot = m[:, r1][:, :, c0] * (1 - wc) + m[:, r1][:, :, c1] * wc
+    return top * (1 - wr)[None, :, None] + bot * wr[None, :, None]
+
+
+def paper_tensors(model: PaperNet, x: torch.Tensor, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Activations and gradients of PaperNet's "bn" layer, by hand (no hooks)."""
+    model.eval()
+    with torch.no_grad():
+        a = model.features(x).double().numpy()
+    w = model.fc.weight.detach().double().numpy().reshape(-1, model.k, model.size, model.size)
+    g = np.stack([w[c] for c in classes])
+    return a, g
+
+
+def hand_gradcampp(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    s = a.sum(axis=(2, 3), keepdims=True)
+    denom = 2 * g**2 + s * g**3
+    alpha = np.where(denom != 0, g**2 / np.where(denom != 0, denom, 1), 0.0)
+    return (alpha * np.maximum(g, 0)).sum(axis=(2, 3))
+
+
+def energy(h, j, beta, x):
+    return -beta * h @ x + (1 - beta) * x @ np.triu(j, 1) @ x
+
+
+def brute_force(h, j, beta, k=None):
+    d = len(h)
+    best, arg = np.inf, None
+    for bits in itertools.product([0, 1], repeat=d):
+        x = np.array(bits, dtype=float)
+        if k is not None and x.sum() != k:
+            continue
+        e = energy(h, j, beta, x)
+        if e < best - 1e-12:
+            best, arg = e, x
+    return best, np.flatnonzero(arg)
+
+
+# ---------------------------------------------------------------- GradCAM / GradCAM++
+def test_gradcam_matches_hand_formula():
+    model, x, classes = PaperNet(), images(4), [0, 1, 1, 2]
+    a, g = paper_tensors(model, x, classes)
+    alpha = g.mean(axis=(2, 3))
+    raw = np.maximum(np.einsum("bk,bkhw->bhw", alpha, a), 0)
+    res = GradCAM(model, ["bn"], upsample=False).explain(x, targets=classes)
+    np.testing.assert_allclose(res.weights[0], alpha, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(res.raw_maps[0], raw, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(res.heatmaps, minmax(raw), atol=1e-5)
+    assert res.heatmaps.dtype == np.float32 and res.selections is None and res.selected is None
+    assert res.method == "gradcam" and res.layer_names == ["bn"]
+
+
+def test_gradcampp_matches_hand_formula():
+    model, x, classes = PaperNet(), images(4), [2, 0, 1, 2]
+    a, g = paper_tensors(model, x, classes)
+    w = hand_gradcampp(a, g)
+    raw = np.maximum(np.einsum("bk,bkhw->bhw", w, a), 0)
+    res = GradCAMPlusPlus(model, ["bn"], upsample=False).explain(x, targets=classes)
+    np.testing.assert_allclose(res.weights[0], w, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(res.heatmaps, minmax(raw), atol=1e-5)
+    # differs from GradCAM on this model (otherwise the test would not tell them apart)
+    assert not np.allclose(GradCAM(model, ["bn"]).explain(x, targets=classes).heatmaps, res.heatmaps, atol=1e-3)
+
+
+def test_upsampling_is_bilinear_to_input_size():
+    model, x = TwoLayerNet(), images(3, size=6)
+    cam = GradCAM(model, ["act2"])
+    low = GradCAM(model, ["act2"], upsample=False)(x, targets=0)
+    high = cam(x, targets=0)
+    assert low.shape == (3, 3, 3) and high.shape == (3, 6, 6)
+    np.testing.assert_allclose(high, bilinear(low.astype(np.float64), 6), atol=1e-6)
+    assert high.min() >= 0 and high.max() <= 1
+
+
+def test_several_layers_average_normalised_maps():
+    model, x = TwoLayerNet(), images(3)
+    both = GradCAM(model, ["act1", "act2"]).explain(x, targets=0)
+    one = GradCAM(model, ["act1"])(x, targets=0)
+    two = GradCAM(model, ["act2"])(x, targets=0)
+    np.testing.assert_allclose(both.heatmaps, (one + two) / 2, atol=1e-6)
+    assert [r.shape for r in both.raw_maps] == [(3, 6, 6), (3, 3, 3)]
+    assert GradCAM(model, ["act1", "act2"], upsample=False)(x).shape == (3, 6, 6)
+
+
+# ---------------------------------------------------------------- relevance identities
+def test_taylor_relevance_is_the_logit_contribution_for_gap_head():
+    model, x = GapNet(), images(3)
+    cap = capture(model, x, ["act"], targets=[0, 1, 2])
+    layer = cap.layers[0]
+    t = scoring.taylor_relevance(layer.activations, layer.gradients).double().numpy()
+    w = model.fc.weight.detach().double().numpy()
+    mean_a = layer.activations.double().mean(dim=(2, 3)).numpy()
+    for i, c in enumerate([0, 1, 2]):
+        np.testing.assert_allclose(t[i], w[c] * mean_a[i], rtol=1e-5, atol=1e-8)
+        assert t[i].sum() + model.fc.bias[c].item() == pytest.approx(cap.scores[i].item(), rel=1e-5)
+
+
+def test_ablation_relevance_is_the_exact_score_drop():
+    model, x, classes = GapNet(), images(3) * 4, [2, 0, 1]
+    targets = [ClassifierOutputSoftmaxTarget(c) for c in classes]  # a nonlinear score
+    cap = capture(model, x, ["conv"], targets=targets)
+    layer = cap.layers[0]
+    drops = scoring.ablation_relevance(model, model.conv, x, cap.targets, cap.scores, 6, batch_size=5).numpy()
+    with torch.no_grad():
+        a = model.conv(x)
+        for i, c in enumerate(classes):
+            full = torch.softmax(model(x[i : i + 1]), dim=1)[0, c]
+            for p in range(6):
+                ab = a[i : i + 1].clone()
+                ab[0, p] = 0
+                s = torch.softmax(model.fc(torch.relu(ab).mean(dim=(2, 3))), dim=1)[0, c]
+                assert drops[i, p] == pytest.approx((full - s).item(), abs=1e-6)
+    taylor = scoring.taylor_relevance(layer.activations, layer.gradients).numpy()
+    # the softmax makes them differ (they coincide for a logit target: see the Taylor test)
+    assert np.abs(drops - taylor).max() > 5e-4  # far above float32 noise (~1e-7)
+    assert no_hooks_left(model)
+
+
+# ---------------------------------------------------------------- QFS-CAM
+def test_all_selected_equals_gradcam_when_all_weights_positive():
+    model, x = GapNet(), images(4)
+    with torch.no_grad():
+        model.fc.weight.abs_()  # every alpha_p = W_cp / HW > 0
+    q = QFSCAM(model, ["act"], beta=1.0, sampler="exact").explain(x)
+    g = GradCAM(model, ["act"]).explain(x)
+    assert all(s.tolist() == list(range(6)) for s in q.selected)
+    assert (q.d == 6).all()
+    np.testing.assert_array_equal(q.heatmaps, g.heatmaps)
+    np.testing.assert_array_equal(q.raw_maps[0], g.raw_maps[0])
+
+
+def test_all_selected_is_gradcam_over_positive_maps():
+    model, x, classes = PaperNet(), images(3), [0, 1, 2]
+    a, g = paper_tensors(model, x, classes)
+    alpha = g.mean(axis=(2, 3))
+    raw = np.maximum(np.einsum("bk,bkhw->bhw", np.where(alpha > 0, alpha, 0), a), 0)
+    res = QFSCAM(model, ["bn"], beta=1.0, sampler="exact", upsample=False).explain(x, targets=classes)
+    assert [s.tolist() for s in res.selected] == [np.flatnonzero(al > 0).tolist() for al in alpha]
+    np.testing.assert_allclose(res.heatmaps, minmax(raw), atol=1e-5)
+
+
+def hand_problem(a, g, redundancy):
+    alpha = g.mean(axis=(1, 2))
+    idx = np.flatnonzero(alpha > 0)
+    h = alpha[idx] / alpha[idx].max()
+    flat = a[idx].reshape(len(idx), -1)
+    if redundancy == "cosine":
+        unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+        j = np.abs(unit @ unit.T)
+    else:
+        c = flat * alpha[idx, None]
+        gram = c @ c.T
+        j = np.abs(gram) / np.diag(gram).max()
+    np.fill_diagonal(j, 0)
+    return idx, h, j
+
+
+@pytest.mark.parametrize("redundancy", ["cosine", "contribution"])
+@pytest.mark.parametrize(("beta", "k"), [(0.7, None), (0.4, None), (0.7, 3)])
+def test_qfscam_selection_is_the_exact_optimum(redundancy, beta, k):
+    model, x = PaperNet(k=8), torch.cat([images(2, seed=1), images(2, seed=2) * 2 - 0.5])
+    res = QFSCAM(model, ["bn"], beta=beta, k=k, redundancy=redundancy, sampler="exact").explain(x)
+    cap = capture(model, x, ["bn"])
+    acts = cap.layers[0].activations.double().numpy()
+    grads = cap.layers[0].gradients.double().numpy()
+    for i in range(len(x)):
+        idx, h, j = hand_problem(acts[i], grads[i], redundancy)
+        best, sel = brute_force(h, j, beta, k)
+        assert res.d[i] == len(idx)
+        assert res.selected[i].tolist() == idx[sel].tolist()
+        assert res.energies[i] == pytest.approx(best, abs=1e-6)
+    assert res.feasible.all()
+    if k is not None:
+        assert (res.selections[0].num_selected == k).all()
+
+
+def test_heatmap_is_gradcam_restricted_to_selected_maps():
+    model, x, classes = PaperNet(), images(3), [1, 1, 0]
+    a, g = paper_tensors(model, x, classes)
+    alpha = g.mean(axis=(2, 3))
+    res = QFSCAM(model, ["bn"], k=2, sampler="exact", upsample=False).explain(x, targets=classes)
+    for i, sel in enumerate(res.selected):
+        raw = np.maximum(np.einsum("k,khw->hw", alpha[i, sel], a[i, sel]), 0)
+        np.testing.assert_allclose(res.raw_maps[0][i], raw, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(res.heatmaps[i], minmax(raw[None])[0], atol=1e-5)
+
+
+def test_representative_selection_is_the_least_squares_optimum():
+    model, x, k = PaperNet(k=8), torch.cat([images(2, seed=3), images(2, seed=4) * 3 - 1]), 3
+    res = QFSCAM(model, ["bn"], objective="representative", k=k, sampler="exact").explain(x)
+    cap = capture(model, x, ["bn"])
+    acts = cap.layers[0].activations.double().numpy()
+    alpha = cap.layers[0].gradients.double().mean(dim=(2, 3)).numpy()
+    for i in range(len(x)):
+        c = acts[i] * alpha[i][:, None, None]
+        full = np.maximum(c.sum(axis=0), 0)
+        idx = np.flatnonzero(alpha[i] > 0)
+        errs = {s: np.sum((c[list(s)].sum(axis=0) - full) ** 2) for s in itertools.combinations(idx.tolist(), k)}
+        best = min(errs, key=errs.get)
+        assert res.selected[i].tolist() == list(best), (errs[tuple(res.selected[i].tolist())], errs[best])
+
+
+def test_candidates_keep_the_most_relevant_maps():
+    model, x = PaperNet(k=8), images(4)
+    res = QFSCAM(model, ["bn"], candidates=3, beta=1.0, sampler="exact").explain(x)
+    alpha = res.selections[0]
+    cap = capture(model, x, ["bn"])
+    weights = cap.layers[0].gradients.mean(dim=(2, 3)).numpy()
+    assert (res.d == 3).all()
+    for i in range(4):
+        top = np.sort(np.argsort(-weights[i])[:3])
+        assert alpha.candidates[i].tolist() == top.tolist() == res.selected[i].tolist()
+
+
+def test_taylor_and_ablation_relevance_run_through_qfscam():
+    model, x = GapNet(), images(3)
+    t = QFSCAM(model, ["act"], relevance="taylor", sampler="exact").explain(x)
+    a = QFSCAM(model, ["act"], relevance="ablation", sampler="exact").explain(x)
+    # GAP + linear head is linear in A: ablation drop == Taylor term, so the selections agree.
+    assert [s.tolist() for s in t.selected] == [s.tolist() for s in a.selected]
+    assert no_hooks_left(model)
+
+
+def test_batch_equals_one_by_one():
+    model, x = PaperNet(), torch.cat([images(2, seed=5), images(2, seed=6) * 2 - 0.5])
+    for cam in (GradCAM(model, ["bn"]), GradCAMPlusPlus(model, ["bn"]), QFSCAM(model, ["bn"], sampler="exact")):
+        batch = cam.explain(x)
+        for i in range(len(x)):
+            one = cam.explain(x[i : i + 1])
+            np.testing.assert_allclose(batch.heatmaps[i], one.heatmaps[0], atol=1e-6)
+            assert batch.predicted[i] == one.predicted[0]
+            if batch.selections is not None:
+                assert batch.selected[i].tolist() == one.selected[0].tolist()
+                assert batch.d[i] == one.d[0]
+
+
+def test_several_layers_select_per_layer():
+    model, x = TwoLayerNet(), images(2)
+    res = QFSCAM(model, ["act1", "act2"], sampler="exact").explain(x, targets=0)
+    assert [s.layer for s in res.selections] == ["act1", "act2"]
+    assert all(sel.max() < 5 for sel in res.selections[0].selected)
+    with pytest.raises(ValueError, match="selections\\[i\\]"):
+        res.selected
+    single = [QFSCAM(model, [n], sampler="exact")(x, targets=0) for n in ("act1", "act2")]
+    np.testing.assert_allclose(res.heatmaps, (single[0] + single[1]) / 2, atol=1e-6)
+
+
+def test_call_returns_float32_unit_maps_and_result_fields():
+    model, x = PaperNet(), images(3)
+    cam = QFSCAM(model, ["bn"], sampler="exact")
+    maps = cam(x)
+    assert maps.shape == (3, 6, 6) and maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() <= 1 and np.isfinite(maps).all()
+    res = cam.explain(x)
+    assert isinstance(res, ExplanationResult)
+    assert res.scores.shape == (3,) and res.predicted.shape == (3,)
+    assert set(res.timing) >= {"total_s", "solve_calls"} and res.selections[0].sampler == "exact"
+    assert "QFSCAM(" in repr(cam)
+
+
+# ---------------------------------------------------------------- bad input
+def test_k_larger_than_d_lists_d():
+    model, x = PaperNet(), images(2)
+    with pytest.raises(ValueError, match=r"k=7 exceeds .* d=5 .*sample index 0.*d per sample: \[5, 5\]"):
+        QFSCAM(model, ["bn"], k=7, sampler="exact")(x)
+    assert no_hooks_left(model)
+
+
+def test_no_positive_weight_names_the_sample():
+    model = GapNet()
+    with torch.no_grad():
+        model.fc.weight[0] = -model.fc.weight[0].abs()
+        model.fc.weight[1] = model.fc.weight[1].abs()
+    with pytest.raises(ValueError, match="sample index 1"):
+        QFSCAM(model, ["act"], sampler="exact")(images(2), targets=[1, 0])
+
+
+@pytest.mark.parametrize("cls", [GradCAM, GradCAMPlusPlus])
+def test_all_zero_gradients_give_flat_map_and_warning(cls):
+    model = GapNet()
+    with torch.no_grad():
+        model.fc.weight[2] = 0.0
+    with pytest.warns(QFSelWarning, match=r"flat.*\[0, 1\]"):
+        res = cls(model, ["act"]).explain(images(2), targets=2)
+    assert np.isfinite(res.heatmaps).all() and (res.heatmaps == 0).all() and res.flat.all()
+
+
+def test_all_zero_gradients_qfscam_has_nothing_to_select():
+    model = GapNet()
+    with torch.no_grad():
+        model.fc.weight[2] = 0.0
+    with pytest.raises(ValueError, match="sample index 0.*all-zero gradients"):
+        QFSCAM(model, ["act"], sampler="exact")(images(2), targets=2)
+
+
+@pytest.mark.parametrize("make", [lambda m: GradCAM(m, ["bn"]), lambda m: QFSCAM(m, ["bn"], sampler="exact")])
+def test_nan_activations_name_the_sample(make):
+    model = PaperNet()
+    x = images(3)
+    x[1, 2, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN.*sample index 1"):
+        make(model)(x)
+    assert no_hooks_left(model)
+
+
+@pytest.mark.parametrize("cls", [GradCAM, GradCAMPlusPlus, QFSCAM])
+def test_bad_input_rank_and_channels(cls):
+    model = PaperNet()
+    cam = cls(model, ["bn"])
+    with pytest.raises(ValueError, match="4-D"):
+        cam(torch.rand(3, 6, 6))
+    with pytest.raises(ValueError, match="1 channels.*expects 3"):
+        cam(torch.rand(2, 1, 6, 6))
+    assert no_hooks_left(model)
+
+
+def test_layer_errors():
+    with pytest.raises(ValueError, match="'nope' is not a submodule.*'conv'"):
+        GradCAM(PaperNet(), ["nope"])
+    with pytest.raises(ValueError, match="reshape_transform"):
+        GradCAM(TokenNet(), ["tokens"])(images(1))
+    res = GradCAM(TokenNet(), ["tokens"], reshape_transform=tokens_to_maps(6))(images(2), targets=0)
+    np.testing.assert_allclose(res, GradCAM(TokenNet(), ["act"])(images(2), targets=0), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "pattern"),
+    [
+        ({"objective": "representative"}, ValueError, "needs k"),
+        ({"objective": "representative", "k": 2, "beta": 1.0}, ValueError, "0 < beta < 1"),
+        ({"beta": 1.5}, ValueError, "beta"),
+        ({"k": 0}, ValueError, "k"),
+        ({"relevance": "shap"}, ValueError, "relevance must be one of"),
+        ({"redundancy": "l2"}, ValueError, "redundancy must be one of"),
+        ({"objective": "min"}, ValueError, "objective must be one of"),
+        ({"candidates": 2, "k": 3}, ValueError, "candidates"),
+        ({"sampler_params": [1]}, TypeError, "sampler_params"),
+        ({"relevance": "ablation", "reshape_transform": lambda t: t}, ValueError, "reshape_transform"),
+    ],
+)
+def test_bad_qfscam_arguments(kwargs, err, pattern):
+    with pytest.raises(err, match=pattern):
+        QFSCAM(PaperNet(), ["bn"], **kwargs)
+
+
+def test_unknown_sampler_is_reported():
+    with pytest.raises(ValueError, match="sampler"):
+        QFSCAM(PaperNet(), ["bn"], sampler="no-such-sampler")(images(1))
