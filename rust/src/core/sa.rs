@@ -1,1 +1,870 @@
-//! (placeholder, filled by the sampler work)
+//! Simulated annealing: single-flip Metropolis on dense or sparse QUBOs, and a
+//! cardinality-preserving annealer whose moves swap one selected and one
+//! unselected variable.
+//!
+//! # Model
+//!
+//! A binary QUBO `E(x) = sum_i Q_ii x_i + sum_{i<j} W_ij x_i x_j + c` is held as
+//! its diagonal and the *symmetric* off-diagonal couplings `W` (a full dense
+//! `n x n` matrix, [`DenseModel`], or a symmetric CSR adjacency, [`CsrModel`]),
+//! in `f32` or `f64` ([`Real`]). Each read keeps the local fields
+//! `f_i = sum_j W_ij x_j`, so the energy change of flipping `i` is
+//! `+(Q_ii + f_i)` when `x_i = 0` and `-(Q_ii + f_i)` when `x_i = 1`, an `O(1)`
+//! test; an accepted flip adds or subtracts row `i` of `W` to the fields
+//! (`O(n)` dense, `O(deg i)` sparse). Reported energies are always recomputed
+//! in `f64` from the original coefficients, so `f32` fields never leak into the
+//! results.
+//!
+//! # Moves and sweeps
+//!
+//! * Flip annealer ([`anneal_flip`]): a sweep visits `i = 0..n` in order and
+//!   proposes to flip each once (as dwave-samplers does by default).
+//! * Swap annealer ([`anneal_swap`]): a state has exactly `k` ones; a move picks
+//!   a uniformly random selected `i` and unselected `j` and swaps them. With
+//!   `d_v = Q_vv + f_v` its energy change is `d_j - d_i - W_ij` (the field at
+//!   `j` still counts `i`). A sweep is `n` attempted swaps.
+//!
+//! Acceptance is Metropolis: `delta <= 0` always, otherwise with probability
+//! `exp(-beta delta)` (skipped, i.e. rejected, when `beta delta` exceeds the
+//! point where that probability is below the uniform variate's resolution).
+//! One sweep is run at each beta of the schedule.
+//!
+//! # Default beta range
+//!
+//! [`default_beta_range_flip`] and [`default_beta_range_swap`] derive the range
+//! from the instance: starting from a deterministic state (all zeros, or the
+//! `k` variables with the lowest `Q_ii`), steepest descent reaches a local
+//! minimum; there all single moves' energy changes `delta` are computed.
+//! * hot:  `beta0 = ln 2 / max |delta|` (the largest excitation out of a
+//!   low-energy state is accepted with probability 1/2);
+//! * cold: `beta1 = ln 100 / min |delta|` over the nonzero changes, with
+//!   `min |delta|` floored at `1e-3 max |delta|` (the easiest excitation is
+//!   accepted with probability 1/100 on the last sweep).
+//!
+//! # Reproducibility
+//!
+//! Read `r` of problem `p` draws every random number from
+//! `rng::stream(seed, p, r)`, so results do not depend on the thread count.
+
+use std::ops::{Add, AddAssign, Mul, Neg, Sub, SubAssign};
+
+use rand::RngCore;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+
+use super::error::{CoreError, CoreResult};
+use super::rng::stream;
+
+/// The float type of couplings and local fields (`f32` or `f64`).
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Default
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + 'static
+{
+    const ZERO: Self;
+    /// `beta * delta` above which the acceptance probability is below the
+    /// resolution of [`Real::unit`].
+    const CUTOFF: Self;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn exp(self) -> Self;
+    /// A uniform variate in [0, 1) from 64 random bits.
+    fn unit(bits: u64) -> Self;
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const CUTOFF: Self = 17.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    #[inline(always)]
+    fn unit(bits: u64) -> Self {
+        (bits >> 40) as f32 * (1.0 / 16_777_216.0)
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const CUTOFF: Self = 37.0;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    #[inline(always)]
+    fn unit(bits: u64) -> Self {
+        (bits >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
+    }
+}
+
+/// Symmetric couplings of a QUBO as the annealers need them.
+pub trait Couplings<F: Real>: Sync {
+    fn n(&self) -> usize;
+    /// `Q_ii`.
+    fn diag(&self) -> &[F];
+    /// `f += W_i` (row `i` of the symmetric couplings).
+    fn add_row(&self, i: usize, f: &mut [F]);
+    /// `f -= W_i`.
+    fn sub_row(&self, i: usize, f: &mut [F]);
+    /// Exact `f64` energy of a 0/1 state, offset included.
+    fn energy(&self, x: &[u8]) -> f64;
+    /// Energy changes smaller than this count as zero (rounding of the fields).
+    fn tolerance(&self) -> F;
+}
+
+/// A dense QUBO: diagonal and full symmetric couplings in `F`, plus the
+/// original upper-triangular `f64` matrix for exact energies.
+pub struct DenseModel<'a, F: Real> {
+    n: usize,
+    diag: Vec<F>,
+    w: Vec<F>,
+    q: &'a [f64],
+    offset: f64,
+    tol: F,
+}
+
+impl<'a, F: Real> DenseModel<'a, F> {
+    /// From a row-major `n x n` QUBO (upper-triangular by convention; a
+    /// nonzero lower triangle is added to the upper one).
+    pub fn new(q: &'a [f64], n: usize, offset: f64) -> CoreResult<Self> {
+        if q.len() != n * n {
+            return Err(CoreError::invalid("Q", format!("expected {n}x{n} = {} entries, got {}", n * n, q.len())));
+        }
+        let mut diag = Vec::with_capacity(n);
+        let mut w = vec![F::ZERO; n * n];
+        let mut scale = 0.0f64;
+        for a in 0..n {
+            diag.push(F::from_f64(q[a * n + a]));
+            scale = scale.max(q[a * n + a].abs());
+            for b in a + 1..n {
+                let v = q[a * n + b] + q[b * n + a];
+                w[a * n + b] = F::from_f64(v);
+                w[b * n + a] = F::from_f64(v);
+                scale = scale.max(v.abs());
+            }
+        }
+        let tol = F::from_f64(tolerance_for::<F>(scale, n));
+        Ok(DenseModel { n, diag, w, q, offset, tol })
+    }
+
+    /// Row `i` of the symmetric couplings.
+    #[inline(always)]
+    pub fn row(&self, i: usize) -> &[F] {
+        &self.w[i * self.n..(i + 1) * self.n]
+    }
+
+    /// Exact energy of the state whose ones are `ones`.
+    pub fn energy_of_ones(&self, ones: &[u32]) -> f64 {
+        let n = self.n;
+        let mut e = self.offset;
+        for (t, &a) in ones.iter().enumerate() {
+            let a = a as usize;
+            e += self.q[a * n + a];
+            for &b in &ones[t + 1..] {
+                let b = b as usize;
+                e += self.q[a * n + b] + self.q[b * n + a];
+            }
+        }
+        e
+    }
+}
+
+fn tolerance_for<F: Real>(scale: f64, n: usize) -> f64 {
+    // Rounding of a field after many updates: a few ulps of the largest
+    // coefficient times the row length.
+    let eps = if std::mem::size_of::<F>() == 4 { f32::EPSILON as f64 } else { f64::EPSILON };
+    (scale * eps * (4.0 + (n as f64).sqrt())).max(f64::MIN_POSITIVE)
+}
+
+impl<F: Real> Couplings<F> for DenseModel<'_, F> {
+    #[inline(always)]
+    fn n(&self) -> usize {
+        self.n
+    }
+    #[inline(always)]
+    fn diag(&self) -> &[F] {
+        &self.diag
+    }
+    #[inline(always)]
+    fn add_row(&self, i: usize, f: &mut [F]) {
+        for (fv, &wv) in f.iter_mut().zip(self.row(i)) {
+            *fv += wv;
+        }
+    }
+    #[inline(always)]
+    fn sub_row(&self, i: usize, f: &mut [F]) {
+        for (fv, &wv) in f.iter_mut().zip(self.row(i)) {
+            *fv -= wv;
+        }
+    }
+    fn energy(&self, x: &[u8]) -> f64 {
+        let ones: Vec<u32> = (0..self.n as u32).filter(|&i| x[i as usize] != 0).collect();
+        self.energy_of_ones(&ones)
+    }
+    fn tolerance(&self) -> F {
+        self.tol
+    }
+}
+
+/// A sparse QUBO: diagonal plus a symmetric CSR adjacency in `F`, and the
+/// original `f64` linear terms and edge list for exact energies.
+pub struct CsrModel<F: Real> {
+    n: usize,
+    diag: Vec<F>,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    data: Vec<F>,
+    linear: Vec<f64>,
+    edges: Vec<(u32, u32, f64)>,
+    offset: f64,
+    tol: F,
+}
+
+impl<F: Real> CsrModel<F> {
+    /// From linear terms and an edge list `(rows, cols, values)` (as dimod's
+    /// `to_numpy_vectors` gives it; duplicate edges add up).
+    pub fn new(linear: &[f64], rows: &[i64], cols: &[i64], vals: &[f64], offset: f64) -> CoreResult<Self> {
+        let n = linear.len();
+        if rows.len() != cols.len() || rows.len() != vals.len() {
+            return Err(CoreError::invalid("quadratic", "rows, cols and values must have the same length"));
+        }
+        let mut deg = vec![0usize; n + 1];
+        let mut edges = Vec::with_capacity(rows.len());
+        let mut scale = linear.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for ((&r, &c), &v) in rows.iter().zip(cols).zip(vals) {
+            if r < 0 || c < 0 || r as usize >= n || c as usize >= n {
+                return Err(CoreError::invalid("quadratic", format!("edge ({r}, {c}) outside 0..{n}")));
+            }
+            if r == c {
+                return Err(CoreError::invalid("quadratic", format!("self-loop ({r}, {c})")));
+            }
+            deg[r as usize + 1] += 1;
+            deg[c as usize + 1] += 1;
+            edges.push((r as u32, c as u32, v));
+            scale = scale.max(v.abs());
+        }
+        for i in 0..n {
+            deg[i + 1] += deg[i];
+        }
+        let indptr = deg.clone();
+        let mut fill = deg;
+        let mut indices = vec![0u32; indptr[n]];
+        let mut data = vec![F::ZERO; indptr[n]];
+        for &(r, c, v) in &edges {
+            for (a, b) in [(r, c), (c, r)] {
+                let p = fill[a as usize];
+                indices[p] = b;
+                data[p] = F::from_f64(v);
+                fill[a as usize] += 1;
+            }
+        }
+        let max_deg = (0..n).map(|i| indptr[i + 1] - indptr[i]).max().unwrap_or(0);
+        Ok(CsrModel {
+            n,
+            diag: linear.iter().map(|&v| F::from_f64(v)).collect(),
+            indptr,
+            indices,
+            data,
+            linear: linear.to_vec(),
+            edges,
+            offset,
+            tol: F::from_f64(tolerance_for::<F>(scale, max_deg + 1)),
+        })
+    }
+}
+
+impl<F: Real> Couplings<F> for CsrModel<F> {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn diag(&self) -> &[F] {
+        &self.diag
+    }
+    #[inline(always)]
+    fn add_row(&self, i: usize, f: &mut [F]) {
+        let (s, e) = (self.indptr[i], self.indptr[i + 1]);
+        for (&j, &v) in self.indices[s..e].iter().zip(&self.data[s..e]) {
+            f[j as usize] += v;
+        }
+    }
+    #[inline(always)]
+    fn sub_row(&self, i: usize, f: &mut [F]) {
+        let (s, e) = (self.indptr[i], self.indptr[i + 1]);
+        for (&j, &v) in self.indices[s..e].iter().zip(&self.data[s..e]) {
+            f[j as usize] -= v;
+        }
+    }
+    fn energy(&self, x: &[u8]) -> f64 {
+        let mut e = self.offset;
+        for (i, &v) in self.linear.iter().enumerate() {
+            if x[i] != 0 {
+                e += v;
+            }
+        }
+        for &(r, c, v) in &self.edges {
+            if x[r as usize] != 0 && x[c as usize] != 0 {
+                e += v;
+            }
+        }
+        e
+    }
+    fn tolerance(&self) -> F {
+        self.tol
+    }
+}
+
+#[inline(always)]
+fn metropolis<F: Real>(beta: F, delta: F, rng: &mut Xoshiro256PlusPlus) -> bool {
+    let bd = beta * delta;
+    if !(bd > F::ZERO) {
+        true
+    } else if bd > F::CUTOFF {
+        false
+    } else {
+        F::unit(rng.next_u64()) < (-bd).exp()
+    }
+}
+
+/// Uniform index below `m` (`m < 2^32`) from 32 random bits (multiply-shift).
+#[inline(always)]
+fn below(bits32: u64, m: usize) -> usize {
+    ((bits32 & 0xFFFF_FFFF) * m as u64 >> 32) as usize
+}
+
+/// Recompute the local fields of `x` from scratch.
+pub fn fields_of<F: Real, C: Couplings<F>>(c: &C, x: &[u8], f: &mut [F]) {
+    f.iter_mut().for_each(|v| *v = F::ZERO);
+    for (i, &xi) in x.iter().enumerate() {
+        if xi != 0 {
+            c.add_row(i, f);
+        }
+    }
+}
+
+/// Single-flip annealing of `x` (in place) with one sweep per beta, then
+/// optionally steepest single-flip descent to a local minimum.
+pub fn anneal_flip<F: Real, C: Couplings<F>>(
+    c: &C,
+    betas: &[F],
+    rng: &mut Xoshiro256PlusPlus,
+    x: &mut [u8],
+    f: &mut [F],
+    greedy: bool,
+) {
+    let n = c.n();
+    let diag = c.diag();
+    assert!(x.len() == n && f.len() == n && diag.len() == n);
+    fields_of(c, x, f);
+    for &beta in betas {
+        for i in 0..n {
+            let d = diag[i] + f[i];
+            let on = x[i] != 0;
+            let delta = if on { -d } else { d };
+            if metropolis(beta, delta, rng) {
+                if on {
+                    x[i] = 0;
+                    c.sub_row(i, f);
+                } else {
+                    x[i] = 1;
+                    c.add_row(i, f);
+                }
+            }
+        }
+    }
+    if greedy {
+        descend_flip(c, x, f);
+    }
+}
+
+/// Steepest single-flip descent to a local minimum (fields must match `x`).
+pub fn descend_flip<F: Real, C: Couplings<F>>(c: &C, x: &mut [u8], f: &mut [F]) {
+    let n = c.n();
+    let diag = c.diag();
+    let tol = -c.tolerance();
+    for _ in 0..4 * n + 16 {
+        let mut best = tol;
+        let mut arg = usize::MAX;
+        for i in 0..n {
+            let d = diag[i] + f[i];
+            let delta = if x[i] != 0 { -d } else { d };
+            if delta < best {
+                best = delta;
+                arg = i;
+            }
+        }
+        if arg == usize::MAX {
+            return;
+        }
+        if x[arg] != 0 {
+            x[arg] = 0;
+            c.sub_row(arg, f);
+        } else {
+            x[arg] = 1;
+            c.add_row(arg, f);
+        }
+    }
+}
+
+/// State of the swap annealer: which variables are selected, as two lists.
+struct Subsets {
+    sel: Vec<u32>,
+    uns: Vec<u32>,
+}
+
+impl Subsets {
+    fn of(x: &[u8]) -> Self {
+        let mut sel = Vec::new();
+        let mut uns = Vec::new();
+        for (i, &v) in x.iter().enumerate() {
+            if v != 0 {
+                sel.push(i as u32);
+            } else {
+                uns.push(i as u32);
+            }
+        }
+        Subsets { sel, uns }
+    }
+}
+
+#[inline(always)]
+fn apply_swap<F: Real>(m: &DenseModel<'_, F>, i: usize, j: usize, x: &mut [u8], f: &mut [F]) {
+    x[i] = 0;
+    x[j] = 1;
+    let (wi, wj) = (m.row(i), m.row(j));
+    for ((fv, &a), &b) in f.iter_mut().zip(wi).zip(wj) {
+        *fv += b - a;
+    }
+}
+
+/// Cardinality-preserving annealing of `x` (which must have exactly `k`
+/// ones), `n` attempted swaps per beta, then optionally steepest 1-swap
+/// descent. Returns the selected indices.
+pub fn anneal_swap<F: Real>(
+    m: &DenseModel<'_, F>,
+    betas: &[F],
+    rng: &mut Xoshiro256PlusPlus,
+    x: &mut [u8],
+    f: &mut [F],
+    greedy: bool,
+) -> Vec<u32> {
+    let n = m.n;
+    assert!(x.len() == n && f.len() == n);
+    fields_of(m, x, f);
+    let mut s = Subsets::of(x);
+    let k = s.sel.len();
+    if k == 0 || k == n {
+        return s.sel;
+    }
+    let u = n - k;
+    let diag = &m.diag[..];
+    for &beta in betas {
+        for _ in 0..n {
+            let r = rng.next_u64();
+            let a = below(r, k);
+            let b = below(r >> 32, u);
+            let i = s.sel[a] as usize;
+            let j = s.uns[b] as usize;
+            let delta = (diag[j] + f[j]) - (diag[i] + f[i]) - m.w[i * n + j];
+            if metropolis(beta, delta, rng) {
+                s.sel[a] = j as u32;
+                s.uns[b] = i as u32;
+                apply_swap(m, i, j, x, f);
+            }
+        }
+    }
+    if greedy {
+        descend_swap(m, &mut s, x, f);
+    }
+    s.sel
+}
+
+/// The best swap `(a, b, delta)` (slots in `sel`, `uns`), if any improves.
+fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], below_delta: F) -> Option<(usize, usize, F)> {
+    let n = m.n;
+    let mut best = below_delta;
+    let mut arg = None;
+    for (a, &i) in s.sel.iter().enumerate() {
+        let i = i as usize;
+        let di = m.diag[i] + f[i];
+        let wi = m.row(i);
+        for (b, &j) in s.uns.iter().enumerate() {
+            let j = j as usize;
+            let delta = (m.diag[j] + f[j]) - di - wi[j];
+            if delta < best {
+                best = delta;
+                arg = Some((a, b, delta));
+            }
+        }
+    }
+    let _ = n;
+    arg
+}
+
+fn descend_swap<F: Real>(m: &DenseModel<'_, F>, s: &mut Subsets, x: &mut [u8], f: &mut [F]) {
+    let tol = -m.tol;
+    for _ in 0..4 * m.n + 16 {
+        match best_swap(m, s, f, tol) {
+            None => return,
+            Some((a, b, _)) => {
+                let (i, j) = (s.sel[a] as usize, s.uns[b] as usize);
+                s.sel[a] = j as u32;
+                s.uns[b] = i as u32;
+                apply_swap(m, i, j, x, f);
+            }
+        }
+    }
+}
+
+fn range_from_deltas(deltas: impl Iterator<Item = f64>) -> (f64, f64) {
+    let mut max = 0.0f64;
+    let mut min = f64::INFINITY;
+    for d in deltas {
+        let d = d.abs();
+        max = max.max(d);
+        if d > 0.0 {
+            min = min.min(d);
+        }
+    }
+    if !(max > 0.0) || !max.is_finite() {
+        // Every move is free: any temperature samples uniformly.
+        return (0.1, 1.0);
+    }
+    let min = min.max(1e-3 * max);
+    ((2.0f64).ln() / max, (100.0f64).ln() / min)
+}
+
+/// Default `(beta0, beta1)` of the flip annealer (see the module docs).
+pub fn default_beta_range_flip<F: Real, C: Couplings<F>>(c: &C) -> (f64, f64) {
+    let n = c.n();
+    let mut x = vec![0u8; n];
+    let mut f = vec![F::ZERO; n];
+    descend_flip(c, &mut x, &mut f);
+    let diag = c.diag();
+    range_from_deltas((0..n).map(|i| (diag[i] + f[i]).to_f64()))
+}
+
+/// The `k` variables with the lowest `Q_ii` (ties: lower index).
+pub fn lowest_diagonal_state<F: Real>(m: &DenseModel<'_, F>, k: usize) -> Vec<u8> {
+    let mut idx: Vec<usize> = (0..m.n).collect();
+    idx.sort_by(|&a, &b| m.q[a * m.n + a].partial_cmp(&m.q[b * m.n + b]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    let mut x = vec![0u8; m.n];
+    for &i in idx.iter().take(k) {
+        x[i] = 1;
+    }
+    x
+}
+
+/// Default `(beta0, beta1)` of the swap annealer with `k` ones (module docs).
+pub fn default_beta_range_swap<F: Real>(m: &DenseModel<'_, F>, k: usize) -> (f64, f64) {
+    let n = m.n;
+    if k == 0 || k >= n {
+        return (0.1, 1.0);
+    }
+    let mut x = lowest_diagonal_state(m, k);
+    let mut f = vec![F::ZERO; n];
+    fields_of(m, &x, &mut f);
+    let mut s = Subsets::of(&x);
+    descend_swap(m, &mut s, &mut x, &mut f);
+    let mut deltas = Vec::with_capacity(k * (n - k));
+    for &i in &s.sel {
+        let i = i as usize;
+        let di = m.diag[i] + f[i];
+        for &j in &s.uns {
+            let j = j as usize;
+            deltas.push(((m.diag[j] + f[j]) - di - m.w[i * n + j]).to_f64());
+        }
+    }
+    range_from_deltas(deltas.into_iter())
+}
+
+/// Geometric schedule of `num` betas from `b0` to `b1` (one beta: `b1`).
+pub fn geometric(b0: f64, b1: f64, num: usize) -> Vec<f64> {
+    match num {
+        0 => vec![],
+        1 => vec![b1],
+        _ => {
+            let r = (b1 / b0).ln() / (num - 1) as f64;
+            (0..num).map(|t| if t + 1 == num { b1 } else { b0 * (r * t as f64).exp() }).collect()
+        }
+    }
+}
+
+/// Linear schedule of `num` betas from `b0` to `b1` (one beta: `b1`).
+pub fn linear(b0: f64, b1: f64, num: usize) -> Vec<f64> {
+    match num {
+        0 => vec![],
+        1 => vec![b1],
+        _ => (0..num).map(|t| b0 + (b1 - b0) * t as f64 / (num - 1) as f64).collect(),
+    }
+}
+
+/// How the reads of a batch start and end.
+#[derive(Clone, Debug)]
+pub struct ReadConfig {
+    pub seed: u64,
+    /// `Some(k)`: swap annealer with exactly `k` ones; `None`: flip annealer.
+    pub k: Option<usize>,
+    pub greedy: bool,
+}
+
+/// Random initial state: uniform 0/1, or `k` ones at uniform positions.
+pub fn random_state(rng: &mut Xoshiro256PlusPlus, n: usize, k: Option<usize>, x: &mut [u8]) {
+    match k {
+        None => {
+            let mut bits = 0u64;
+            for (t, v) in x.iter_mut().enumerate() {
+                if t % 64 == 0 {
+                    bits = rng.next_u64();
+                }
+                *v = (bits & 1) as u8;
+                bits >>= 1;
+            }
+        }
+        Some(k) => {
+            let mut idx: Vec<u32> = (0..n as u32).collect();
+            for t in 0..k.min(n) {
+                let r = t + below(rng.next_u64() >> 32, n - t);
+                idx.swap(t, r);
+            }
+            x.iter_mut().for_each(|v| *v = 0);
+            for &i in &idx[..k.min(n)] {
+                x[i as usize] = 1;
+            }
+        }
+    }
+}
+
+/// Run reads `reads` of problem `p` on model `c` (flip annealer), writing
+/// each read's final state and exact energy. `init` (if given) holds the
+/// initial states of those reads.
+#[allow(clippy::too_many_arguments)]
+pub fn run_flip_reads<F: Real, C: Couplings<F>>(
+    c: &C,
+    betas: &[F],
+    cfg: &ReadConfig,
+    p: u64,
+    first_read: u64,
+    init: Option<&[u8]>,
+    states: &mut [u8],
+    energies: &mut [f64],
+) {
+    let n = c.n();
+    let run_one = |t: usize, x: &mut [u8], e: &mut f64| {
+        let mut rng = stream(cfg.seed, p, first_read + t as u64);
+        match init {
+            Some(s) => x.copy_from_slice(&s[t * n..(t + 1) * n]),
+            None => random_state(&mut rng, n, None, x),
+        }
+        let mut f = vec![F::ZERO; n];
+        anneal_flip(c, betas, &mut rng, x, &mut f, cfg.greedy);
+        *e = c.energy(x);
+    };
+    if n == 0 {
+        energies.iter_mut().for_each(|e| *e = c.energy(&[]));
+        return;
+    }
+    states
+        .par_chunks_mut(n)
+        .zip(energies.par_iter_mut())
+        .enumerate()
+        .with_min_len(1)
+        .for_each(|(t, (x, e))| run_one(t, x, e));
+}
+
+/// Like [`run_flip_reads`] for the swap annealer with `k` ones; initial
+/// states, if given, must have exactly `k` ones (checked by the caller).
+#[allow(clippy::too_many_arguments)]
+pub fn run_swap_reads<F: Real>(
+    m: &DenseModel<'_, F>,
+    k: usize,
+    betas: &[F],
+    cfg: &ReadConfig,
+    p: u64,
+    first_read: u64,
+    init: Option<&[u8]>,
+    states: &mut [u8],
+    energies: &mut [f64],
+) {
+    let n = m.n;
+    if n == 0 {
+        energies.iter_mut().for_each(|e| *e = m.offset);
+        return;
+    }
+    states
+        .par_chunks_mut(n)
+        .zip(energies.par_iter_mut())
+        .enumerate()
+        .with_min_len(1)
+        .for_each(|(t, (x, e))| {
+            let mut rng = stream(cfg.seed, p, first_read + t as u64);
+            match init {
+                Some(s) => x.copy_from_slice(&s[t * n..(t + 1) * n]),
+                None => random_state(&mut rng, n, Some(k), x),
+            }
+            let mut f = vec![F::ZERO; n];
+            let ones = anneal_swap(m, betas, &mut rng, x, &mut f, cfg.greedy);
+            *e = m.energy_of_ones(&ones);
+        });
+}
+
+/// Run every read of problem `p` (dense), dispatching on the annealer.
+#[allow(clippy::too_many_arguments)]
+pub fn run_dense_reads<F: Real>(
+    m: &DenseModel<'_, F>,
+    betas: &[f64],
+    cfg: &ReadConfig,
+    p: u64,
+    first_read: u64,
+    init: Option<&[u8]>,
+    states: &mut [u8],
+    energies: &mut [f64],
+) {
+    let b: Vec<F> = betas.iter().map(|&v| F::from_f64(v)).collect();
+    match cfg.k {
+        Some(k) => run_swap_reads(m, k, &b, cfg, p, first_read, init, states, energies),
+        None => run_flip_reads(m, &b, cfg, p, first_read, init, states, energies),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::exact::ground_states;
+    use crate::core::qubo::qubo_energy;
+    use rand::{Rng, SeedableRng};
+
+    fn random_q(n: usize, seed: u64) -> Vec<f64> {
+        let mut r = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut q = vec![0.0; n * n];
+        for a in 0..n {
+            for b in a..n {
+                q[a * n + b] = r.gen_range(-1.0..1.0);
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn fields_track_flips_and_energies_are_exact() {
+        let n = 12;
+        let q = random_q(n, 3);
+        let m = DenseModel::<f64>::new(&q, n, 0.5).unwrap();
+        let mut rng = stream(1, 0, 0);
+        let mut x = vec![0u8; n];
+        random_state(&mut rng, n, None, &mut x);
+        let mut f = vec![0.0; n];
+        let betas = geometric(0.1, 3.0, 20);
+        anneal_flip(&m, &betas, &mut rng, &mut x, &mut f, true);
+        let mut f2 = vec![0.0; n];
+        fields_of(&m, &x, &mut f2);
+        for (a, b) in f.iter().zip(&f2) {
+            assert!((a - b).abs() < 1e-9);
+        }
+        assert!((m.energy(&x) - qubo_energy(&q, 0.5, &x)).abs() < 1e-12);
+        // Greedy end state is a local minimum.
+        for i in 0..n {
+            let mut y = x.clone();
+            y[i] ^= 1;
+            assert!(qubo_energy(&q, 0.5, &y) >= qubo_energy(&q, 0.5, &x) - 1e-9);
+        }
+    }
+
+    #[test]
+    fn flip_and_swap_find_ground_states() {
+        for seed in 0..6 {
+            let n = 14;
+            let q = random_q(n, seed);
+            let m = DenseModel::<f32>::new(&q, n, 0.0).unwrap();
+            let gs = ground_states(&q, n, 0.0, None, 1).unwrap();
+            let (b0, b1) = default_beta_range_flip(&m);
+            let betas: Vec<f32> = geometric(b0, b1, 200).iter().map(|&v| v as f32).collect();
+            let mut best = f64::INFINITY;
+            for r in 0..20 {
+                let mut rng = stream(7, 0, r);
+                let mut x = vec![0u8; n];
+                random_state(&mut rng, n, None, &mut x);
+                let mut f = vec![0.0f32; n];
+                anneal_flip(&m, &betas, &mut rng, &mut x, &mut f, false);
+                best = best.min(m.energy(&x));
+            }
+            assert!((best - gs.energy).abs() < 1e-9, "seed {seed}: {best} vs {}", gs.energy);
+            let k = 5;
+            let gk = ground_states(&q, n, 0.0, Some(k), 1).unwrap();
+            let (b0, b1) = default_beta_range_swap(&m, k);
+            let betas: Vec<f32> = geometric(b0, b1, 200).iter().map(|&v| v as f32).collect();
+            let mut best = f64::INFINITY;
+            for r in 0..20 {
+                let mut rng = stream(7, 1, r);
+                let mut x = vec![0u8; n];
+                random_state(&mut rng, n, Some(k), &mut x);
+                let mut f = vec![0.0f32; n];
+                let ones = anneal_swap(&m, &betas, &mut rng, &mut x, &mut f, false);
+                assert_eq!(x.iter().filter(|&&v| v == 1).count(), k);
+                assert_eq!(ones.len(), k);
+                best = best.min(m.energy(&x));
+            }
+            assert!((best - gk.energy).abs() < 1e-9, "seed {seed} k: {best} vs {}", gk.energy);
+        }
+    }
+
+    #[test]
+    fn csr_matches_dense() {
+        let n = 10;
+        let q = random_q(n, 9);
+        let lin: Vec<f64> = (0..n).map(|i| q[i * n + i]).collect();
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        for a in 0..n {
+            for b in a + 1..n {
+                r.push(b as i64);
+                c.push(a as i64);
+                v.push(q[a * n + b]);
+            }
+        }
+        let cm = CsrModel::<f64>::new(&lin, &r, &c, &v, 1.0).unwrap();
+        let dm = DenseModel::<f64>::new(&q, n, 1.0).unwrap();
+        let betas = geometric(0.2, 5.0, 30);
+        let cfg = ReadConfig { seed: 5, k: None, greedy: false };
+        let (mut s1, mut e1) = (vec![0u8; 4 * n], vec![0.0; 4]);
+        let (mut s2, mut e2) = (vec![0u8; 4 * n], vec![0.0; 4]);
+        run_flip_reads(&cm, &betas, &cfg, 0, 0, None, &mut s1, &mut e1);
+        run_flip_reads(&dm, &betas, &cfg, 0, 0, None, &mut s2, &mut e2);
+        assert_eq!(s1, s2);
+        for (a, b) in e1.iter().zip(&e2) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        let g = geometric(0.1, 10.0, 3);
+        assert!((g[1] - 1.0).abs() < 1e-12 && g[2] == 10.0);
+        assert_eq!(linear(1.0, 3.0, 3), vec![1.0, 2.0, 3.0]);
+        assert_eq!(geometric(1.0, 2.0, 1), vec![2.0]);
+    }
+}
