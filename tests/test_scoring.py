@@ -1,0 +1,91 @@
+"""scoring and heatmap helpers against numpy formulas."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from qfsel import scoring
+from qfsel.heatmap import aggregate_layers, min_max_normalize, upsample, weighted_map
+
+
+@pytest.fixture
+def maps():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 5, 4, 4, generator=g, dtype=torch.float64)
+    a[0, 2] = 0.0  # a zero map: cosine 0 with every map, no NaN
+    w = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    return a, w
+
+
+def test_cosine_redundancy(maps):
+    a, _ = maps
+    j = scoring.cosine_redundancy(a).numpy()
+    for b in range(3):
+        flat = a[b].reshape(5, -1).numpy()
+        for p, q in itertools.product(range(5), repeat=2):
+            n = np.linalg.norm(flat[p]) * np.linalg.norm(flat[q])
+            want = 0.0 if p == q or n == 0 else abs(flat[p] @ flat[q]) / n
+            assert j[b, p, q] == pytest.approx(want, abs=1e-12)
+    assert np.isfinite(j).all()
+
+
+def test_contribution_redundancy(maps):
+    a, w = maps
+    j = scoring.contribution_redundancy(a, w).numpy()
+    for b in range(3):
+        c = a[b].reshape(5, -1).numpy() * w[b].numpy()[:, None]
+        gram = c @ c.T
+        want = np.abs(gram) / np.diag(gram).max()
+        np.fill_diagonal(want, 0)
+        np.testing.assert_allclose(j[b], want, atol=1e-12)
+        assert j[b].max() <= 1.0
+
+
+def test_redundancy_dispatch(maps):
+    a, w = maps
+    assert (scoring.redundancy(None, a, w) == 0).all()
+    with pytest.raises(ValueError, match="redundancy must be one of"):
+        scoring.redundancy("l1", a, w)
+
+
+def test_representative_terms_expand_the_least_squares_objective(maps):
+    a, w = maps
+    target = torch.relu(torch.randn(3, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
+    g, p = scoring.representative_terms(a, w, target)
+    for b in range(3):
+        c = a[b].reshape(5, -1).numpy() * w[b].numpy()[:, None]
+        cc = target[b].reshape(-1).numpy()
+        for bits in itertools.product([0, 1], repeat=5):
+            x = np.array(bits, dtype=float)
+            ls = np.sum((x @ c - cc) ** 2)
+            quad = cc @ cc - g[b].numpy() @ x + x @ np.triu(p[b].numpy(), 1) @ x
+            assert quad == pytest.approx(ls, rel=1e-10, abs=1e-10)
+
+
+def test_gradcampp_weights_no_nan_with_zero_gradients():
+    a = torch.rand(2, 3, 4, 4)
+    g = torch.zeros(2, 3, 4, 4)
+    g[1, 0, 0, 0] = 0.5
+    w = scoring.gradcampp_weights(a, g)
+    assert torch.isfinite(w).all() and (w[0] == 0).all()
+    s = a[1, 0].sum()
+    assert w[1, 0].item() == pytest.approx((0.25 / (0.5 + s * 0.125) * 0.5).item(), rel=1e-5)
+
+
+def test_heatmap_helpers():
+    a = torch.tensor([[[[1.0, 0.0], [0.0, 2.0]], [[0.0, 3.0], [0.0, 0.0]]]])
+    raw = weighted_map(a, torch.tensor([[1.0, -1.0]]))
+    torch.testing.assert_close(raw, torch.tensor([[[1.0, 0.0], [0.0, 2.0]]]))
+    norm, flat = min_max_normalize(torch.cat([raw, torch.zeros(1, 2, 2)]))
+    torch.testing.assert_close(norm[0], torch.tensor([[0.5, 0.0], [0.0, 1.0]]))
+    assert flat.tolist() == [False, True] and (norm[1] == 0).all()
+    up = upsample(norm, (4, 4))
+    assert up.shape == (2, 4, 4) and up.min() >= 0 and up.max() <= 1
+    both = aggregate_layers([norm, up], (4, 4))
+    torch.testing.assert_close(both, up)
+    with pytest.raises(ValueError, match="weights must be"):
+        weighted_map(a, torch.ones(1, 3))
