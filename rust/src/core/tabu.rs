@@ -314,12 +314,16 @@ pub fn tabu_read(
 /// `init`, when given, is `(states, m)`: `m` initial states per problem
 /// (`(B, m, n)` row-major, `m <= reads`) used by reads `0..m`; later reads
 /// start at random. Results are ordered problem-major: index `b * reads + r`.
+/// Read `r` of `problems[b]` draws from `rng::stream(seed, first_problem + b, r)`
+/// (`first_problem` lets a caller split a batch into chunks without changing results).
+#[allow(clippy::too_many_arguments)]
 pub fn tabu_batch(
     problems: &[Dense],
     k: Option<usize>,
     reads: usize,
     init: Option<(&[u8], usize)>,
     seed: u64,
+    first_problem: u64,
     params: &TabuParams,
     cancel: &AtomicBool,
 ) -> CoreResult<Vec<ReadResult>> {
@@ -347,7 +351,7 @@ pub fn tabu_batch(
         .with_max_len(1)
         .map(|t| {
             let (b, rd) = (t / reads, t % reads);
-            let mut r = rng::stream(seed, b as u64, rd as u64);
+            let mut r = rng::stream(seed, first_problem + b as u64, rd as u64);
             let x0 = init.and_then(|(states, m)| (rd < m).then(|| &states[(b * m + rd) * n..(b * m + rd + 1) * n]));
             tabu_read(&problems[b], k, x0, params, &mut r, cancel)
         })
@@ -371,7 +375,7 @@ mod tests {
             let p = Dense::from_upper(&q, n, 0.25);
             for k in [None, Some(5)] {
                 let gs = ground_states(&q, n, 0.25, k, 1).unwrap();
-                let res = tabu_batch(&[p.clone()], k, 4, None, seed, &TabuParams::default(), &cancel).unwrap();
+                let res = tabu_batch(&[p.clone()], k, 4, None, seed, 0, &TabuParams::default(), &cancel).unwrap();
                 let best = res.iter().map(|r| r.energy).fold(f64::INFINITY, f64::min);
                 assert!((best - gs.energy).abs() < 1e-9, "seed {seed} k {k:?}: {best} vs {}", gs.energy);
                 for r in &res {
@@ -391,13 +395,13 @@ mod tests {
         let cancel = AtomicBool::new(false);
         let params = TabuParams { num_iterations: Some(500), ..Default::default() };
         for k in [None, Some(7)] {
-            let a = parallel::run(1, || tabu_batch(&probs, k, 5, None, 42, &params, &cancel).unwrap());
-            let b = parallel::run(3, || tabu_batch(&probs, k, 5, None, 42, &params, &cancel).unwrap());
+            let a = parallel::run(1, || tabu_batch(&probs, k, 5, None, 42, 0, &params, &cancel).unwrap());
+            let b = parallel::run(3, || tabu_batch(&probs, k, 5, None, 42, 0, &params, &cancel).unwrap());
             assert_eq!(a, b);
             // A short run still depends on the seed.
             let short = TabuParams { num_iterations: Some(2), stall: Some(1), num_restarts: 0, ..Default::default() };
-            let a = parallel::run(2, || tabu_batch(&probs, k, 5, None, 42, &short, &cancel).unwrap());
-            let c = parallel::run(2, || tabu_batch(&probs, k, 5, None, 43, &short, &cancel).unwrap());
+            let a = parallel::run(2, || tabu_batch(&probs, k, 5, None, 42, 0, &short, &cancel).unwrap());
+            let c = parallel::run(2, || tabu_batch(&probs, k, 5, None, 43, 0, &short, &cancel).unwrap());
             assert_ne!(a, c);
         }
     }
@@ -408,13 +412,13 @@ mod tests {
         let p = Dense::from_upper(&random_upper(n, 5), n, 0.0);
         let cancel = AtomicBool::new(false);
         let params = TabuParams { num_iterations: Some(37), num_restarts: 1000, ..Default::default() };
-        let res = tabu_batch(&[p.clone()], None, 2, None, 1, &params, &cancel).unwrap();
+        let res = tabu_batch(&[p.clone()], None, 2, None, 1, 0, &params, &cancel).unwrap();
         assert!(res.iter().all(|r| r.iterations == 37));
         let cancelled = AtomicBool::new(true);
         let params = TabuParams { num_restarts: u64::MAX, ..Default::default() };
-        let res = tabu_batch(&[p.clone()], Some(3), 2, None, 1, &params, &cancelled).unwrap();
+        let res = tabu_batch(&[p.clone()], Some(3), 2, None, 1, 0, &params, &cancelled).unwrap();
         assert!(res.iter().all(|r| r.iterations == 0));
         let bad = TabuParams { tenure: Some(30), ..Default::default() };
-        assert!(tabu_batch(&[p], None, 1, None, 1, &bad, &cancel).is_err());
+        assert!(tabu_batch(&[p], None, 1, None, 1, 0, &bad, &cancel).is_err());
     }
 }
