@@ -258,6 +258,30 @@ def test_taylor_and_ablation_relevance_run_through_qfscam():
     assert no_hooks_left(model)
 
 
+@pytest.mark.parametrize("relevance", ["taylor", "ablation"])
+def test_other_relevances_candidates_and_optimum(relevance):
+    model, x = PaperNet(k=8), torch.cat([images(2, seed=5), images(2, seed=6) * 2 - 0.5])
+    res = QFSCAM(model, ["bn"], relevance=relevance, k=2, sampler="exact").explain(x)
+    cap = capture(model, x, ["bn"])
+    layer = cap.layers[0]
+    acts = layer.activations.double().numpy()
+    alpha = layer.gradients.double().mean(dim=(2, 3)).numpy()
+    if relevance == "taylor":
+        rel = scoring.taylor_relevance(layer.activations, layer.gradients).double().numpy()
+    else:
+        rel = scoring.ablation_relevance(model, model.bn, x, cap.targets, cap.scores, 8).double().numpy()
+    for i in range(len(x)):
+        idx = np.flatnonzero((alpha[i] > 0) & (rel[i] > 0))
+        assert res.selections[0].candidates[i].tolist() == idx.tolist()
+        flat = acts[i, idx].reshape(len(idx), -1)
+        unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+        j = np.abs(unit @ unit.T)
+        np.fill_diagonal(j, 0)
+        _, sel = brute_force(rel[i, idx] / rel[i, idx].max(), j, 0.7, 2)
+        assert res.selected[i].tolist() == idx[sel].tolist()
+    assert not res.flat.any()
+
+
 def test_batch_equals_one_by_one():
     model, x = PaperNet(), torch.cat([images(2, seed=5), images(2, seed=6) * 2 - 0.5])
     for cam in (GradCAM(model, ["bn"]), GradCAMPlusPlus(model, ["bn"]), QFSCAM(model, ["bn"], sampler="exact")):
@@ -383,3 +407,25 @@ def test_bad_qfscam_arguments(kwargs, err, pattern):
 def test_unknown_sampler_is_reported():
     with pytest.raises(ValueError, match="sampler"):
         QFSCAM(PaperNet(), ["bn"], sampler="no-such-sampler")(images(1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: GradCAM(m, ["bn"]),
+        lambda m: GradCAMPlusPlus(m, ["bn"]),
+        lambda m: QFSCAM(m, ["bn"], sampler="exact"),
+        lambda m: QFSCAM(m, ["bn"], sampler="exact", relevance="ablation", redundancy="contribution", k=2),
+        lambda m: QFSCAM(m, ["bn"], sampler="exact", objective="representative", k=2, candidates=4),
+    ],
+)
+def test_cuda_matches_cpu(make):
+    model, x = PaperNet(), torch.cat([images(2, seed=5), images(2, seed=6) * 2 - 0.5])
+    cpu = make(model).explain(x)
+    gpu = make(model.cuda()).explain(x.cuda())
+    np.testing.assert_allclose(gpu.heatmaps, cpu.heatmaps, atol=1e-4)
+    assert gpu.predicted.tolist() == cpu.predicted.tolist()
+    if cpu.selections is not None:
+        assert [s.tolist() for s in gpu.selected] == [s.tolist() for s in cpu.selected]
+    assert no_hooks_left(model)

@@ -6,7 +6,7 @@ min-max normalisation, bilinear upsampling and multi-layer averaging are shared
 pytorch-grad-cam's ``get_cam_weights``. So the three methods are compared on
 equal terms.
 
-QFS-CAM (arXiv 2604.25649): keep the maps with a positive relevance (d of the
+QFS-CAM (arXiv 2604.25649): keep the maps with a positive GradCAM weight (d of the
 K maps), choose a subset x in {0,1}^d minimising
 
     E(x) = -beta * sum_p h_p x_p + (1 - beta) * sum_{p<q} J_pq x_p x_q
@@ -101,11 +101,10 @@ class ExplanationResult:
         >>> import torch
         >>> from torch import nn
         >>> from qfsel.cams import GradCAM
+        >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
         ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-        >>> torch.manual_seed(0) is not None
-        True
-        >>> res = GradCAM(model, ["1"]).explain(torch.rand(2, 3, 8, 8), targets=[0, 1])
+        >>> res = GradCAM(model, ["1"]).explain(torch.rand(2, 3, 8, 8))
         >>> res.heatmaps.shape, res.predicted.shape
         ((2, 8, 8), (2,))
     """
@@ -277,9 +276,10 @@ class GradCAM(BaseCAM):
         >>> import torch
         >>> from torch import nn
         >>> from qfsel import GradCAM
+        >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
         ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-        >>> GradCAM(model, target_layers=["1"])(torch.rand(2, 3, 8, 8), targets=[0, 1]).shape
+        >>> GradCAM(model, target_layers=["1"])(torch.rand(2, 3, 8, 8)).shape
         (2, 8, 8)
     """
 
@@ -300,9 +300,10 @@ class GradCAMPlusPlus(BaseCAM):
         >>> import torch
         >>> from torch import nn
         >>> from qfsel import GradCAMPlusPlus
+        >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
         ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-        >>> GradCAMPlusPlus(model, ["1"])(torch.rand(1, 3, 8, 8), targets=0).shape
+        >>> GradCAMPlusPlus(model, ["1"])(torch.rand(1, 3, 8, 8)).shape
         (1, 8, 8)
     """
 
@@ -335,9 +336,10 @@ class QFSCAM(BaseCAM):
 
     Relevance ``"taylor"`` is ``sum_ij G_pij A_pij``; ``"ablation"`` the drop of
     the target score when map p is zeroed (one re-run of the model per
-    (sample, map), batched). With them, maps with non-positive relevance are
-    dropped and the heatmap still uses the GradCAM weights alpha_p of the
-    selected maps. Redundancy ``"contribution"`` is
+    (sample, map), batched). The candidates (the d QUBO variables) are always
+    the maps with a positive GradCAM weight alpha_p *and* a positive relevance
+    of the chosen kind, so that every selected map adds to the heatmap
+    ``ReLU(sum_{p in S} alpha_p A_p)``; h is that relevance over its maximum. Redundancy ``"contribution"`` is
     ``|<alpha_p A_p, alpha_q A_q>| / max_r ||alpha_r A_r||^2`` (see :mod:`qfsel.scoring`).
 
     When every candidate map is selected (e.g. ``beta=1.0``), the heatmap is
@@ -368,12 +370,11 @@ class QFSCAM(BaseCAM):
         >>> import torch
         >>> from torch import nn
         >>> from qfsel import QFSCAM
-        >>> torch.manual_seed(0) is not None
-        True
+        >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
         ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
         >>> cam = QFSCAM(model, ["1"], sampler="exact")
-        >>> res = cam.explain(torch.rand(2, 3, 8, 8), targets=[0, 1])
+        >>> res = cam.explain(torch.rand(2, 3, 8, 8))
         >>> res.heatmaps.shape, len(res.selected)
         ((2, 8, 8), 2)
     """
@@ -444,15 +445,16 @@ class QFSCAM(BaseCAM):
             batch_size=self.ablation_batch_size,
         )
 
-    def _candidates(self, name: str, rel: np.ndarray) -> list[np.ndarray]:
+    def _candidates(self, name: str, rel: np.ndarray, alpha: np.ndarray) -> list[np.ndarray]:
         out = []
         for i, r in enumerate(rel):
-            cand = np.flatnonzero(r > 0)
+            cand = np.flatnonzero((r > 0) & (alpha[i] > 0))
             if cand.size == 0:
+                what = "GradCAM weight" if self.relevance == "gradcam" else f"GradCAM weight and {self.relevance} relevance"
                 raise ValueError(
-                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {self.relevance} "
-                    f"relevance for sample index {i}, so there is nothing to select (the target score "
-                    "may not depend on this layer, e.g. all-zero gradients)"
+                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} for sample "
+                    f"index {i}, so there is nothing to select (the target score may not depend on this "
+                    "layer, e.g. all-zero gradients)"
                 )
             if self.candidates is not None and cand.size > self.candidates:
                 order = np.argsort(-r[cand], kind="stable")[: self.candidates]
@@ -462,7 +464,7 @@ class QFSCAM(BaseCAM):
         if self.k is not None and (d < self.k).any():
             i = int(np.flatnonzero(d < self.k)[0])
             raise ValueError(
-                f"k={self.k} exceeds the number of candidate maps d={d[i]} (maps with positive relevance"
+                f"k={self.k} exceeds the number of candidate maps d={d[i]} (maps with positive weight and relevance"
                 f"{'' if self.candidates is None else f', at most candidates={self.candidates}'}) of target "
                 f"layer {name!r} for sample index {i}; d per sample: {d.tolist()}"
             )
@@ -549,7 +551,7 @@ class QFSCAM(BaseCAM):
     def layer_weights(self, layer: LayerCapture, cap: Capture) -> tuple[torch.Tensor, LayerSelection]:
         alpha = scoring.gradcam_weights(layer.gradients)
         rel = self._relevance(layer, cap, alpha).detach().double().cpu().numpy()
-        cands = self._candidates(layer.name, rel)
+        cands = self._candidates(layer.name, rel, alpha.detach().double().cpu().numpy())
         hs, js, beta = self._problems(layer, alpha, rel, cands)
         sel = self._solve(layer.name, hs, js, beta, cands)
         mask = torch.zeros_like(alpha)
