@@ -37,7 +37,14 @@ from .exceptions import InfeasibleError
 __all__ = ["FeatureSelectionProblem", "ProblemBatch", "bisect_beta"]
 
 
-def _validate(relevance: Any, redundancy: Any, batched: bool) -> tuple[np.ndarray, np.ndarray]:
+_SYMMETRY_RTOL = 1e-9
+
+
+def _validate(
+    relevance: Any, redundancy: Any, batched: bool, copy: bool = True, penalty_beta: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Checked float64 arrays ``(B, K)``, ``(B, K, K)`` and, with ``penalty_beta``, the
+    safe penalties ``(B,)`` -- all from one parallel pass in Rust."""
     if batched:
         h = as_array("relevance", relevance, ndim=2)
         b, k = h.shape
@@ -52,12 +59,22 @@ def _validate(relevance: Any, redundancy: Any, batched: bool) -> tuple[np.ndarra
             raise ValueError(f"redundancy: expected a square (K, K) matrix, got shape {j.shape}")
         if j.shape != (k, k):
             raise ValueError(f"redundancy: expected shape ({k}, {k}) to match relevance of length {k}, got shape {j.shape}")
-    check_finite("relevance", h)
-    check_finite("redundancy", j)
-    check_symmetric("redundancy", j)
-    # Exact symmetry from here on (the check allowed rounding noise).
-    j = np.ascontiguousarray(0.5 * (j + np.swapaxes(j, -1, -2)))
-    return h, j
+        h, j = h[None], j[None]
+    lam = np.empty(h.shape[0])
+    fault = _core.fs_check_batch(h, j, _SYMMETRY_RTOL, penalty_beta, lam, 0)
+    if fault is not None:
+        kind, index, value, other = fault
+        where = tuple(index) if batched else tuple(index[1:])
+        messages = {
+            "relevance_not_finite": f"relevance: expected finite values, got {value!r} at index {where}",
+            "redundancy_not_finite": f"redundancy: expected finite values, got {value!r} at index {where}",
+            "not_symmetric": f"redundancy: expected a symmetric matrix, got {value!r} at {where} but {other!r} at its transpose",
+            "nonzero_diagonal": f"redundancy: expected a zero diagonal, got {value!r} at index {where}",
+        }
+        raise ValueError(messages[kind])
+    if copy:
+        h, j = h.copy(), j.copy()
+    return h, j, (lam if penalty_beta is not None else None)
 
 
 def _check_k(k: Any, num_variables: int) -> int | None:
@@ -98,6 +115,12 @@ class ProblemBatch:
         penalty: with ``k``, the weight ``lambda`` of ``(sum x - k)^2`` in the
             penalty form: a number, a ``(B,)`` array, or ``None`` for the safe
             automatic value of :class:`FeatureSelectionProblem`.
+        copy: keep private copies of the arrays (default). ``copy=False`` uses
+            float64 C-contiguous inputs in place, the fastest path for large
+            batches; the caller must then not modify them.
+
+    Only the upper triangle of each ``J`` enters the QUBO; the lower one must
+    equal it up to a relative ``1e-9``.
 
     Example:
         >>> import numpy as np
@@ -112,13 +135,17 @@ class ProblemBatch:
         [2, 2, 2, 2]
     """
 
-    def __init__(self, relevance: Any, redundancy: Any, beta: float = 0.7, k: int | None = None, penalty: Any = None):
-        self._init(*_validate(relevance, redundancy, batched=True), beta, k, penalty)
+    def __init__(
+        self, relevance: Any, redundancy: Any, beta: float = 0.7, k: int | None = None, penalty: Any = None, *, copy: bool = True
+    ):
+        self._init(relevance, redundancy, True, copy, beta, k, penalty)
 
-    def _init(self, h: np.ndarray, j: np.ndarray, beta: Any, k: Any, penalty: Any) -> None:
+    def _init(self, relevance: Any, redundancy: Any, batched: bool, copy: bool, beta: Any, k: Any, penalty: Any) -> None:
+        self.beta = check_unit_interval("beta", beta)
+        auto = k is not None and penalty is None
+        h, j, lam = _validate(relevance, redundancy, batched, copy, self.beta if auto else None)
         self.relevance = h
         self.redundancy = j
-        self.beta = check_unit_interval("beta", beta)
         self.k = _check_k(k, h.shape[1])
         b = h.shape[0]
         if self.k is None:
@@ -126,8 +153,6 @@ class ProblemBatch:
                 raise ValueError("penalty: only meaningful together with k; got a penalty but k=None")
             self.penalty: np.ndarray | None = None
         elif penalty is None:
-            lam = np.empty(b)
-            _core.safe_penalties(h, j, self.beta, lam)
             self.penalty = lam
         else:
             lam = as_array("penalty", penalty, ndim=(0, 1))
@@ -138,8 +163,6 @@ class ProblemBatch:
             if np.any(lam < 0):
                 raise ValueError(f"penalty: expected non-negative values, got {float(lam.min())!r}")
             self.penalty = np.ascontiguousarray(lam)
-        self.relevance.flags.writeable = False
-        self.redundancy.flags.writeable = False
 
     @classmethod
     def from_problems(cls, problems: "list[FeatureSelectionProblem]") -> "ProblemBatch":
@@ -281,14 +304,13 @@ class FeatureSelectionProblem:
     """
 
     def __init__(self, relevance: Any, redundancy: Any, beta: float = 0.7, k: int | None = None, penalty: float | None = None):
-        h, j = _validate(relevance, redundancy, batched=False)
         if penalty is not None:
             from ._checks import describe
 
             if isinstance(penalty, bool) or not isinstance(penalty, (int, float, np.integer, np.floating)):
                 raise TypeError(f"penalty: expected a non-negative real number or None, got {describe(penalty)}")
         self._batch = ProblemBatch.__new__(ProblemBatch)
-        self._batch._init(h[None], j[None], beta, k, penalty)
+        self._batch._init(relevance, redundancy, False, True, beta, k, penalty)
 
     @property
     def relevance(self) -> np.ndarray:

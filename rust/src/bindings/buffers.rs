@@ -66,3 +66,61 @@ pub fn write<T: Element + Copy>(
     check_shape(name, buf.shape(), &want)?;
     buf.copy_from_slice(py, data)
 }
+
+/// A checked, zero-copy view of a C-contiguous numpy array.
+///
+/// The buffer export pins the array's memory (numpy refuses to resize an
+/// exported array) for as long as the view lives. The slice may be read
+/// with the GIL released; the Python wrappers never hand the same array in
+/// as input and output.
+pub struct View<T: Element> {
+    buf: PyBuffer<T>,
+    shape: Vec<usize>,
+}
+
+impl<T: Element> View<T> {
+    /// View `obj` (dtype `T`, shape matching `expected`, `None` = any extent).
+    pub fn new(obj: &PyAny, name: &str, dtype: &str, expected: &[Option<usize>]) -> PyResult<Self> {
+        let buf = get::<T>(obj, name, dtype)?;
+        if !buf.is_c_contiguous() {
+            return Err(invalid(name, "a C-contiguous array", "a strided view"));
+        }
+        let shape = buf.shape().to_vec();
+        check_shape(name, &shape, expected)?;
+        Ok(View { buf, shape })
+    }
+
+    /// Like [`View::new`], for an output array that must be writable.
+    pub fn new_mut(obj: &PyAny, name: &str, dtype: &str, expected: &[usize]) -> PyResult<Self> {
+        let want: Vec<Option<usize>> = expected.iter().map(|&e| Some(e)).collect();
+        let view = Self::new(obj, name, dtype, &want)?;
+        if view.buf.readonly() {
+            return Err(invalid(name, "a writable array", "a read-only one"));
+        }
+        Ok(view)
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        let len = self.buf.item_count();
+        if len == 0 {
+            return &[];
+        }
+        // SAFETY: the buffer is C-contiguous, holds `len` items of `T` (checked
+        // by PyBuffer::get) and stays exported while `self` lives.
+        unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const T, len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        let len = self.buf.item_count();
+        if len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as in `as_slice`; writability was checked in `new_mut` and
+        // `&mut self` keeps this the only slice handed out by this view.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.buf_ptr() as *mut T, len) }
+    }
+}

@@ -1,16 +1,56 @@
-//! Bindings of `core::qubo`: batched QUBO construction and energies.
+//! Bindings of `core::qubo`: validation, batched QUBO construction, energies.
+//!
+//! These are on the hot path of dataset-scale explanation, so they read and
+//! write the caller's numpy arrays in place (zero-copy views) and work with
+//! the GIL released.
 
 use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
 
-use super::buffers::{read, write};
+use super::buffers::View;
+use crate::core::qubo::InputFault;
 use crate::core::{parallel, qubo};
+
+type Fault = (&'static str, Vec<usize>, f64, f64);
+
+/// fs_check_batch(h, J, rtol, beta, penalties_out, num_threads) -> None | (kind, index, value, other)
+///
+/// One parallel pass over h (B, K) and J (B, K, K), float64: the first
+/// non-finite value, asymmetric pair or non-zero diagonal entry, or None.
+/// With beta not None, the same pass writes the safe penalties into
+/// penalties_out (B,).
+#[pyfunction]
+#[pyo3(text_signature = "(h, J, rtol, beta, penalties_out, num_threads)")]
+fn fs_check_batch(
+    py: Python<'_>,
+    h: &PyAny,
+    #[allow(non_snake_case)] J: &PyAny,
+    rtol: f64,
+    beta: Option<f64>,
+    penalties_out: &PyAny,
+    num_threads: usize,
+) -> PyResult<Option<Fault>> {
+    let hv = View::<f64>::new(h, "relevance", "float64", &[None, None])?;
+    let (b, n) = (hv.shape()[0], hv.shape()[1]);
+    let jv = View::<f64>::new(J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
+    let mut pv = View::<f64>::new_mut(penalties_out, "penalties_out", "float64", &[b])?;
+    let (hs, js, ps) = (hv.as_slice(), jv.as_slice(), pv.as_mut_slice());
+    let fault = py.allow_threads(|| {
+        parallel::run(num_threads, || qubo::check_feature_selection_batch(n, hs, js, rtol, beta.map(|bt| (bt, ps))))
+    });
+    Ok(fault.map(|f| match f {
+        InputFault::RelevanceNotFinite { b, i, value } => ("relevance_not_finite", vec![b, i], value, value),
+        InputFault::RedundancyNotFinite { b, i, j, value } => ("redundancy_not_finite", vec![b, i, j], value, value),
+        InputFault::NotSymmetric { b, i, j, value, transposed } => ("not_symmetric", vec![b, i, j], value, transposed),
+        InputFault::NonZeroDiagonal { b, i, value } => ("nonzero_diagonal", vec![b, i, i], value, value),
+    }))
+}
 
 /// fs_qubo_batch(h, J, beta, k, penalties, q_out, offsets_out, num_threads)
 ///
-/// Build B feature-selection QUBOs: h (B, K) f64, J (B, K, K) f64,
-/// penalties (B,) f64 (used when k is not None); writes q_out (B, K, K) and
-/// offsets_out (B,).
+/// Build B feature-selection QUBOs: h (B, K) f64, J (B, K, K) f64 (upper
+/// triangle read), penalties (B,) f64 (used when k is not None); writes
+/// q_out (B, K, K) and offsets_out (B,) in place.
 #[pyfunction]
 #[pyo3(text_signature = "(h, J, beta, k, penalties, q_out, offsets_out, num_threads)")]
 #[allow(clippy::too_many_arguments)]
@@ -25,20 +65,18 @@ fn fs_qubo_batch(
     offsets_out: &PyAny,
     num_threads: usize,
 ) -> PyResult<()> {
-    let (h, hs) = read::<f64>(py, h, "relevance", "float64", &[None, None])?;
-    let (b, n) = (hs[0], hs[1]);
-    let (j, _) = read::<f64>(py, J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
-    let (pen, _) = read::<f64>(py, penalties, "penalty", "float64", &[Some(b)])?;
-    let (q, off) = py.allow_threads(|| {
-        let mut q = vec![0.0; b * n * n];
-        let mut off = vec![0.0; b];
-        parallel::run(num_threads, || {
-            qubo::feature_selection_qubo_batch(n, &h, &j, beta, k, &pen, &mut q, &mut off)
-        });
-        (q, off)
+    let hv = View::<f64>::new(h, "relevance", "float64", &[None, None])?;
+    let (b, n) = (hv.shape()[0], hv.shape()[1]);
+    let jv = View::<f64>::new(J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
+    let pv = View::<f64>::new(penalties, "penalty", "float64", &[Some(b)])?;
+    let mut qv = View::<f64>::new_mut(q_out, "q_out", "float64", &[b, n, n])?;
+    let mut ov = View::<f64>::new_mut(offsets_out, "offsets_out", "float64", &[b])?;
+    let (hs, js, ps) = (hv.as_slice(), jv.as_slice(), pv.as_slice());
+    let (qs, os) = (qv.as_mut_slice(), ov.as_mut_slice());
+    py.allow_threads(|| {
+        parallel::run(num_threads, || qubo::feature_selection_qubo_batch(n, hs, js, beta, k, ps, qs, os))
     });
-    write(py, q_out, "q_out", "float64", &[b, n, n], &q)?;
-    write(py, offsets_out, "offsets_out", "float64", &[b], &off)
+    Ok(())
 }
 
 /// qubo_energies_batch(q, offsets, states, out, num_threads)
@@ -55,59 +93,36 @@ fn qubo_energies_batch(
     out: &PyAny,
     num_threads: usize,
 ) -> PyResult<()> {
-    let (q, qs) = read::<f64>(py, q, "Q", "float64", &[None, None, None])?;
-    let (b, n) = (qs[0], qs[1]);
-    if qs[2] != n {
-        return Err(super::errors::invalid("Q", "square matrices", format!("shape {qs:?}")));
+    let qv = View::<f64>::new(q, "Q", "float64", &[None, None, None])?;
+    let (b, n) = (qv.shape()[0], qv.shape()[1]);
+    if qv.shape()[2] != n {
+        return Err(super::errors::invalid("Q", "square matrices", format!("shape {:?}", qv.shape())));
     }
-    let (off, _) = read::<f64>(py, offsets, "offsets", "float64", &[Some(b)])?;
-    let (x, xs) = read::<u8>(py, states, "states", "uint8", &[Some(b), None, Some(n)])?;
-    let m = xs[1];
-    let energies = py.allow_threads(|| {
-        let mut e = vec![0.0; b * m];
+    let ofv = View::<f64>::new(offsets, "offsets", "float64", &[Some(b)])?;
+    let xv = View::<u8>::new(states, "states", "uint8", &[Some(b), None, Some(n)])?;
+    let m = xv.shape()[1];
+    let mut ev = View::<f64>::new_mut(out, "out", "float64", &[b, m])?;
+    let (qs, ofs, xs) = (qv.as_slice(), ofv.as_slice(), xv.as_slice());
+    let es = ev.as_mut_slice();
+    py.allow_threads(|| {
         parallel::run(num_threads, || {
             for p in 0..b {
                 qubo::qubo_energies(
-                    &q[p * n * n..(p + 1) * n * n],
-                    off[p],
+                    &qs[p * n * n..(p + 1) * n * n],
+                    ofs[p],
                     n,
-                    &x[p * m * n..(p + 1) * m * n],
-                    &mut e[p * m..(p + 1) * m],
+                    &xs[p * m * n..(p + 1) * m * n],
+                    &mut es[p * m..(p + 1) * m],
                 );
             }
-        });
-        e
+        })
     });
-    write(py, out, "out", "float64", &[b, m], &energies)
-}
-
-/// safe_penalties(h, J, beta, out)
-///
-/// The smallest safe cardinality penalty of each of B problems (see
-/// `core::qubo::safe_penalty`); writes out (B,).
-#[pyfunction]
-#[pyo3(text_signature = "(h, J, beta, out)")]
-fn safe_penalties(
-    py: Python<'_>,
-    h: &PyAny,
-    #[allow(non_snake_case)] J: &PyAny,
-    beta: f64,
-    out: &PyAny,
-) -> PyResult<()> {
-    let (h, hs) = read::<f64>(py, h, "relevance", "float64", &[None, None])?;
-    let (b, n) = (hs[0], hs[1]);
-    let (j, _) = read::<f64>(py, J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
-    let lam: Vec<f64> = py.allow_threads(|| {
-        (0..b)
-            .map(|p| qubo::safe_penalty(&h[p * n..(p + 1) * n], &j[p * n * n..(p + 1) * n * n], beta))
-            .collect()
-    });
-    write(py, out, "out", "float64", &[b], &lam)
+    Ok(())
 }
 
 pub fn register(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fs_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(fs_qubo_batch, m)?)?;
     m.add_function(wrap_pyfunction!(qubo_energies_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(safe_penalties, m)?)?;
     Ok(())
 }

@@ -154,9 +154,150 @@ pub fn safe_penalty(h: &[f64], j: &[f64], beta: f64) -> f64 {
         u_add = u_add.max(-beta * h[a] + w * pos);
         u_rem = u_rem.max(beta * h[a] + w * neg);
     }
-    let u = u_add.max(u_rem).max(0.0);
-    // Strictly above the bound, robust to rounding in the energies.
+    margin(u_add.max(u_rem))
+}
+
+/// Sum of positive parts, sum of negative parts (as a positive number), the
+/// largest magnitude and whether all entries are finite, with four
+/// independent lanes so the compiler can vectorise.
+#[inline]
+fn row_stats(row: &[f64]) -> (f64, f64, f64, bool) {
+    let mut pos = [0.0f64; 4];
+    let mut neg = [0.0f64; 4];
+    let mut big = [0.0f64; 4];
+    let mut bad = [0.0f64; 4];
+    let chunks = row.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..4 {
+            let v = c[l];
+            // v - v is 0 for finite v and NaN otherwise.
+            bad[l] += v - v;
+            let a = v.abs();
+            big[l] = if a > big[l] { a } else { big[l] };
+            pos[l] += if v > 0.0 { v } else { 0.0 };
+            neg[l] += if v < 0.0 { -v } else { 0.0 };
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        bad[l] += v - v;
+        let a = v.abs();
+        big[l] = if a > big[l] { a } else { big[l] };
+        pos[l] += if v > 0.0 { v } else { 0.0 };
+        neg[l] += if v < 0.0 { -v } else { 0.0 };
+    }
+    let finite = bad.iter().all(|b| *b == 0.0);
+    (
+        pos.iter().sum(),
+        neg.iter().sum(),
+        big.iter().cloned().fold(0.0, f64::max),
+        finite,
+    )
+}
+
+/// Strictly above the bound `u` (and above 0), robust to rounding in the energies.
+fn margin(u: f64) -> f64 {
+    let u = u.max(0.0);
     u * (1.0 + 1e-6) + 1e-6
+}
+
+/// What is wrong with an input of the feature-selection problem.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputFault {
+    /// `relevance[b, i]` is NaN or infinite.
+    RelevanceNotFinite { b: usize, i: usize, value: f64 },
+    /// `redundancy[b, i, j]` is NaN or infinite.
+    RedundancyNotFinite { b: usize, i: usize, j: usize, value: f64 },
+    /// `redundancy[b, i, j]` differs from `redundancy[b, j, i]`.
+    NotSymmetric { b: usize, i: usize, j: usize, value: f64, transposed: f64 },
+    /// `redundancy[b, i, i]` is not zero.
+    NonZeroDiagonal { b: usize, i: usize, value: f64 },
+}
+
+/// Check a batch in one pass over memory: finite values, symmetric `J` (up to
+/// `rtol` times the largest magnitude of that problem, at least 1) and a zero
+/// diagonal. Returns the first fault in problem order. When `penalty` is
+/// `Some((beta, out))`, the same pass also writes each problem's
+/// [`safe_penalty`] into `out`.
+pub fn check_feature_selection_batch(
+    n: usize,
+    h: &[f64],
+    j: &[f64],
+    rtol: f64,
+    penalty: Option<(f64, &mut [f64])>,
+) -> Option<InputFault> {
+    let b_count = if n == 0 { 0 } else { h.len() / n };
+    let nn = n * n;
+    let (beta, mut scratch) = match penalty {
+        Some((beta, out)) => (Some(beta), Some(out)),
+        None => (None, None),
+    };
+    let mut dummy = vec![0.0; if scratch.is_some() { 0 } else { b_count }];
+    let out: &mut [f64] = match scratch.as_mut() {
+        Some(o) => o,
+        None => &mut dummy,
+    };
+    let faults: Vec<Option<InputFault>> = out[..b_count]
+        .par_iter_mut()
+        .enumerate()
+        .with_min_len(8)
+        .map(|(b, lam)| {
+            let hb = &h[b * n..(b + 1) * n];
+            if let Some(i) = hb.iter().position(|v| !v.is_finite()) {
+                return Some(InputFault::RelevanceNotFinite { b, i, value: hb[i] });
+            }
+            let jb = &j[b * nn..(b + 1) * nn];
+            let w = 1.0 - beta.unwrap_or(0.0);
+            let bt = beta.unwrap_or(0.0);
+            let (mut u_add, mut u_rem) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+            let mut scale: f64 = 1.0;
+            let mut worst: f64 = 0.0;
+            for a in 0..n {
+                let row = &jb[a * n..(a + 1) * n];
+                // Branch-free sums over the row (vectorisable); faults located only when present.
+                let (pos, neg, big, finite) = row_stats(row);
+                if !finite {
+                    let c = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                    return Some(InputFault::RedundancyNotFinite { b, i: a, j: c, value: row[c] });
+                }
+                let diag = row[a];
+                if diag != 0.0 {
+                    return Some(InputFault::NonZeroDiagonal { b, i: a, value: diag });
+                }
+                scale = scale.max(big);
+                u_add = u_add.max(-bt * hb[a] + w * pos);
+                u_rem = u_rem.max(bt * hb[a] + w * neg);
+            }
+            // Symmetry in row blocks, so the transposed reads stay in cache.
+            const T: usize = 16;
+            for a0 in (0..n).step_by(T) {
+                let a1 = (a0 + T).min(n);
+                for c in a0 + 1..n {
+                    let rowc = &jb[c * n..(c + 1) * n];
+                    for a in a0..a1.min(c) {
+                        let d = (jb[a * n + c] - rowc[a]).abs();
+                        worst = if d > worst { d } else { worst };
+                    }
+                }
+            }
+            if worst > rtol * scale {
+                // Locate the first offending pair (rare path).
+                for a in 0..n {
+                    for c in a + 1..n {
+                        let (u, l) = (jb[a * n + c], jb[c * n + a]);
+                        if (u - l).abs() > rtol * scale {
+                            return Some(InputFault::NotSymmetric { b, i: a, j: c, value: u, transposed: l });
+                        }
+                    }
+                }
+            }
+            if beta.is_some() {
+                *lam = margin(u_add.max(u_rem));
+            }
+            None
+        })
+        .collect();
+    faults.into_iter().flatten().next()
 }
 
 #[cfg(test)]
@@ -178,5 +319,34 @@ mod tests {
         // x = (1, 1): objective -0.7 - 1.4 + 0.15, penalty 3 * (2 - 1)^2.
         let e = qubo_energy(&q, off, &[1, 1]);
         assert!((e - (-2.1 + 0.15 + 3.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn faults_are_found_in_order() {
+        let h = [1.0, 2.0, 1.0, f64::NAN];
+        let good = [0.0, 0.5, 0.5, 0.0];
+        let mut j = [good, good].concat();
+        assert_eq!(check_feature_selection_batch(2, &h[..2], &good, 1e-9, None), None);
+        assert!(matches!(
+            check_feature_selection_batch(2, &h, &j, 1e-9, None),
+            Some(InputFault::RelevanceNotFinite { b: 1, i: 1, .. })
+        ));
+        j[1] = 0.6;
+        assert!(matches!(
+            check_feature_selection_batch(2, &[1.0; 4], &j, 1e-9, None),
+            Some(InputFault::NotSymmetric { b: 0, i: 0, j: 1, .. })
+        ));
+        j[1] = 0.5;
+        j[7] = 1.0;
+        assert!(matches!(
+            check_feature_selection_batch(2, &[1.0; 4], &j, 1e-9, None),
+            Some(InputFault::NonZeroDiagonal { b: 1, i: 1, .. })
+        ));
+        // The fused penalty equals safe_penalty.
+        let h2 = [0.3, 0.9, 0.5, 0.1];
+        let j2 = [0.0, 0.5, -0.2, 0.5, 0.0, 0.7, -0.2, 0.7, 0.0];
+        let mut out = [0.0];
+        assert_eq!(check_feature_selection_batch(3, &h2[..3], &j2, 1e-9, Some((0.7, &mut out))), None);
+        assert_eq!(out[0], safe_penalty(&h2[..3], &j2, 0.7));
     }
 }
