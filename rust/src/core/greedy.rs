@@ -64,8 +64,16 @@ impl Dense {
         for i in 0..n {
             diag[i] = w[i * n + i];
             w[i * n + i] = 0.0;
-            for j in i + 1..n {
-                w[j * n + i] = w[i * n + j];
+        }
+        // Mirror the upper triangle in 32 x 32 tiles (cache-friendly transpose).
+        const T: usize = 32;
+        for bi in (0..n).step_by(T) {
+            for bj in (bi..n).step_by(T) {
+                for i in bi..(bi + T).min(n) {
+                    for j in bj.max(i + 1)..(bj + T).min(n) {
+                        w[j * n + i] = w[i * n + j];
+                    }
+                }
             }
         }
         diag

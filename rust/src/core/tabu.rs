@@ -144,6 +144,37 @@ fn random_state(n: usize, k: Option<usize>, r: &mut Xoshiro256PlusPlus) -> Vec<u
     }
 }
 
+/// `(min_j (g_j - r_j), argmin)`, lowest index on ties; eight independent
+/// lanes so the compiler can vectorise the scan.
+#[inline]
+fn argmin_diff(g: &[f64], r: &[f64]) -> (f64, usize) {
+    const L: usize = 8;
+    let mut mv = [f64::INFINITY; L];
+    let mut mi = [usize::MAX; L];
+    let full = g.len() / L * L;
+    for (c, (gc, rc)) in g[..full].chunks_exact(L).zip(r[..full].chunks_exact(L)).enumerate() {
+        for l in 0..L {
+            let d = gc[l] - rc[l];
+            let better = d < mv[l];
+            mv[l] = if better { d } else { mv[l] };
+            mi[l] = if better { c * L + l } else { mi[l] };
+        }
+    }
+    let mut best = (f64::INFINITY, usize::MAX);
+    for l in 0..L {
+        if mv[l] < best.0 || (mv[l] == best.0 && mi[l] < best.1) {
+            best = (mv[l], mi[l]);
+        }
+    }
+    for j in full..g.len() {
+        let d = g[j] - r[j];
+        if d < best.0 {
+            best = (d, j);
+        }
+    }
+    best
+}
+
 /// One multistart tabu read on `p`; `k = Some(_)` for the swap search (the
 /// initial state must then have exactly `k` ones).
 pub fn tabu_read(
@@ -186,6 +217,8 @@ pub fn tabu_read(
     let mut stop = false;
     let reached = |e: f64| params.energy_threshold.map_or(false, |th| e <= th);
     let mut sts_x = s.x.clone();
+    let mut g_all = vec![0.0f64; n];
+    let mut g_ok = vec![0.0f64; n];
 
     loop {
         // ---- one simple tabu search from s ----
@@ -201,7 +234,14 @@ pub fn tabu_read(
                 }
             }
             if swap_mode {
-                // Best swap overall and best non-tabu swap.
+                // Best swap overall and best non-tabu swap: for each selected
+                // i, min over j of (g_j - W_ij) with g_j = f_j on the allowed
+                // entering variables and +inf elsewhere.
+                for j in 0..n {
+                    let free_j = s.x[j] == 0;
+                    g_all[j] = if free_j { s.f[j] } else { f64::INFINITY };
+                    g_ok[j] = if free_j && tabu_until[j] <= iter { s.f[j] } else { f64::INFINITY };
+                }
                 let mut all: (usize, usize, f64) = (usize::MAX, usize::MAX, f64::INFINITY);
                 let mut ok: (usize, usize, f64) = (usize::MAX, usize::MAX, f64::INFINITY);
                 for i in 0..n {
@@ -210,17 +250,14 @@ pub fn tabu_read(
                     }
                     let fi = s.f[i];
                     let row = p.row(i);
-                    let i_tabu = tabu_until[i] > iter;
-                    for j in 0..n {
-                        if s.x[j] != 0 {
-                            continue;
-                        }
-                        let d = s.f[j] - fi - row[j];
-                        if d < all.2 {
-                            all = (i, j, d);
-                        }
-                        if d < ok.2 && !i_tabu && tabu_until[j] <= iter {
-                            ok = (i, j, d);
+                    let (v, j) = argmin_diff(&g_all, row);
+                    if v - fi < all.2 {
+                        all = (i, j, v - fi);
+                    }
+                    if tabu_until[i] <= iter {
+                        let (v, j) = argmin_diff(&g_ok, row);
+                        if v - fi < ok.2 {
+                            ok = (i, j, v - fi);
                         }
                     }
                 }
