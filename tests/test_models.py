@@ -252,10 +252,13 @@ def test_load_model_names():
 def test_training_is_deterministic_on_cpu():
     from qfsel.train import train_narrow_mnist
 
-    a, acc_a = train_narrow_mnist(4, epochs=1, backbone_epochs=1, seed=3, log=False)
-    b, acc_b = train_narrow_mnist(4, epochs=1, backbone_epochs=1, seed=3, log=False)
+    quick = {"epochs": 1, "backbone_epochs": 1, "log": False, "train_limit": 256}
+    threads = torch.get_num_threads()
+    a, acc_a = train_narrow_mnist(4, seed=3, **quick)
+    b, acc_b = train_narrow_mnist(4, seed=3, **quick)
+    assert torch.get_num_threads() == threads  # global settings restored
     assert acc_a == acc_b
     for (name, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(ta, tb), name
-    c, _ = train_narrow_mnist(4, epochs=1, backbone_epochs=1, seed=4, log=False)
+    c, _ = train_narrow_mnist(4, seed=4, **quick)
     assert not torch.equal(a.head.conv.weight, c.head.conv.weight)

@@ -105,6 +105,7 @@ def train_narrow_mnist(
     seed: int = 0,
     threads: int = 2,
     log: bool = True,
+    train_limit: int | None = None,
 ) -> tuple[nn.Module, float]:
     """Train a MNIST narrow CNN (backbone from scratch, then the frozen-backbone head).
 
@@ -117,6 +118,7 @@ def train_narrow_mnist(
         seed: seeds the initialisation, the shuffling and the shifts.
         threads: torch CPU threads (fixed so that the result is reproducible).
         log: print progress.
+        train_limit: train on only the first ``train_limit`` training images (for quick checks).
 
     Returns:
         ``(model, test_accuracy)`` with the model in eval mode.
@@ -127,18 +129,27 @@ def train_narrow_mnist(
     torch.use_deterministic_algorithms(True)
     try:
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-            return _train(n_features, epochs, backbone_epochs, lr, batch_size, seed, log)
+            return _train(n_features, epochs, backbone_epochs, lr, batch_size, seed, log, train_limit)
     finally:
         torch.set_num_threads(previous_threads)
         torch.use_deterministic_algorithms(previous_deterministic)
 
 
 def _train(
-    n_features: int, epochs: int, backbone_epochs: int, lr: float, batch_size: int, seed: int, log: bool
+    n_features: int,
+    epochs: int,
+    backbone_epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    log: bool,
+    train_limit: int | None,
 ) -> tuple[nn.Module, float]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     train_x, train_y = mnist5k("train")
+    if train_limit is not None:
+        train_x, train_y = train_x[:train_limit], train_y[:train_limit]
     test_x, test_y = mnist5k("test")
 
     backbone = mnist_backbone()
