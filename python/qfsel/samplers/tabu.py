@@ -189,6 +189,11 @@ def _initial_states(
         arr, labels = dimod.as_samples(initial_states)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"initial_states: expected samples like a (m, n) array or a list of dicts, got {describe(initial_states)}") from exc
+    bare = isinstance(initial_states, np.ndarray) or (
+        isinstance(initial_states, list) and not isinstance(initial_states[0], (dict, tuple))
+    )
+    if bare and arr.shape[1] == n:
+        labels = list(dense.labels)  # a bare array is in the BQM's variable order
     if arr.shape[1] != n or set(labels) != set(dense.labels):
         raise ValueError(
             f"initial_states: expected states over the BQM's {n} variables, got shape {arr.shape} over variables {list(labels)[:8]}"
@@ -282,7 +287,8 @@ class TabuSampler(dimod.Sampler):
 
         Args:
             bqm: the model (binary or spin).
-            initial_states: samples to start from, one per read (the BQM's vartype).
+            initial_states: samples to start from, one per read, in the BQM's vartype:
+                anything ``dimod.as_samples`` takes; a bare array is in ``bqm.variables`` order.
             initial_states_generator: ``"random"`` (fill missing reads with random
                 states), ``"tile"`` (repeat the given ones) or ``"none"`` (error if too few).
             num_reads: reads (default: the number of initial states, else 1).
