@@ -1,0 +1,5 @@
+"""``python -m qfsel``: the same command line as the ``qfsel`` entry point."""
+
+from qfsel.cli import main
+
+raise SystemExit(main())
