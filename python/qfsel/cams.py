@@ -339,8 +339,9 @@ class QFSCAM(BaseCAM):
     (sample, map), batched). The candidates (the d QUBO variables) are always
     the maps with a positive GradCAM weight alpha_p *and* a positive relevance
     of the chosen kind, so that every selected map adds to the heatmap
-    ``ReLU(sum_{p in S} alpha_p A_p)``; h is that relevance over its maximum. Redundancy ``"contribution"`` is
-    ``|<alpha_p A_p, alpha_q A_q>| / max_r ||alpha_r A_r||^2`` (see :mod:`qfsel.scoring`).
+    ``ReLU(sum_{p in S} alpha_p A_p)``; h is that relevance over its maximum.
+    Redundancy ``"contribution"`` is ``|<alpha_p A_p, alpha_q A_q>| / max_r ||alpha_r A_r||^2``
+    with r over the candidates (see :mod:`qfsel.scoring`).
 
     When every candidate map is selected (e.g. ``beta=1.0``), the heatmap is
     ``ReLU(sum_{alpha_p > 0} alpha_p A_p)``, which equals GradCAM's whenever no
@@ -474,31 +475,43 @@ class QFSCAM(BaseCAM):
         self, layer: LayerCapture, alpha: torch.Tensor, rel: np.ndarray, cands: list[np.ndarray]
     ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
         A = layer.activations
+        b = A.shape[0]
+        # Gather each sample's candidate maps, zero-padded to the largest d: the (B, d, d)
+        # matrices are computed for the candidates only, never (B, K, K).
+        dmax = max(c.size for c in cands)
+        idx = torch.zeros(b, dmax, dtype=torch.long)
+        valid = torch.zeros(b, dmax, dtype=torch.bool)
+        for i, c in enumerate(cands):
+            idx[i, : c.size] = torch.as_tensor(c)
+            valid[i, : c.size] = True
+        idx, valid = idx.to(A.device), valid.to(A.device)
+        rows = torch.arange(b, device=A.device)[:, None]
+        a_c = A[rows, idx] * valid[:, :, None, None].to(A.dtype)
+        alpha_c = alpha[rows, idx] * valid.to(alpha.dtype)
         hs, js = [], []
         if self.objective == "relevance-redundancy":
-            red = scoring.redundancy(self.redundancy, A, alpha).cpu().numpy()
-            for i, idx in enumerate(cands):
-                r = rel[i, idx].astype(np.float64)
+            red = scoring.redundancy(self.redundancy, a_c, alpha_c).cpu().numpy()
+            for i, c in enumerate(cands):
+                r = rel[i, c].astype(np.float64)
                 hs.append(r / r.max())
-                js.append(np.ascontiguousarray(red[i][np.ix_(idx, idx)]))
+                js.append(np.ascontiguousarray(red[i, : c.size, : c.size]))
             return hs, js, self.beta
-        full = weighted_map(A, alpha)
-        g_all, p_all = (t.cpu().numpy() for t in scoring.representative_terms(A, alpha, full))
-        offdiag_cache: dict[int, np.ndarray] = {}
-        for i, idx in enumerate(cands):
-            d = idx.size
-            g = g_all[i, idx].astype(np.float64)
-            p = p_all[i][np.ix_(idx, idx)].astype(np.float64)
+        full = weighted_map(A, alpha)  # the full GradCAM map, over all K maps
+        g_all, p_all = (t.cpu().numpy() for t in scoring.representative_terms(a_c, alpha_c, full))
+        for i, c in enumerate(cands):
+            d = c.size
+            g = g_all[i, :d].astype(np.float64)
+            p = p_all[i, :d, :d].astype(np.float64)
             g = g - min(g.min(), 0.0)
             if d > 1:
-                off = offdiag_cache.setdefault(d, ~np.eye(d, dtype=bool))
+                off = ~np.eye(d, dtype=bool)
                 p[off] -= min(p[off].min(), 0.0)
             h = g / self.beta
             j = p / (1.0 - self.beta)
             top = max(h.max(), j.max() if d > 1 else 0.0)
-            s = 1.0 / top if top > 0 else 1.0
-            hs.append(h * s)
-            js.append(j * s)
+            scale = 1.0 / top if top > 0 else 1.0
+            hs.append(h * scale)
+            js.append(j * scale)
         return hs, js, self.beta
 
     def _solve(
