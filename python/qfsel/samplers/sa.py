@@ -1,0 +1,459 @@
+"""Simulated annealing in Rust: single-flip Metropolis, or swap moves that keep exactly ``k`` ones.
+
+Two kernels (``qfsel._core``, GIL released, parallel over reads and problems):
+
+* **flip**: one sweep proposes to flip every variable once, in order; local
+  fields make each proposal ``O(1)``. Dense QUBOs (the feature-selection case)
+  or a sparse CSR form for large sparse BQMs.
+* **swap** (``cardinality=k`` / ``batch.k``): a move swaps a random selected and
+  a random unselected variable, so every state has exactly ``k`` ones and no
+  penalty is needed. A sweep is ``n`` attempted swaps.
+
+Local fields are ``f32`` unless the coefficients span more than four orders of
+magnitude; reported energies are always recomputed in ``f64``.
+
+Default beta range (when ``beta_range`` is not given), derived per instance:
+from a deterministic start (all zeros, or the ``k`` lowest ``Q_ii``) steepest
+descent reaches a local minimum, where every single move's energy change is
+computed. Hot end: the 10% quantile of the nonzero ``|delta|`` is accepted with
+probability 1/2; cold end: the smallest nonzero ``|delta|`` (floored at
+``1e-3 max |delta|``) is accepted with probability 1/100.
+
+Seeds: read ``r`` of problem ``p`` uses its own random stream derived from
+``(seed, p, r)``, so results are identical whatever ``num_threads`` is.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import dimod
+import numpy as np
+
+from .. import _core
+from .._checks import check_int, check_num_threads, check_seed, describe
+from ..qubo import ProblemBatch
+from ..routing import Solution, register_solver
+from ._base import DenseQubo, bqm_to_dense, cardinality_from_cqm, check_cardinality
+
+__all__ = ["SimulatedAnnealingSampler", "simulated_annealing", "default_beta_range"]
+
+SCHEDULE_TYPES = ("geometric", "linear", "custom")
+#: Largest ``n`` kept dense regardless of sparsity; beyond it sparse BQMs go to CSR.
+DENSE_MAX_VARIABLES = 2048
+#: Coefficient dynamic range above which fields are kept in f64.
+SINGLE_PRECISION_MAX_RANGE = 1e4
+
+
+def _single_precision(q: np.ndarray) -> bool:
+    a = np.abs(q[np.isfinite(q)])
+    nz = a[a > 0]
+    if nz.size == 0:
+        return True
+    return float(nz.max() / nz.min()) <= SINGLE_PRECISION_MAX_RANGE
+
+
+def _check_beta_range(beta_range: Any) -> tuple[float, float] | None:
+    if beta_range is None:
+        return None
+    if isinstance(beta_range, (str, bytes)) or not hasattr(beta_range, "__len__") or len(beta_range) != 2:
+        raise TypeError(f"beta_range: expected a pair (beta_hot, beta_cold) of positive numbers, got {describe(beta_range)}")
+    try:
+        b0, b1 = (float(v) for v in beta_range)
+    except (TypeError, ValueError):
+        raise TypeError(f"beta_range: expected a pair of positive numbers, got {describe(beta_range)}") from None
+    if not (np.isfinite(b0) and np.isfinite(b1)) or b0 <= 0 or b1 <= 0:
+        raise ValueError(f"beta_range: expected two finite positive numbers, got {tuple(beta_range)!r}")
+    if b0 > b1:
+        raise ValueError(f"beta_range: expected beta_hot <= beta_cold (annealing cools), got {tuple(beta_range)!r}")
+    return b0, b1
+
+
+def _schedules(
+    ranges: np.ndarray, num_sweeps: Any, beta_schedule_type: Any, beta_schedule: Any, beta_range: Any
+) -> tuple[np.ndarray, int]:
+    """Betas ``(B, S)`` from per-problem ranges ``(B, 2)`` (or a custom schedule)."""
+    if beta_schedule_type not in SCHEDULE_TYPES:
+        raise ValueError(f"beta_schedule_type: expected one of {SCHEDULE_TYPES}, got {beta_schedule_type!r}")
+    b = ranges.shape[0]
+    if beta_schedule_type == "custom":
+        if beta_schedule is None:
+            raise ValueError("beta_schedule: expected a 1-D array of betas with beta_schedule_type='custom', got None")
+        sched = np.asarray(beta_schedule, dtype=float) if not isinstance(beta_schedule, (str, bytes)) else None
+        if sched is None or sched.ndim != 1 or sched.size == 0:
+            raise ValueError(f"beta_schedule: expected a non-empty 1-D array of betas, got {describe(beta_schedule)}")
+        if not np.all(np.isfinite(sched)) or np.any(sched < 0):
+            raise ValueError("beta_schedule: expected finite non-negative betas, got a negative or non-finite value")
+        if num_sweeps is not None and check_int("num_sweeps", num_sweeps, low=1) != sched.size:
+            raise ValueError(f"num_sweeps: expected None or len(beta_schedule) = {sched.size} with a custom schedule, got {num_sweeps}")
+        if beta_range is not None:
+            raise ValueError("beta_range: expected None with beta_schedule_type='custom' (the schedule sets the betas)")
+        return np.ascontiguousarray(np.broadcast_to(sched, (b, sched.size))), sched.size
+    if beta_schedule is not None:
+        raise ValueError(f"beta_schedule: only used with beta_schedule_type='custom', got beta_schedule_type={beta_schedule_type!r}")
+    s = check_int("num_sweeps", num_sweeps, low=1)
+    t = np.arange(s) / max(s - 1, 1)
+    b0, b1 = ranges[:, :1], ranges[:, 1:]
+    if s == 1:
+        return np.ascontiguousarray(b1.copy()), 1
+    if beta_schedule_type == "geometric":
+        betas = b0 * (b1 / b0) ** t[None]
+    else:
+        betas = b0 + (b1 - b0) * t[None]
+    betas[:, -1] = b1[:, 0]
+    return np.ascontiguousarray(betas), s
+
+
+def default_beta_range(q: np.ndarray, offsets: np.ndarray | None = None, k: int | None = None, num_threads: int | None = None) -> np.ndarray:
+    """The instance-derived ``(beta_hot, beta_cold)`` of each dense QUBO ``q (B, n, n)`` (see module docs)."""
+    q = np.ascontiguousarray(q, dtype=np.float64)
+    if q.ndim == 2:
+        q = q[None]
+    off = np.zeros(q.shape[0]) if offsets is None else np.ascontiguousarray(np.broadcast_to(offsets, (q.shape[0],)), dtype=np.float64)
+    out = np.empty((q.shape[0], 2))
+    _core.sa_default_beta_ranges(q, off, k, _single_precision(q), check_num_threads("num_threads", num_threads), out)
+    return out
+
+
+def simulated_annealing(
+    q: Any,
+    offsets: Any = None,
+    *,
+    k: int | None = None,
+    num_reads: int = 16,
+    num_sweeps: int | None = 200,
+    beta_range: Sequence[float] | None = None,
+    beta_schedule_type: str = "geometric",
+    beta_schedule: Any = None,
+    initial_states: Any = None,
+    seed: int | None = None,
+    num_threads: int | None = None,
+    greedy_descent: bool = False,
+    return_states: bool = False,
+) -> dict[str, Any]:
+    """Anneal ``B`` dense QUBOs at once; arrays in, arrays out.
+
+    Args:
+        q: ``(B, n, n)`` (or ``(n, n)``) upper-triangular QUBOs.
+        offsets: ``(B,)`` constant terms (default 0).
+        k: keep exactly ``k`` ones (swap moves); ``None``: single flips.
+        num_reads: independent reads per problem.
+        num_sweeps: sweeps (one per beta); ``None`` only with a custom schedule.
+        beta_range: ``(beta_hot, beta_cold)`` for every problem; default per instance.
+        beta_schedule_type: ``"geometric"``, ``"linear"`` or ``"custom"``.
+        beta_schedule: the betas of a custom schedule.
+        initial_states: ``(B, R, n)`` 0/1 starting states (exactly ``k`` ones with ``k``).
+        seed: reproducible seed (``None``: fresh).
+        num_threads: threads (``None``/0: all cores); results do not depend on it.
+        greedy_descent: end every read with steepest descent to a local minimum.
+        return_states: also return every read's final state ``(B, R, n)``.
+
+    Returns:
+        ``best_states (B, n)`` uint8, ``best_energies (B,)``, ``energies (B, R)``,
+        ``states`` (or ``None``), ``beta_range (B, 2)``, ``num_sweeps``, ``seed``
+        and ``timing`` (seconds).
+
+    Example:
+        >>> import numpy as np
+        >>> q = np.array([[[-1.0, 2.0], [0.0, -1.0]]])
+        >>> out = simulated_annealing(q, num_reads=4, seed=1)
+        >>> float(out["best_energies"][0]), int(out["best_states"][0].sum())
+        (-1.0, 1)
+    """
+    t0 = time.perf_counter()
+    qa = np.asarray(q, dtype=np.float64) if not hasattr(q, "detach") else q.detach().cpu().numpy().astype(np.float64)
+    if qa.ndim == 2:
+        qa = qa[None]
+    if qa.ndim != 3 or qa.shape[1] != qa.shape[2]:
+        raise ValueError(f"q: expected shape (B, n, n) or (n, n), got shape {qa.shape}")
+    qa = np.ascontiguousarray(qa)
+    if not np.all(np.isfinite(qa)):
+        raise ValueError("q: expected finite coefficients, got a NaN or infinite value")
+    b, n = qa.shape[0], qa.shape[1]
+    off = np.zeros(b) if offsets is None else np.ascontiguousarray(np.broadcast_to(np.asarray(offsets, dtype=np.float64), (b,)))
+    if not np.all(np.isfinite(off)):
+        raise ValueError("offsets: expected finite values, got a NaN or infinite value")
+    num_reads = check_int("num_reads", num_reads, low=1)
+    if k is not None:
+        k = check_int("k", k, low=0, high=n)
+    seed = check_seed("seed", seed)
+    threads = check_num_threads("num_threads", num_threads)
+    if not isinstance(greedy_descent, (bool, np.bool_)):
+        raise TypeError(f"greedy_descent: expected a bool, got {describe(greedy_descent)}")
+    br = _check_beta_range(beta_range)
+    single = _single_precision(qa)
+    if beta_schedule_type == "custom" or br is not None:
+        ranges = np.tile(np.asarray(br if br is not None else (1.0, 1.0), dtype=float), (b, 1))
+    else:
+        ranges = np.empty((b, 2))
+        if n:
+            _core.sa_default_beta_ranges(qa, off, k, single, threads, ranges)
+        else:
+            ranges[:] = (0.1, 1.0)
+    betas, s = _schedules(ranges, num_sweeps, beta_schedule_type, beta_schedule, br)
+    if beta_schedule_type == "custom":
+        ranges = np.tile([betas[0, 0], betas[0, -1]], (b, 1))
+    init = None
+    if initial_states is not None:
+        init = _initial_array(initial_states, (b, num_reads, n), k)
+    best_states = np.empty((b, n), dtype=np.uint8)
+    best_e = np.empty(b)
+    energies = np.empty((b, num_reads))
+    states = np.empty((b, num_reads, n), dtype=np.uint8) if return_states else None
+    t1 = time.perf_counter()
+    _core.sa_dense_batch(qa, off, betas, num_reads, seed, k, init, bool(greedy_descent), single, threads, best_states, best_e, energies, states)
+    t2 = time.perf_counter()
+    return {
+        "best_states": best_states,
+        "best_energies": best_e,
+        "energies": energies,
+        "states": states,
+        "beta_range": ranges,
+        "num_sweeps": s,
+        "seed": seed,
+        "timing": {"preprocessing_s": t1 - t0, "sampling_s": t2 - t1},
+    }
+
+
+def _initial_array(initial_states: Any, shape: tuple[int, ...], k: int | None) -> np.ndarray:
+    arr = np.asarray(initial_states)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"initial_states: expected 0/1 values, got {describe(initial_states)}")
+    if arr.shape != shape:
+        raise ValueError(f"initial_states: expected shape {shape}, got shape {arr.shape}")
+    if arr.size and not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(f"initial_states: expected binary values 0/1, got {arr[(arr != 0) & (arr != 1)].flat[0]!r}")
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    if k is not None and arr.size and np.any(arr.sum(axis=-1) != k):
+        bad = arr.sum(axis=-1)[arr.sum(axis=-1) != k].flat[0]
+        raise ValueError(f"initial_states: expected exactly k = {k} ones in every state, got a state with {bad}")
+    return arr
+
+
+# -- batch solvers for qfsel.solve --------------------------------------------
+
+
+def _solution(batch: ProblemBatch, name: str, out: dict[str, Any], t0: float) -> Solution:
+    timing = dict(out["timing"])
+    timing["total_s"] = time.perf_counter() - t0
+    info = {
+        "read_energies": out["energies"],
+        "best_qubo_energies": out["best_energies"],
+        "beta_range": out["beta_range"],
+        "num_sweeps": out["num_sweeps"],
+        "seed": out["seed"],
+    }
+    if out["states"] is not None:
+        info["read_states"] = out["states"]
+    return Solution.from_states(batch, out["best_states"], name, timing, info)
+
+
+def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | None = 200, seed: int | None = None,
+              num_threads: int | None = None, beta_range: Any = None, **params: Any) -> Solution:
+    """Swap-move SA on the objective when ``batch.k`` is set, else single-flip SA on the QUBO.
+
+    ``info["read_energies"]`` holds every read's energy (objective without
+    penalty for the swap kernel, which never leaves the feasible set).
+    """
+    t0 = time.perf_counter()
+    q, off = batch.qubo(include_penalty=False)
+    out = simulated_annealing(q, off, k=batch.k, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
+                              num_threads=num_threads, beta_range=beta_range, **params)
+    return _solution(batch, "sa", out, t0)
+
+
+def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | None = 200, seed: int | None = None,
+                      num_threads: int | None = None, beta_range: Any = None, **params: Any) -> Solution:
+    """Single-flip SA on the penalty QUBO (``batch.qubo()``); ``info["read_energies"]`` include the penalty."""
+    t0 = time.perf_counter()
+    q, off = batch.qubo()
+    out = simulated_annealing(q, off, k=None, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
+                              num_threads=num_threads, beta_range=beta_range, **params)
+    return _solution(batch, "sa-penalty", out, t0)
+
+
+register_solver("sa", _solve_sa)
+register_solver("sa-penalty", _solve_sa_penalty)
+
+
+# -- dimod sampler --------------------------------------------------------------
+
+
+class SimulatedAnnealingSampler(dimod.Sampler):
+    """Simulated annealing in Rust as a ``dimod.Sampler`` (a drop-in for
+    ``dwave.samplers.SimulatedAnnealingSampler`` on the common parameters).
+
+    Returns every read. ``info`` holds ``beta_range``, ``beta_schedule_type``
+    and ``timing`` (``preprocessing_ns``, ``sampling_ns``, ``postprocessing_ns``,
+    as dwave-samplers reports). With ``cardinality=k`` only states with exactly
+    ``k`` ones (``k`` up-spins for a spin BQM) are visited, by swap moves.
+
+    Example:
+        >>> import dimod
+        >>> from qfsel.samplers.sa import SimulatedAnnealingSampler
+        >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {("a", "b"): 2}, 0, "BINARY")
+        >>> ss = SimulatedAnnealingSampler().sample(bqm, num_reads=10, seed=3)
+        >>> float(ss.first.energy), len(ss)
+        (-1.0, 10)
+    """
+
+    @property
+    def parameters(self) -> dict[str, list]:
+        return {
+            "beta_range": [],
+            "num_reads": [],
+            "num_sweeps": [],
+            "beta_schedule_type": ["beta_schedule_options"],
+            "beta_schedule": [],
+            "seed": [],
+            "initial_states": [],
+            "num_threads": [],
+            "greedy_descent": [],
+            "cardinality": [],
+        }
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {"beta_schedule_options": SCHEDULE_TYPES, "dense_max_variables": DENSE_MAX_VARIABLES}
+
+    def sample(
+        self,
+        bqm: dimod.BinaryQuadraticModel,
+        num_reads: int | None = None,
+        num_sweeps: int | None = None,
+        beta_range: Sequence[float] | None = None,
+        beta_schedule_type: str = "geometric",
+        beta_schedule: Any = None,
+        initial_states: Any = None,
+        seed: int | None = None,
+        num_threads: int | None = None,
+        greedy_descent: bool = False,
+        cardinality: int | None = None,
+        **kwargs: Any,
+    ) -> dimod.SampleSet:
+        """Anneal ``bqm``; ``num_reads`` defaults to 1 (or the number of initial states),
+        ``num_sweeps`` to 1000 (as dwave-samplers)."""
+        self.remove_unknown_kwargs(**kwargs)
+        t0 = time.perf_counter_ns()
+        if not isinstance(bqm, dimod.BinaryQuadraticModel):
+            raise TypeError(f"bqm: expected a dimod.BinaryQuadraticModel, got {type(bqm).__name__}")
+        labels = list(bqm.variables)
+        n = len(labels)
+        k = check_cardinality(cardinality, n)
+        init = None
+        if initial_states is not None:
+            init = self._initial_states(initial_states, bqm, labels)
+        if num_reads is None:
+            num_reads = 1 if init is None else init.shape[0]
+        num_reads = check_int("num_reads", num_reads, low=1)
+        if num_sweeps is None and beta_schedule_type != "custom":
+            num_sweeps = 1000
+        seed = check_seed("seed", seed)
+        if init is not None:
+            init = self._fill_initial(init, num_reads, n, k, seed)
+        br = _check_beta_range(beta_range)
+        threads = check_num_threads("num_threads", num_threads)
+        if n == 0:
+            if beta_schedule_type not in SCHEDULE_TYPES:
+                raise ValueError(f"beta_schedule_type: expected one of {SCHEDULE_TYPES}, got {beta_schedule_type!r}")
+            ss = dimod.SampleSet.from_samples_bqm((np.zeros((num_reads, 0), dtype=np.int8), []), bqm)
+            ss.info.update(beta_range=list(br) if br else [0.1, 1.0], beta_schedule_type=beta_schedule_type,
+                           timing={"preprocessing_ns": time.perf_counter_ns() - t0, "sampling_ns": 0, "postprocessing_ns": 0})
+            return ss
+        sparse = self._use_sparse(bqm, n, k)
+        if sparse:
+            states, energies, ranges, t1, t2 = self._sample_sparse(
+                bqm, labels, num_reads, num_sweeps, br, beta_schedule_type, beta_schedule, init, seed, threads, greedy_descent)
+        else:
+            dense = bqm_to_dense(bqm)
+            t1 = time.perf_counter_ns()
+            out = simulated_annealing(dense.q, dense.offset, k=k, num_reads=num_reads, num_sweeps=num_sweeps, beta_range=br,
+                                      beta_schedule_type=beta_schedule_type, beta_schedule=beta_schedule,
+                                      initial_states=None if init is None else init[None], seed=seed,
+                                      num_threads=threads, greedy_descent=greedy_descent, return_states=True)
+            t2 = time.perf_counter_ns()
+            states, ranges = out["states"][0], out["beta_range"][0]
+        samples = 2 * states.astype(np.int8) - 1 if bqm.vartype is dimod.SPIN else states.astype(np.int8)
+        info = {"beta_range": [float(ranges[0]), float(ranges[1])], "beta_schedule_type": beta_schedule_type}
+        ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm, info=info)
+        info = ss.info
+        info["timing"] = {
+            "preprocessing_ns": t1 - t0,
+            "sampling_ns": t2 - t1,
+            "postprocessing_ns": time.perf_counter_ns() - t2,
+        }
+        return ss
+
+    def sample_cqm(self, cqm: dimod.ConstrainedQuadraticModel, **parameters: Any) -> dimod.SampleSet:
+        """Anneal a CQM whose only constraint is ``sum of all binaries == k`` (swap moves)."""
+        objective, k = cardinality_from_cqm(cqm)
+        ss = self.sample(objective, cardinality=k, **parameters)
+        return dimod.SampleSet.from_samples_cqm(ss, cqm, info=ss.info)
+
+    # -- helpers -------------------------------------------------------------
+    @staticmethod
+    def _use_sparse(bqm: dimod.BinaryQuadraticModel, n: int, k: int | None) -> bool:
+        if k is not None or n <= 256:
+            return False
+        density = bqm.num_interactions / (n * (n - 1) / 2)
+        return n > DENSE_MAX_VARIABLES or density < 0.05
+
+    @staticmethod
+    def _initial_states(initial_states: Any, bqm: dimod.BinaryQuadraticModel, labels: list) -> np.ndarray:
+        try:
+            arr, init_labels = dimod.as_samples(initial_states)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"initial_states: expected samples-like (array, list of dicts, SampleSet), got {describe(initial_states)}") from exc
+        arr = np.asarray(arr)
+        if arr.ndim != 2 or arr.shape[1] != len(labels) or set(init_labels) != set(labels):
+            raise ValueError(f"initial_states: expected states over the BQM's {len(labels)} variables, got shape {arr.shape}")
+        order = [init_labels.index(v) for v in labels] if list(init_labels) != labels else slice(None)
+        arr = arr[:, order]
+        allowed = (-1, 1) if bqm.vartype is dimod.SPIN else (0, 1)
+        if arr.size and not np.all(np.isin(arr, allowed)):
+            bad = arr[~np.isin(arr, allowed)].flat[0]
+            raise ValueError(f"initial_states: expected values in {allowed} for a {bqm.vartype.name} BQM, got {bad!r}")
+        return np.ascontiguousarray((arr > 0).astype(np.uint8))
+
+    @staticmethod
+    def _fill_initial(init: np.ndarray, num_reads: int, n: int, k: int | None, seed: int) -> np.ndarray:
+        """First ``num_reads`` initial states; missing ones drawn at random (from ``seed``)."""
+        if init.shape[0] >= num_reads:
+            return np.ascontiguousarray(init[:num_reads])
+        rng = np.random.default_rng(seed)
+        extra = num_reads - init.shape[0]
+        if k is None:
+            more = rng.integers(0, 2, size=(extra, n), dtype=np.uint8)
+        else:
+            more = np.zeros((extra, n), dtype=np.uint8)
+            for r in range(extra):
+                more[r, rng.choice(n, size=k, replace=False)] = 1
+        return np.ascontiguousarray(np.concatenate([init, more]))
+
+    @staticmethod
+    def _sample_sparse(bqm, labels, num_reads, num_sweeps, br, schedule_type, beta_schedule, init, seed, threads, greedy):
+        binary = bqm if bqm.vartype is dimod.BINARY else bqm.change_vartype(dimod.BINARY, inplace=False)
+        lin, (rows, cols, vals), off = binary.to_numpy_vectors(variable_order=labels)
+        lin = np.ascontiguousarray(lin, dtype=np.float64)
+        vals = np.ascontiguousarray(vals, dtype=np.float64)
+        if not (np.all(np.isfinite(lin)) and np.all(np.isfinite(vals)) and np.isfinite(off)):
+            raise ValueError("bqm: expected finite biases, got a NaN or infinite bias")
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        cols = np.ascontiguousarray(cols, dtype=np.int64)
+        if schedule_type == "custom" or br is not None:
+            rng_ = np.asarray([br if br is not None else (1.0, 1.0)], dtype=float)
+        else:
+            rng_ = np.asarray([_core.sa_sparse_default_beta_range(lin, rows, cols, vals)])
+        betas, _ = _schedules(rng_, num_sweeps, schedule_type, beta_schedule, br)
+        if schedule_type == "custom":
+            rng_ = np.asarray([[betas[0, 0], betas[0, -1]]])
+        n = len(labels)
+        states = np.empty((num_reads, n), dtype=np.uint8)
+        energies = np.empty(num_reads)
+        single = _single_precision(np.concatenate([lin, vals]))
+        t1 = time.perf_counter_ns()
+        _core.sa_sparse(lin, rows, cols, vals, float(off), np.ascontiguousarray(betas[0]), num_reads, seed, init,
+                        bool(greedy), single, threads, states, energies)
+        t2 = time.perf_counter_ns()
+        return states, energies, rng_[0], t1, t2
