@@ -243,7 +243,8 @@ class BaseCAM:
         if self.upsample:
             size = (int(input_tensor.shape[2]), int(input_tensor.shape[3]))
         else:
-            size = max((tuple(n.shape[1:]) for n in norms), key=lambda s: s[0] * s[1])
+            largest = max(norms, key=lambda n: int(n.shape[1]) * int(n.shape[2]))
+            size = (int(largest.shape[1]), int(largest.shape[2]))
         heat = aggregate_layers(norms, size)
         return ExplanationResult(
             method=self.method,

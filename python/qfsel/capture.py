@@ -234,9 +234,8 @@ class LayerHooks:
         while self._handles:
             self._handles.pop().remove()
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
-        return False
 
 
 def _first_conv_in_channels(model: nn.Module) -> int | None:
