@@ -4,26 +4,70 @@ For each prediction, qfsel chooses a handful of a conv layer's feature maps by
 solving a binary feature-selection problem (a QUBO, optionally with exactly
 ``k`` maps) with fast Rust samplers or D-Wave's Ocean stack, and draws the
 heatmap of just those maps next to GradCAM and GradCAM++.
+
+The solver API (problems, samplers, :func:`solve`) does not import torch; the
+explainers (:class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`QFSCAM`) and
+the modules ``models``, ``datasets``, ``targets`` and ``viz`` load it on first use.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from . import exceptions
 from .exceptions import InfeasibleError, ProblemTooLargeError, QFSelError, QFSelWarning
 from .qubo import FeatureSelectionProblem, ProblemBatch, bisect_beta
 from .routing import Solution, available_solvers, solve
 from . import samplers  # noqa: E402  (registers the built-in solvers)
+from .samplers import ExactSampler, GreedySampler, SimulatedAnnealingSampler, TabuSampler
 
 __version__ = "0.1.0"
 
+# Names that need torch, resolved on first access (PEP 562).
+_LAZY = {
+    "GradCAM": "qfsel.cams",
+    "GradCAMPlusPlus": "qfsel.cams",
+    "QFSCAM": "qfsel.cams",
+    "ExplanationResult": "qfsel.cams",
+}
+_LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"qfsel.{name}")
+    raise AttributeError(f"module 'qfsel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES)
+
+
 __all__ = [
+    # problems and solving
     "FeatureSelectionProblem",
     "ProblemBatch",
     "Solution",
     "solve",
     "available_solvers",
     "bisect_beta",
+    # samplers (dimod)
     "samplers",
+    "SimulatedAnnealingSampler",
+    "TabuSampler",
+    "GreedySampler",
+    "ExactSampler",
+    # explanations (torch)
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "QFSCAM",
+    "ExplanationResult",
+    # errors
     "exceptions",
     "QFSelError",
     "ProblemTooLargeError",

@@ -1,8 +1,18 @@
 """qfsel's samplers: Rust solvers behind the ``dimod.Sampler`` interface.
 
-Importing this package registers them with :func:`qfsel.solve`.
+* :class:`SimulatedAnnealingSampler` -- single-flip Metropolis on dense or
+  sparse models, or swap moves that keep exactly ``k`` ones (``cardinality=k``).
+* :class:`TabuSampler` -- one-flip or swap-move tabu search with restarts.
+* :class:`GreedySampler` -- greedy construction + steepest descent.
+* :class:`ExactSampler` -- every ground state, exhaustively.
+
+Importing this package registers the batch solvers ``"sa"``, ``"sa-penalty"``,
+``"tabu"``, ``"greedy"`` and ``"exact"`` with :func:`qfsel.solve`.
 """
 
 from .exact import ExactSampler
+from .greedy import GreedySampler
+from .sa import SimulatedAnnealingSampler
+from .tabu import TabuSampler
 
-__all__ = ["ExactSampler"]
+__all__ = ["ExactSampler", "GreedySampler", "SimulatedAnnealingSampler", "TabuSampler"]
