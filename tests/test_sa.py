@@ -1,0 +1,285 @@
+"""Simulated annealing: exact oracle, Boltzmann statistics, determinism, feasibility, dimod API, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import unittest
+
+import dimod
+import numpy as np
+import pytest
+from dimod.testing import load_sampler_bqm_tests
+from dimod.testing.asserts import assert_sampler_api
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qfsel
+from qfsel import FeatureSelectionProblem, ProblemBatch
+from qfsel.samplers.exact import ExactSampler
+from qfsel.samplers.sa import SimulatedAnnealingSampler, simulated_annealing
+
+
+def _problems(b: int, k_vars: int, seed: int, k: int | None = None) -> ProblemBatch:
+    rng = np.random.default_rng(seed)
+    h = rng.uniform(0.05, 1.0, size=(b, k_vars))
+    j = np.abs(rng.normal(size=(b, k_vars, k_vars)))
+    j = (j + j.transpose(0, 2, 1)) / 2
+    j[:, range(k_vars), range(k_vars)] = 0
+    return ProblemBatch(h, j, beta=0.7, k=k)
+
+
+def _random_qubo(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.triu(rng.uniform(-1, 1, size=(n, n)))
+
+
+# -- against the exact solver ---------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [None, 3, 6])
+def test_batch_reaches_exact_ground_energy(k):
+    batch = _problems(12, 14, seed=1, k=k)
+    exact = qfsel.solve(batch, "exact")
+    sa = qfsel.solve(batch, "sa", num_reads=16, num_sweeps=200, seed=5)
+    np.testing.assert_allclose(sa.energies, exact.energies, atol=1e-9)
+    assert sa.feasible.all()
+    assert sa.info["read_energies"].shape == (12, 16)
+
+
+def test_penalty_sa_is_feasible_and_never_below_the_ground_energy():
+    # The penalty form is hard for single flips (every swap crosses a barrier of
+    # about lambda, far above the objective's gaps; dwave-samplers fails alike),
+    # so only feasibility, consistency and the swap kernel's advantage are asserted.
+    batch = _problems(6, 12, seed=2, k=4)
+    exact = qfsel.solve(batch, "exact")
+    sol = qfsel.solve(batch, "sa-penalty", num_reads=32, num_sweeps=300, seed=3)
+    assert sol.feasible.all()
+    assert (sol.energies >= exact.energies - 1e-9).all()
+    q, off = batch.qubo()
+    reads = sol.info["read_energies"]
+    np.testing.assert_allclose(sol.info["best_qubo_energies"], reads.min(axis=1))
+    swap = qfsel.solve(batch, "sa", num_reads=32, num_sweeps=300, seed=3)
+    assert (swap.energies <= sol.energies + 1e-9).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_general_qubo_ground_energy(seed):
+    q = _random_qubo(16, seed)
+    ground = qfsel.samplers.exact.exact_ground_states(q[None], np.zeros(1))[0][0]
+    out = simulated_annealing(q, num_reads=20, num_sweeps=300, seed=seed)
+    assert out["best_energies"][0] == pytest.approx(ground, abs=1e-9)
+
+
+def test_sampler_matches_exact_sampler_on_spin_bqms():
+    for seed in range(4):
+        bqm = dimod.generators.gnp_random_bqm(14, 0.6, "SPIN", random_state=seed)
+        ground = ExactSampler().sample(bqm).first.energy
+        ss = SimulatedAnnealingSampler().sample(bqm, num_reads=20, num_sweeps=300, seed=seed)
+        assert ss.first.energy == pytest.approx(ground, abs=1e-9)
+        assert ss.vartype is dimod.SPIN
+        assert set(ss.variables) == set(bqm.variables)
+
+
+# -- statistics: long chain at constant beta samples Boltzmann --------------------
+
+
+def test_constant_beta_chain_is_boltzmann():
+    q = np.array([[0.3, -0.8, 0.5], [0.0, -0.2, 0.6], [0.0, 0.0, 0.1]])
+    beta = 1.5
+    states = np.array(list(itertools.product([0, 1], repeat=3)), dtype=np.uint8)
+    e = np.array([s @ np.triu(q, 1) @ s + np.diag(q) @ s for s in states.astype(float)])
+    p = np.exp(-beta * (e - e.min()))
+    p /= p.sum()
+    reads = 4000
+    out = simulated_annealing(q, num_reads=reads, beta_schedule_type="custom", beta_schedule=np.full(30, beta),
+                              num_sweeps=None, seed=11, return_states=True)
+    idx = out["states"][0] @ np.array([4, 2, 1])
+    counts = np.bincount(idx, minlength=8)
+    # states ordered as itertools.product: index = 4 x0 + 2 x1 + x2
+    tv = 0.5 * np.abs(counts / reads - p).sum()
+    assert tv < 0.04, (counts / reads, p)
+    chi2 = float((((counts - reads * p) ** 2) / (reads * p)).sum())
+    assert chi2 < 30.0  # 7 dof: p ~ 1e-4
+
+
+# -- determinism ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [None, 4])
+def test_identical_results_whatever_the_thread_count(k):
+    batch = _problems(5, 20, seed=4, k=k)
+    q, off = batch.qubo(include_penalty=False)
+    a = simulated_annealing(q, off, k=k, num_reads=9, num_sweeps=50, seed=123, num_threads=1, return_states=True)
+    b = simulated_annealing(q, off, k=k, num_reads=9, num_sweeps=50, seed=123, num_threads=2, return_states=True)
+    np.testing.assert_array_equal(a["states"], b["states"])
+    np.testing.assert_array_equal(a["energies"], b["energies"])
+    c = simulated_annealing(q, off, k=k, num_reads=9, num_sweeps=50, seed=124, num_threads=2, return_states=True)
+    assert not np.array_equal(a["states"], c["states"])
+
+
+def test_read_of_a_problem_does_not_depend_on_batch_size():
+    batch = _problems(4, 18, seed=5)
+    q, off = batch.qubo()
+    full = simulated_annealing(q, off, num_reads=6, num_sweeps=40, seed=9, return_states=True)
+    first = simulated_annealing(q[:1], off[:1], num_reads=3, num_sweeps=40, seed=9, return_states=True)
+    np.testing.assert_array_equal(full["states"][0, :3], first["states"][0])
+
+
+# -- feasibility of the swap kernel ----------------------------------------------
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 19, 20])
+def test_every_swap_sample_has_k_ones(k):
+    batch = _problems(3, 20, seed=6)
+    q, off = batch.qubo()
+    out = simulated_annealing(q, off, k=k, num_reads=10, num_sweeps=30, seed=1, return_states=True, greedy_descent=True)
+    assert (out["states"].sum(axis=-1) == k).all()
+    energies = batch.energy(out["states"])
+    np.testing.assert_allclose(out["energies"], energies, atol=1e-9)
+
+
+def test_cardinality_sampler_and_cqm():
+    p = FeatureSelectionProblem(*(lambda b: (b.relevance[0], b.redundancy[0]))(_problems(1, 12, seed=7)), k=5)
+    ss = SimulatedAnnealingSampler().sample_cqm(p.to_cqm(), num_reads=8, num_sweeps=200, seed=2)
+    assert all(sum(s.values()) == 5 for s in ss.samples())
+    exact = qfsel.solve(p, "exact")
+    assert ss.first.energy == pytest.approx(exact.energies[0], abs=1e-9)
+
+
+def test_greedy_descent_ends_in_local_minima():
+    q = _random_qubo(25, 3)
+    out = simulated_annealing(q, num_reads=6, num_sweeps=2, seed=1, greedy_descent=True, return_states=True)
+    for x, e in zip(out["states"][0], out["energies"][0]):
+        for i in range(25):
+            y = x.copy()
+            y[i] ^= 1
+            ey = float(y @ np.triu(q, 1) @ y + np.diag(q) @ y)
+            assert ey >= e - 1e-9
+
+
+# -- dimod interface -------------------------------------------------------------
+
+
+@load_sampler_bqm_tests(SimulatedAnnealingSampler)
+class TestDimodConformance(unittest.TestCase):
+    pass
+
+
+def test_sampler_api_and_info():
+    sampler = SimulatedAnnealingSampler()
+    assert_sampler_api(sampler)
+    bqm = dimod.BinaryQuadraticModel({"a": 1.0, "b": -1.0}, {("a", "b"): 0.5}, 1.0, "SPIN")
+    ss = sampler.sample(bqm, num_reads=7, num_sweeps=20, seed=1)
+    assert len(ss) == 7
+    assert set(ss.info["timing"]) == {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
+    b0, b1 = ss.info["beta_range"]
+    assert 0 < b0 <= b1
+    np.testing.assert_allclose(ss.record.energy, bqm.energies((ss.record.sample, ss.variables)))
+
+
+def test_inside_composites():
+    bqm = dimod.generators.gnp_random_bqm(10, 0.7, "BINARY", random_state=2)
+    ground = ExactSampler().sample(bqm).first.energy
+    tracked = dimod.TrackingComposite(SimulatedAnnealingSampler())
+    ss = tracked.sample(bqm, num_reads=10, num_sweeps=100, seed=1)
+    assert tracked.input["num_reads"] == 10
+    assert ss.first.energy == pytest.approx(ground)
+    from dwave.preprocessing import SpinReversalTransformComposite
+
+    srt = SpinReversalTransformComposite(SimulatedAnnealingSampler())
+    ss = srt.sample(bqm, num_reads=10, num_sweeps=100, seed=1)
+    assert ss.first.energy == pytest.approx(ground)
+
+
+def test_empty_bqm_and_labels():
+    ss = SimulatedAnnealingSampler().sample(dimod.BinaryQuadraticModel("BINARY"), num_reads=3)
+    assert len(ss) == 3 and len(ss.variables) == 0
+    bqm = dimod.BinaryQuadraticModel({"x": -1, ("t", 2): 1}, {("x", ("t", 2)): -2}, 0, "BINARY")
+    ss = SimulatedAnnealingSampler().sample(bqm, num_reads=3, seed=1)
+    assert set(ss.variables) == {"x", ("t", 2)}
+    assert ss.first.energy == -2
+
+
+def test_initial_states_are_used_with_zero_temperature():
+    bqm = dimod.BinaryQuadraticModel({0: 1.0, 1: 1.0}, {(0, 1): -3.0}, 0, "BINARY")
+    init = [{0: 1, 1: 1}, {1: 1, 0: 1}]
+    ss = SimulatedAnnealingSampler().sample(bqm, initial_states=init, beta_schedule_type="custom",
+                                            beta_schedule=[1e6], seed=1)
+    assert len(ss) == 2
+    assert all(s == {0: 1, 1: 1} for s in ss.samples())
+
+
+def test_sparse_path_energies_match_dimod():
+    bqm = dimod.generators.gnp_random_bqm(400, 0.01, "SPIN", random_state=4)
+    ss = SimulatedAnnealingSampler().sample(bqm, num_reads=3, num_sweeps=50, seed=1)
+    np.testing.assert_allclose(ss.record.energy, bqm.energies((ss.record.sample, ss.variables)))
+    ss2 = SimulatedAnnealingSampler().sample(bqm, num_reads=3, num_sweeps=50, seed=1, num_threads=1)
+    np.testing.assert_array_equal(ss.record.sample, ss2.record.sample)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    vartype=st.sampled_from(["SPIN", "BINARY"]),
+    card=st.booleans(),
+)
+def test_property_reported_energies_equal_dimods(n, seed, vartype, card):
+    rng = np.random.default_rng(seed)
+    lin = {i: float(rng.normal()) for i in range(n)}
+    quad = {(i, j): float(rng.normal()) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.6}
+    bqm = dimod.BinaryQuadraticModel(lin, quad, float(rng.normal()), vartype)
+    k = int(rng.integers(0, n + 1)) if card else None
+    ss = SimulatedAnnealingSampler().sample(bqm, num_reads=4, num_sweeps=10, seed=seed % 1000, cardinality=k)
+    np.testing.assert_allclose(ss.record.energy, bqm.energies((ss.record.sample, ss.variables)), atol=1e-9)
+    if k is not None:
+        ups = (ss.record.sample > 0).sum(axis=1)
+        assert (ups == k).all()
+
+
+# -- bad input --------------------------------------------------------------------
+
+
+BQM = dimod.BinaryQuadraticModel({0: 1.0, 1: -1.0}, {(0, 1): 0.5}, 0.0, "BINARY")
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [
+        ({"num_reads": 0}, ValueError, "num_reads"),
+        ({"num_reads": 1.5}, TypeError, "num_reads"),
+        ({"num_sweeps": 0}, ValueError, "num_sweeps"),
+        ({"beta_range": (2.0, 1.0)}, ValueError, "beta_range"),
+        ({"beta_range": (0.0, 1.0)}, ValueError, "beta_range"),
+        ({"beta_range": (1.0,)}, TypeError, "beta_range"),
+        ({"beta_schedule_type": "cubic"}, ValueError, "beta_schedule_type"),
+        ({"beta_schedule_type": "custom"}, ValueError, "beta_schedule"),
+        ({"beta_schedule_type": "custom", "beta_schedule": [1.0, -1.0]}, ValueError, "beta_schedule"),
+        ({"cardinality": 3}, ValueError, "cardinality"),
+        ({"cardinality": -1}, ValueError, "cardinality"),
+        ({"initial_states": [[0, 2]]}, ValueError, "initial_states"),
+        ({"initial_states": [[0, 1, 1]]}, ValueError, "initial_states"),
+        ({"initial_states": [[-1, 1]]}, ValueError, "initial_states"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"num_threads": -2}, ValueError, "num_threads"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        SimulatedAnnealingSampler().sample(BQM, **kwargs)
+
+
+def test_non_finite_biases_and_wrong_initial_shape():
+    with pytest.raises(ValueError, match="bqm|q"):
+        SimulatedAnnealingSampler().sample(dimod.BinaryQuadraticModel({0: np.nan}, {}, 0, "BINARY"))
+    with pytest.raises(ValueError, match="q"):
+        simulated_annealing(np.array([[np.inf]]))
+    with pytest.raises(ValueError, match="initial_states"):
+        simulated_annealing(np.zeros((1, 3, 3)), num_reads=2, initial_states=np.zeros((1, 3, 3)))
+    with pytest.raises(ValueError, match="initial_states"):
+        simulated_annealing(np.zeros((1, 3, 3)), k=1, num_reads=1, initial_states=np.zeros((1, 1, 3)))
+
+
+def test_unknown_kwargs_warn_like_dimod():
+    with pytest.warns(dimod.exceptions.SamplerUnknownArgWarning):
+        SimulatedAnnealingSampler().sample(BQM, num_reads=1, not_a_parameter=3)
