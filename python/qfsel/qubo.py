@@ -231,9 +231,11 @@ class ProblemBatch:
             x = x[:, None, :]
         if x.ndim != 3:
             raise ValueError(f"states: expected shape (B, K) or (B, M, K), got shape {x.shape}")
-        q, off = self.qubo(include_penalty=include_penalty and self.k is not None)
         out = np.empty(x.shape[:2])
-        _core.qubo_energies_batch(q, off, x, out, 0)
+        _core.fs_energies_batch(self.relevance, self.redundancy, self.beta, x, out, 0)
+        if include_penalty and self.k is not None:
+            assert self.penalty is not None
+            out += self.penalty[:, None] * (x.sum(axis=-1, dtype=np.int64) - self.k) ** 2
         return out[:, 0] if single else out
 
     def is_feasible(self, states: Any) -> np.ndarray:

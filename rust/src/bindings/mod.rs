@@ -14,6 +14,17 @@ mod qubo;
 mod sa;
 mod tabu;
 
+/// Run `f` with the GIL released inside a pool of `num_threads`, or, for
+/// `small` work, directly on this thread (a release and a pool hand-off cost
+/// more than small work; the kernels run sequentially below the same size).
+pub fn release<R: Send>(py: Python<'_>, num_threads: usize, small: bool, f: impl FnOnce() -> R + Send) -> R {
+    if small {
+        f()
+    } else {
+        py.allow_threads(|| crate::core::parallel::run(num_threads, f))
+    }
+}
+
 pub fn register(py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add("__doc__", "qfsel's private Rust core. Import `qfsel`, not this module.")?;
     m.add("MAX_UNCONSTRAINED_VARIABLES", crate::core::exact::MAX_UNCONSTRAINED_VARIABLES)?;

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
 
 use super::buffers::View;
+use super::release;
 use crate::core::qubo::InputFault;
 use crate::core::{parallel, qubo};
 
@@ -35,9 +36,8 @@ fn fs_check_batch(
     let jv = View::<f64>::new(J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
     let mut pv = View::<f64>::new_mut(penalties_out, "penalties_out", "float64", &[b])?;
     let (hs, js, ps) = (hv.as_slice(), jv.as_slice(), pv.as_mut_slice());
-    let fault = py.allow_threads(|| {
-        parallel::run(num_threads, || qubo::check_feature_selection_batch(n, hs, js, rtol, beta.map(|bt| (bt, ps))))
-    });
+    let small = qubo::is_small(b * n * n);
+    let fault = release(py, num_threads, small, || qubo::check_feature_selection_batch(n, hs, js, rtol, beta.map(|bt| (bt, ps))));
     Ok(fault.map(|f| match f {
         InputFault::RelevanceNotFinite { b, i, value } => ("relevance_not_finite", vec![b, i], value, value),
         InputFault::RedundancyNotFinite { b, i, j, value } => ("redundancy_not_finite", vec![b, i, j], value, value),
@@ -73,9 +73,8 @@ fn fs_qubo_batch(
     let mut ov = View::<f64>::new_mut(offsets_out, "offsets_out", "float64", &[b])?;
     let (hs, js, ps) = (hv.as_slice(), jv.as_slice(), pv.as_slice());
     let (qs, os) = (qv.as_mut_slice(), ov.as_mut_slice());
-    py.allow_threads(|| {
-        parallel::run(num_threads, || qubo::feature_selection_qubo_batch(n, hs, js, beta, k, ps, qs, os))
-    });
+    let small = qubo::is_small(b * n * n);
+    release(py, num_threads, small, || qubo::feature_selection_qubo_batch(n, hs, js, beta, k, ps, qs, os));
     Ok(())
 }
 
@@ -120,9 +119,39 @@ fn qubo_energies_batch(
     Ok(())
 }
 
+/// fs_energies_batch(h, J, beta, states, out, num_threads)
+///
+/// Objective energies (no penalty) of M states of each of B problems straight
+/// from h (B, K) and J (B, K, K) (upper triangle read), without building Q:
+/// states (B, M, K) uint8; writes out (B, M).
+#[pyfunction]
+#[pyo3(text_signature = "(h, J, beta, states, out, num_threads)")]
+fn fs_energies_batch(
+    py: Python<'_>,
+    h: &PyAny,
+    #[allow(non_snake_case)] J: &PyAny,
+    beta: f64,
+    states: &PyAny,
+    out: &PyAny,
+    num_threads: usize,
+) -> PyResult<()> {
+    let hv = View::<f64>::new(h, "relevance", "float64", &[None, None])?;
+    let (b, n) = (hv.shape()[0], hv.shape()[1]);
+    let jv = View::<f64>::new(J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
+    let xv = View::<u8>::new(states, "states", "uint8", &[Some(b), None, Some(n)])?;
+    let m = xv.shape()[1];
+    let mut ev = View::<f64>::new_mut(out, "out", "float64", &[b, m])?;
+    let (hs, js, xs) = (hv.as_slice(), jv.as_slice(), xv.as_slice());
+    let es = ev.as_mut_slice();
+    let small = qubo::is_small(b * m * n);
+    release(py, num_threads, small, || qubo::feature_selection_energies_batch(n, hs, js, beta, m, xs, es));
+    Ok(())
+}
+
 pub fn register(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fs_check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(fs_qubo_batch, m)?)?;
     m.add_function(wrap_pyfunction!(qubo_energies_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(fs_energies_batch, m)?)?;
     Ok(())
 }

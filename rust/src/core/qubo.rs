@@ -80,14 +80,15 @@ pub fn feature_selection_qubo_batch(
         });
         return;
     }
-    q.par_chunks_mut(nn)
-        .zip(offsets.par_iter_mut())
-        .enumerate()
-        .with_min_len(8)
-        .for_each(|(b, (qb, off))| {
-            let pen = k.map(|k| (penalties[b], k));
-            *off = feature_selection_qubo(&h[b * n..(b + 1) * n], &j[b * nn..(b + 1) * nn], beta, pen, qb);
-        });
+    let one = |(b, (qb, off)): (usize, (&mut [f64], &mut f64))| {
+        let pen = k.map(|k| (penalties[b], k));
+        *off = feature_selection_qubo(&h[b * n..(b + 1) * n], &j[b * nn..(b + 1) * nn], beta, pen, qb);
+    };
+    if is_small(q.len()) {
+        q.chunks_mut(nn).zip(offsets.iter_mut()).enumerate().for_each(one);
+    } else {
+        q.par_chunks_mut(nn).zip(offsets.par_iter_mut()).enumerate().with_min_len(8).for_each(one);
+    }
 }
 
 /// Energy of binary state `x` (entries 0/1) under upper-triangular `q`.
@@ -119,6 +120,45 @@ pub fn qubo_energies(q: &[f64], offset: f64, n: usize, states: &[u8], out: &mut 
         .zip(states.par_chunks(n))
         .with_min_len(64)
         .for_each(|(e, x)| *e = qubo_energy(q, offset, x));
+}
+
+/// Objective `E(x) = -beta sum_i h_i x_i + (1-beta) sum_{i<j} J_ij x_i x_j`
+/// of one state, reading only the pairs of selected variables (upper triangle).
+pub fn feature_selection_energy(h: &[f64], j: &[f64], beta: f64, x: &[u8], scratch: &mut Vec<usize>) -> f64 {
+    let n = h.len();
+    scratch.clear();
+    scratch.extend((0..n).filter(|&i| x[i] != 0));
+    let mut lin = 0.0;
+    let mut quad = 0.0;
+    for (a, &i) in scratch.iter().enumerate() {
+        lin += h[i];
+        let row = &j[i * n..(i + 1) * n];
+        for &c in &scratch[a + 1..] {
+            quad += row[c];
+        }
+    }
+    -beta * lin + (1.0 - beta) * quad
+}
+
+/// Objective energies of `m` states (`(m, n)`) of each of `B` problems, in parallel.
+pub fn feature_selection_energies_batch(n: usize, h: &[f64], j: &[f64], beta: f64, m: usize, states: &[u8], out: &mut [f64]) {
+    if m == 0 {
+        return;
+    }
+    let nn = n * n;
+    let one = |(b, ob): (usize, &mut [f64])| {
+        let mut scratch = Vec::with_capacity(n);
+        let (hb, jb) = (&h[b * n..(b + 1) * n], &j[b * nn..(b + 1) * nn]);
+        for (r, e) in ob.iter_mut().enumerate() {
+            let x = &states[(b * m + r) * n..(b * m + r + 1) * n];
+            *e = feature_selection_energy(hb, jb, beta, x, &mut scratch);
+        }
+    };
+    if is_small(out.len() * n) {
+        out.chunks_mut(m).enumerate().for_each(one);
+    } else {
+        out.par_chunks_mut(m).enumerate().with_min_len(4).for_each(one);
+    }
 }
 
 /// The smallest lambda for which every minimiser of the penalty QUBO has
@@ -219,6 +259,65 @@ pub enum InputFault {
 /// diagonal. Returns the first fault in problem order. When `penalty` is
 /// `Some((beta, out))`, the same pass also writes each problem's
 /// [`safe_penalty`] into `out`.
+/// Check problem `b` (see [`check_feature_selection_batch`]); writes its
+/// safe penalty into `lam` when `beta` is given.
+fn check_one(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
+    let nn = n * n;
+        let hb = &h[b * n..(b + 1) * n];
+        if let Some(i) = hb.iter().position(|v| !v.is_finite()) {
+            return Some(InputFault::RelevanceNotFinite { b, i, value: hb[i] });
+        }
+        let jb = &j[b * nn..(b + 1) * nn];
+        let w = 1.0 - beta.unwrap_or(0.0);
+        let bt = beta.unwrap_or(0.0);
+        let (mut u_add, mut u_rem) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let mut scale: f64 = 1.0;
+        let mut worst: f64 = 0.0;
+        for a in 0..n {
+            let row = &jb[a * n..(a + 1) * n];
+            // Branch-free sums over the row (vectorisable); faults located only when present.
+            let (pos, neg, big, finite) = row_stats(row);
+            if !finite {
+                let c = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                return Some(InputFault::RedundancyNotFinite { b, i: a, j: c, value: row[c] });
+            }
+            let diag = row[a];
+            if diag != 0.0 {
+                return Some(InputFault::NonZeroDiagonal { b, i: a, value: diag });
+            }
+            scale = scale.max(big);
+            u_add = u_add.max(-bt * hb[a] + w * pos);
+            u_rem = u_rem.max(bt * hb[a] + w * neg);
+        }
+        // Symmetry in row blocks, so the transposed reads stay in cache.
+        const T: usize = 16;
+        for a0 in (0..n).step_by(T) {
+            let a1 = (a0 + T).min(n);
+            for c in a0 + 1..n {
+                let rowc = &jb[c * n..(c + 1) * n];
+                for a in a0..a1.min(c) {
+                    let d = (jb[a * n + c] - rowc[a]).abs();
+                    worst = if d > worst { d } else { worst };
+                }
+            }
+        }
+        if worst > rtol * scale {
+            // Locate the first offending pair (rare path).
+            for a in 0..n {
+                for c in a + 1..n {
+                    let (u, l) = (jb[a * n + c], jb[c * n + a]);
+                    if (u - l).abs() > rtol * scale {
+                        return Some(InputFault::NotSymmetric { b, i: a, j: c, value: u, transposed: l });
+                    }
+                }
+            }
+        }
+        if beta.is_some() {
+            *lam = margin(u_add.max(u_rem));
+        }
+        None
+}
+
 pub fn check_feature_selection_batch(
     n: usize,
     h: &[f64],
@@ -227,7 +326,6 @@ pub fn check_feature_selection_batch(
     penalty: Option<(f64, &mut [f64])>,
 ) -> Option<InputFault> {
     let b_count = if n == 0 { 0 } else { h.len() / n };
-    let nn = n * n;
     let (beta, mut scratch) = match penalty {
         Some((beta, out)) => (Some(beta), Some(out)),
         None => (None, None),
@@ -237,68 +335,24 @@ pub fn check_feature_selection_batch(
         Some(o) => o,
         None => &mut dummy,
     };
-    let faults: Vec<Option<InputFault>> = out[..b_count]
-        .par_iter_mut()
-        .enumerate()
-        .with_min_len(8)
-        .map(|(b, lam)| {
-            let hb = &h[b * n..(b + 1) * n];
-            if let Some(i) = hb.iter().position(|v| !v.is_finite()) {
-                return Some(InputFault::RelevanceNotFinite { b, i, value: hb[i] });
-            }
-            let jb = &j[b * nn..(b + 1) * nn];
-            let w = 1.0 - beta.unwrap_or(0.0);
-            let bt = beta.unwrap_or(0.0);
-            let (mut u_add, mut u_rem) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-            let mut scale: f64 = 1.0;
-            let mut worst: f64 = 0.0;
-            for a in 0..n {
-                let row = &jb[a * n..(a + 1) * n];
-                // Branch-free sums over the row (vectorisable); faults located only when present.
-                let (pos, neg, big, finite) = row_stats(row);
-                if !finite {
-                    let c = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
-                    return Some(InputFault::RedundancyNotFinite { b, i: a, j: c, value: row[c] });
-                }
-                let diag = row[a];
-                if diag != 0.0 {
-                    return Some(InputFault::NonZeroDiagonal { b, i: a, value: diag });
-                }
-                scale = scale.max(big);
-                u_add = u_add.max(-bt * hb[a] + w * pos);
-                u_rem = u_rem.max(bt * hb[a] + w * neg);
-            }
-            // Symmetry in row blocks, so the transposed reads stay in cache.
-            const T: usize = 16;
-            for a0 in (0..n).step_by(T) {
-                let a1 = (a0 + T).min(n);
-                for c in a0 + 1..n {
-                    let rowc = &jb[c * n..(c + 1) * n];
-                    for a in a0..a1.min(c) {
-                        let d = (jb[a * n + c] - rowc[a]).abs();
-                        worst = if d > worst { d } else { worst };
-                    }
-                }
-            }
-            if worst > rtol * scale {
-                // Locate the first offending pair (rare path).
-                for a in 0..n {
-                    for c in a + 1..n {
-                        let (u, l) = (jb[a * n + c], jb[c * n + a]);
-                        if (u - l).abs() > rtol * scale {
-                            return Some(InputFault::NotSymmetric { b, i: a, j: c, value: u, transposed: l });
-                        }
-                    }
-                }
-            }
-            if beta.is_some() {
-                *lam = margin(u_add.max(u_rem));
-            }
-            None
-        })
-        .collect();
-    faults.into_iter().flatten().next()
+    let one = |(b, lam): (usize, &mut f64)| check_one(b, n, h, j, rtol, beta, lam);
+    if is_small(b_count * n * n) {
+        out[..b_count].iter_mut().enumerate().map(one).find(Option::is_some).flatten()
+    } else {
+        let faults: Vec<Option<InputFault>> = out[..b_count].par_iter_mut().enumerate().with_min_len(8).map(one).collect();
+        faults.into_iter().flatten().next()
+    }
 }
+
+/// Work below this many matrix entries runs on the calling thread: a thread
+/// hand-off costs more than the work itself.
+pub const SMALL_WORK: usize = 1 << 15;
+
+#[inline]
+pub fn is_small(entries: usize) -> bool {
+    entries <= SMALL_WORK
+}
+
 
 #[cfg(test)]
 mod tests {
@@ -319,6 +373,20 @@ mod tests {
         // x = (1, 1): objective -0.7 - 1.4 + 0.15, penalty 3 * (2 - 1)^2.
         let e = qubo_energy(&q, off, &[1, 1]);
         assert!((e - (-2.1 + 0.15 + 3.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn objective_energy_matches_qubo() {
+        let h = [0.3, 0.9, 0.5];
+        let j = [0.0, 0.5, -0.2, 0.5, 0.0, 0.7, -0.2, 0.7, 0.0];
+        let mut q = [0.0; 9];
+        let off = feature_selection_qubo(&h, &j, 0.6, None, &mut q);
+        let mut scratch = Vec::new();
+        for s in 0..8u8 {
+            let x: Vec<u8> = (0..3).map(|i| (s >> i) & 1).collect();
+            let a = feature_selection_energy(&h, &j, 0.6, &x, &mut scratch);
+            assert!((a - qubo_energy(&q, off, &x)).abs() < 1e-12);
+        }
     }
 
     #[test]
