@@ -205,14 +205,7 @@ impl<'a> Enumerator<'a> {
         let mut c = 0usize;
         for t in 0..self.prefix_len {
             if (prefix >> t) & 1 == 1 {
-                e += self.q[t * n + t] + walk.fields[c * n + t];
-                let (lo, hi) = walk.fields.split_at_mut((c + 1) * n);
-                let src = &lo[c * n..(c + 1) * n];
-                let dst = &mut hi[..n];
-                let row = &self.q[t * n..(t + 1) * n];
-                for j in t + 1..n {
-                    dst[j] = src[j] + row[j];
-                }
+                e += walk.include(t, c);
                 walk.x[t] = 1;
                 c += 1;
             }
@@ -234,6 +227,23 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// Set `x_t = 1` with `c` ones chosen before it: return the energy change
+    /// `Q_tt + g_t` and write the fields of level `c + 1` (those of level `c`
+    /// plus row `t`) for the variables after `t`.
+    #[inline]
+    fn include(&mut self, t: usize, c: usize) -> f64 {
+        let n = self.n;
+        let delta = self.q[t * n + t] + self.fields[c * n + t];
+        let (lo, hi) = self.fields.split_at_mut((c + 1) * n);
+        let src = &lo[c * n..(c + 1) * n];
+        let dst = &mut hi[..n];
+        let row = &self.q[t * n..(t + 1) * n];
+        for j in t + 1..n {
+            dst[j] = src[j] + row[j];
+        }
+        delta
+    }
+
     #[inline]
     fn leaf(&mut self, e: f64) {
         let b = &mut self.best;
@@ -256,6 +266,21 @@ impl Walk<'_> {
 
     fn dfs(&mut self, t: usize, e: f64, c: usize) {
         let n = self.n;
+        if self.k == Some(c) {
+            // Every remaining variable must stay 0 (x[t..] already is): one leaf.
+            self.leaf(e);
+            return;
+        }
+        if self.k == Some(c + 1) {
+            // Exactly one more variable: a tight loop over the choices, no recursion.
+            for u in t..n {
+                let e1 = e + self.q[u * n + u] + self.fields[c * n + u];
+                self.x[u] = 1;
+                self.leaf(e1);
+                self.x[u] = 0;
+            }
+            return;
+        }
         if t == n {
             if self.k.map_or(true, |k| k == c) {
                 self.leaf(e);
@@ -271,16 +296,7 @@ impl Walk<'_> {
             self.dfs(t + 1, e, c);
         }
         if can_take {
-            let e1 = e + self.q[t * n + t] + self.fields[c * n + t];
-            if t + 1 < n {
-                let (lo, hi) = self.fields.split_at_mut((c + 1) * n);
-                let src = &lo[c * n..(c + 1) * n];
-                let dst = &mut hi[..n];
-                let row = &self.q[t * n..(t + 1) * n];
-                for j in t + 1..n {
-                    dst[j] = src[j] + row[j];
-                }
-            }
+            let e1 = e + self.include(t, c);
             self.x[t] = 1;
             self.dfs(t + 1, e1, c + 1);
             self.x[t] = 0;
