@@ -537,6 +537,7 @@ class QFSCAM(BaseCAM):
                 np.stack([js[i] for i in members]),
                 beta=beta,
                 k=self.k,
+                copy=False,  # freshly stacked, private arrays
             )
             params = dict(self.sampler_params)
             if self.seed is not None:
