@@ -200,7 +200,9 @@ class NarrowCNN(nn.Module):
     @property
     def explained_layer(self) -> nn.Module:
         """The explained layer, ``head.bn`` (its output: ``(B, n_features, H, W)``)."""
-        return self.head.bn
+        layer = self.head.bn
+        assert isinstance(layer, nn.Module)
+        return layer
 
     def freeze_backbone(self) -> None:
         """Stop training the backbone: no gradients for its weights, BatchNorm kept in eval."""
@@ -296,7 +298,7 @@ def narrow_cnn(
         raise TypeError(f"backbone must be 'mnist' or an nn.Module, got {type(backbone).__name__}")
     model = NarrowCNN(
         module,
-        in_shape=tuple(shape),
+        in_shape=tuple(shape),  # type: ignore[arg-type]  # NarrowCNN checks the length
         n_features=n_features,
         num_classes=num_classes,
         freeze_backbone=freeze_backbone,

@@ -215,7 +215,7 @@ class ProblemBatch:
         b, n = self.relevance.shape
         q = np.empty((b, n, n))
         off = np.empty(b)
-        pen = self.penalty if use_pen else np.zeros(b)
+        pen = self.penalty if use_pen and self.penalty is not None else np.zeros(b)
         _core.fs_qubo_batch(self.relevance, self.redundancy, self.beta, self.k if use_pen else None, pen, q, off, _threads(num_threads))
         return q, off
 
@@ -390,7 +390,7 @@ class FeatureSelectionProblem:
         cqm.set_objective(objective)
         for v in range(n):
             if v not in cqm.variables:
-                cqm.add_variable(dimod.BINARY, v)
+                cqm.add_variable("BINARY", v)
         if self.k is not None:
             cqm.add_constraint_from_iterable([(v, 1.0) for v in range(n)], "==", rhs=self.k, label="cardinality")
         return cqm

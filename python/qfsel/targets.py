@@ -71,7 +71,7 @@ class ClassifierOutputTarget:
         return f"ClassifierOutputTarget({self.category})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.category == self.category  # type: ignore[attr-defined]
+        return isinstance(other, type(self)) and type(other) is type(self) and other.category == self.category
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.category))

@@ -41,7 +41,8 @@ def bqm_to_dense(bqm: Any) -> DenseQubo:
     labels = list(bqm.variables)
     binary = bqm if bqm.vartype is dimod.BINARY else bqm.change_vartype(dimod.BINARY, inplace=False)
     n = len(labels)
-    ldata, (irow, icol, qdata), offset = binary.to_numpy_vectors(variable_order=labels)
+    vectors = binary.to_numpy_vectors(variable_order=labels)
+    ldata, (irow, icol, qdata), offset = vectors[0], vectors[1], vectors[2]
     q = np.zeros((n, n))
     q[np.arange(n), np.arange(n)] = ldata
     lo, hi = np.minimum(irow, icol), np.maximum(irow, icol)

@@ -119,9 +119,9 @@ class GreedySampler(dimod.Sampler):
         t1 = time.perf_counter_ns()
         states, _, _ = greedy_descent(dense.q[None], np.array([dense.offset]), k, num_threads=num_threads)
         t2 = time.perf_counter_ns()
-        info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1}}
-        ss = make_sampleset(bqm, dense, states, info)
-        info["timing"]["total_s"] = (time.perf_counter_ns() - t0) * 1e-9
+        timing: dict[str, float] = {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1}
+        ss = make_sampleset(bqm, dense, states, {"timing": timing})
+        ss.info["timing"]["total_s"] = (time.perf_counter_ns() - t0) * 1e-9
         return ss
 
     def sample_cqm(self, cqm: dimod.ConstrainedQuadraticModel, **parameters: Any) -> dimod.SampleSet:
