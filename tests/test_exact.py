@@ -194,3 +194,29 @@ def test_dimod_sampler_routed_through_solve():
 @load_sampler_bqm_tests(ExactSampler)
 class TestExactSamplerConformance(unittest.TestCase):
     pass
+
+
+def test_ctrl_c_interrupts_a_long_exhaustive_search_promptly():
+    import _thread
+    import threading
+    import time
+
+    rng = np.random.default_rng(8)
+    h, j = explanation_like(rng, 1, 30)  # 2^30 states: seconds of work
+    p = FeatureSelectionProblem(h[0], j[0])
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        qfsel.solve(p, sampler="exact")
+    assert time.perf_counter() - t0 < 2.0
+    timer.join()
+    # a batch of mid-sized problems is interruptible too
+    h, j = explanation_like(rng, 64, 24)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        qfsel.solve(ProblemBatch(h, j), sampler="exact")
+    assert time.perf_counter() - t0 < 2.0
+    timer.join()

@@ -39,31 +39,46 @@ fn exact_ground_states_batch<'py>(
         .map(|p| Enumerator::new(&q[p * nn..(p + 1) * nn], n, off[p], k, max_states, max_subsets))
         .collect::<Result<_, _>>()
         .map_err(|e| to_py(py, e))?;
+    // Cut the work so that Ctrl-C is checked every ~2^24 states: a large
+    // problem is split into chunks of its prefix tasks, small problems are
+    // grouped into chunks of problems.
+    let leaves = match k {
+        None => 1u64 << n.min(63),
+        Some(k) => crate::core::exact::binomial(n, k),
+    }
+    .max(1);
+    const CHUNK_STATES: u64 = 1 << 24;
     let mut results: Vec<GroundStates> = Vec::with_capacity(b);
-    if b == 1 {
-        // One large problem: split its tasks into chunks, checking Ctrl-C between them.
-        let e = &enums[0];
-        let chunk = (4 * parallel::default_threads()).max(1);
-        let mut acc: Option<GroundStates> = None;
-        let mut start = 0;
-        while start < e.num_tasks() {
-            let end = (start + chunk).min(e.num_tasks());
-            let part = py.allow_threads(|| parallel::run(num_threads, || e.run(start, end)));
-            match acc.as_mut() {
-                None => acc = Some(part),
-                Some(a) => e.merge(a, part),
+    if leaves >= CHUNK_STATES / 4 {
+        for e in &enums {
+            let per_task = (leaves / e.num_tasks().max(1) as u64).max(1);
+            let chunk = ((CHUNK_STATES / per_task) as usize).max(1);
+            let mut acc: Option<GroundStates> = None;
+            let mut start = 0;
+            while start < e.num_tasks() {
+                let end = (start + chunk).min(e.num_tasks());
+                let part = py.allow_threads(|| parallel::run(num_threads, || e.run(start, end)));
+                match acc.as_mut() {
+                    None => acc = Some(part),
+                    Some(a) => e.merge(a, part),
+                }
+                py.check_signals()?;
+                start = end;
             }
-            py.check_signals()?;
-            start = end;
+            results.push(acc.unwrap_or_else(|| e.run(0, 0)));
         }
-        results.push(acc.unwrap_or_else(|| e.run(0, 0)));
     } else {
         use rayon::prelude::*;
-        let chunk = 256usize;
+        let chunk = ((CHUNK_STATES / leaves) as usize).clamp(1, 4096);
         for lo in (0..b).step_by(chunk) {
             let hi = (lo + chunk).min(b);
-            let part: Vec<GroundStates> = py.allow_threads(|| {
-                parallel::run(num_threads, || enums[lo..hi].par_iter().map(|e| e.run_all()).collect())
+            let small = (hi - lo) as u64 * leaves <= 1 << 12;
+            let part: Vec<GroundStates> = super::release(py, num_threads, small, || {
+                if small {
+                    enums[lo..hi].iter().map(|e| e.run_sequential()).collect()
+                } else {
+                    enums[lo..hi].par_iter().map(|e| e.run_sequential()).collect()
+                }
             });
             results.extend(part);
             py.check_signals()?;

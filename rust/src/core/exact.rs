@@ -178,6 +178,17 @@ impl<'a> Enumerator<'a> {
         out
     }
 
+    /// Run every task on the calling thread (for problems small enough that
+    /// splitting them costs more than it gains; batches parallelise across problems).
+    pub fn run_sequential(&self) -> GroundStates {
+        let mut out = GroundStates::empty(self.n);
+        for &p in &self.prefixes {
+            let part = self.run_prefix(p);
+            out.merge(part, self.tol, self.max_states);
+        }
+        out
+    }
+
     /// Merge a later chunk's result into an earlier one.
     pub fn merge(&self, acc: &mut GroundStates, part: GroundStates) {
         acc.merge(part, self.tol, self.max_states);
