@@ -243,17 +243,20 @@ fn greedy_batch_py(
     while lo < b {
         let hi = (lo + step).min(b);
         let problems = dense_chunk(py, &qbuf, n, &off, lo, hi);
-        let part: Vec<(Vec<u8>, f64)> = run_interruptible(py, num_threads, |_cancel| {
-            use rayon::prelude::*;
-            problems
-                .par_iter()
-                .map(|p| {
-                    let s = greedy_descent(p, k);
-                    let e = s.energy;
-                    (s.x, e)
-                })
-                .collect()
-        })?;
+        let one = |p: &Dense| {
+            let s = greedy_descent(p, k);
+            let e = s.energy;
+            (s.x, e)
+        };
+        let part: Vec<(Vec<u8>, f64)> = if crate::core::qubo::is_small((hi - lo) * n * n) {
+            // Microseconds of work: no worker thread, no pool hand-off.
+            problems.iter().map(one).collect()
+        } else {
+            run_interruptible(py, num_threads, |_cancel| {
+                use rayon::prelude::*;
+                problems.par_iter().map(one).collect()
+            })?
+        };
         for (i, (x, e)) in part.into_iter().enumerate() {
             xs[(lo + i) * n..(lo + i + 1) * n].copy_from_slice(&x);
             es[lo + i] = e;
