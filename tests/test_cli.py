@@ -11,10 +11,14 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from qfsel.cli import main, random_explanation_batch
+from qfsel import viz
+from qfsel.cams import GradCAM, QFSCAM
+from qfsel.cli import build_parser, main, random_explanation_batch
 from qfsel.datasets import mnist5k
+from qfsel.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +58,8 @@ def test_explain_all_methods_writes_overlays_json_and_csv(digits, tmp_path, caps
         assert qfs["feasible"] is True and qfs["energy"] < 0  # a good selection has negative energy
         for method in ("qfs", "gradcam", "gradcam++"):
             png = out / record["methods"][method]["png"]
-            with Image.open(png) as image:
-                assert image.size == (224, 224) and image.mode == "RGB"
+            with Image.open(png) as image:  # 28x28 digits enlarged 8x, written by qfsel.viz
+                assert image.size == (224, 224) and image.mode in ("RGB", "RGBA")
 
     with open(out / "selections.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -64,6 +68,104 @@ def test_explain_all_methods_writes_overlays_json_and_csv(digits, tmp_path, caps
     assert [r["selected"] for r in qfs_rows] == [
         " ".join(map(str, rec["methods"]["qfs"]["selected"])) for rec in report["images"]
     ]
+
+
+def test_explain_overlays_are_qfsel_viz_overlays(digits, tmp_path, monkeypatch):
+    """The PNG is viz.overlay of the display and the heatmap, both enlarged 8x (nearest)."""
+    _, paths, _ = digits
+    calls = []
+    real = viz.save_overlay
+
+    def spy(path, image, heatmap, **kwargs):
+        calls.append((np.shape(image), np.shape(heatmap)))
+        return real(path, image, heatmap, **kwargs)
+
+    monkeypatch.setattr(viz, "save_overlay", spy)
+    out = tmp_path / "out"
+    assert main(["explain", str(paths[0]), "--method", "gradcam", "--device", "cpu", "--out", str(out)]) == 0
+    assert calls == [((224, 224, 3), (224, 224))]
+    report = json.loads((out / "explanations.json").read_text())
+    assert report["device"] == "cpu" and report["candidates"] is None
+
+    bundle = load_model("narrow-mnist-16")
+    with Image.open(paths[0]) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    heat = GradCAM(bundle.model, ["head.bn"])(bundle.preprocess(pixels))[0]
+    big = lambda a: np.repeat(np.repeat(a, 8, axis=0), 8, axis=1)  # noqa: E731
+    expected = viz.overlay(big(bundle.display(pixels)), big(heat))
+    with Image.open(out / report["images"][0]["methods"]["gradcam"]["png"]) as image:
+        written = np.asarray(image.convert("RGB")).astype(float) / 255
+    assert written.shape == expected.shape == (224, 224, 3)
+    assert np.abs(written - expected).max() <= 1.5 / 255
+
+
+def test_explain_candidates_keeps_the_top_n(digits, tmp_path):
+    _, paths, _ = digits
+    reports = {}
+    for cap in (None, 2):
+        out = tmp_path / f"cap{cap}"
+        extra = [] if cap is None else ["--candidates", str(cap)]
+        argv = ["explain", *map(str, paths), "--method", "qfs", "--sampler", "exact", "--out", str(out), *extra]
+        assert main(argv) == 0
+        reports[cap] = json.loads((out / "explanations.json").read_text())
+    assert reports[2]["candidates"] == 2
+    bundle = load_model("narrow-mnist-16")
+    pixels = []
+    for path in paths:
+        with Image.open(path) as image:
+            pixels.append(np.asarray(image.convert("RGB")))
+    batch = torch.cat([bundle.preprocess(p) for p in pixels])
+    direct = QFSCAM(bundle.model, ["head.bn"], sampler="exact", seed=0, candidates=2).explain(batch)
+    for i, (full, capped) in enumerate(zip(reports[None]["images"], reports[2]["images"])):
+        full, capped = full["methods"]["qfs"], capped["methods"]["qfs"]
+        assert full["candidates"] > 2  # so the cap really cuts
+        assert capped["candidates"] == 2 and 1 <= capped["num_selected"] <= 2
+        assert capped["selected"] == direct.selections[0].selected[i].tolist()
+
+
+@pytest.mark.parametrize(
+    "command, extra, message",
+    [
+        ("explain", ["--candidates", "0"], "--candidates: expected an integer >= 1, got 0"),
+        ("demo", ["--candidates", "-2"], "--candidates: expected an integer >= 1, got -2"),
+        ("explain", ["--candidates", "3", "--k", "4"], "--k: expected an integer <= --candidates (3), got 4"),
+        ("explain", ["--candidates", "many"], "invalid int value"),
+        ("demo", ["--device", "tpu"], "invalid choice"),
+    ],
+)
+def test_candidates_and_device_user_errors(digits, tmp_path, capsys, command, extra, message):
+    _, paths, _ = digits
+    images = [str(paths[0]), "--sampler", "exact"] if command == "explain" else ["--no-photos"]
+    assert main([command, *images, "--out", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing is written before the arguments are checked
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("command", ["explain", "demo"])
+def test_device_cuda_without_cuda_is_a_clear_error(digits, tmp_path, capsys, command):
+    _, paths, _ = digits
+    images = [str(paths[0])] if command == "explain" else ["--no-photos"]
+    assert main([command, *images, "--device", "cuda", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "qfsel: error: --device: cuda was asked for" in err and "--device cpu" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_explain_on_cuda_matches_cpu(digits, tmp_path):
+    _, paths, _ = digits
+    reports = []
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        argv = ["explain", *map(str, paths), "--sampler", "exact", "--device", device, "--out", str(out)]
+        assert main(argv) == 0
+        reports.append(json.loads((out / "explanations.json").read_text()))
+    assert reports[1]["device"].startswith("cuda")
+    for cpu, gpu in zip(reports[0]["images"], reports[1]["images"]):
+        assert cpu["predicted"] == gpu["predicted"]
+        assert cpu["methods"]["qfs"]["selected"] == gpu["methods"]["qfs"]["selected"]
 
 
 def test_explain_is_reproducible_with_a_seed(digits, tmp_path):
@@ -110,9 +212,17 @@ def test_explain_only_unreadable_files_is_an_error(digits, tmp_path, capsys):
     assert "no readable images" in err and "nothing.png" in err
 
 
-def test_demo_mnist_only(tmp_path, capsys):
+def test_demo_mnist_only(tmp_path, capsys, monkeypatch):
+    grids = []
+    real = viz.save_comparison_grid
+
+    def spy(path, images, heatmaps, **kwargs):
+        grids.append((len(images), list(heatmaps), kwargs["num_selected"]))
+        return real(path, images, heatmaps, **kwargs)
+
+    monkeypatch.setattr(viz, "save_comparison_grid", spy)
     out = tmp_path / "demo"
-    assert main(["demo", "--n", "4", "--no-photos", "--out", str(out)]) == 0
+    assert main(["demo", "--n", "4", "--no-photos", "--device", "cpu", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out.resolve()) in printed and "test accuracy" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -120,22 +230,40 @@ def test_demo_mnist_only(tmp_path, capsys):
     assert section["test_accuracy"] >= 0.97 and section["test_images"] == 1000
     assert section["images"] == ["label 0", "label 1", "label 2", "label 3"]
     assert set(section["methods"]) == {"qfs", "gradcam", "gradcam++"}
-    assert len(section["methods"]["qfs"]["selected_per_image"]) == 4
-    with Image.open(out / "mnist_grid.png") as grid:
-        assert grid.size[0] > 200 and grid.size[1] > 200
+    counts = section["methods"]["qfs"]["selected_per_image"]
+    assert len(counts) == 4 and "candidates_cap" not in section["methods"]["qfs"]
+    assert summary["device"] == "cpu"
+    assert grids == [(4, ["QFS-CAM", "GradCAM", "GradCAM++"], {"QFS-CAM": counts})]
+    with Image.open(out / "mnist_grid.png") as grid:  # viz: 4 rows x (image + 3 methods), 2.2 in panels, 100 dpi
+        assert grid.size == (880, 910)
     assert (out / "summary.txt").read_text().startswith("qfsel demo")
 
 
 @pytest.mark.slow
 def test_demo_with_photos(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--n", "2", "--out", str(out)]) == 0
+    assert main(["demo", "--n", "2", "--candidates", "8", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    photos = summary["sections"][1]
+    assert summary["candidates"] == 8
+    mnist, photos = summary["sections"]
+    assert "candidates_cap" not in mnist["methods"]["qfs"]  # the 16-map MNIST model is not capped
     assert photos["model"] == "efficientnet-lite0"
     assert photos["images"] == ["chelsea", "coffee", "astronaut", "rocket"]
     assert photos["predicted"][0] in {"Egyptian cat", "tabby", "tiger cat"}
-    assert (out / "photos_grid.png").is_file()
+    qfs = photos["methods"]["qfs"]
+    assert qfs["candidates_cap"] == 8 and qfs["candidates_per_image"] == [8, 8, 8, 8]
+    assert all(1 <= n <= 8 for n in qfs["selected_per_image"])
+    assert all(0 <= i < 1280 for sel in qfs["selected"] for i in sel)
+    assert "(top 8 by relevance)" in printed
+    with Image.open(out / "photos_grid.png") as grid:  # viz: 4 rows x (image + 3 methods)
+        assert grid.size == (880, 910)
+
+
+def test_demo_photos_default_to_64_candidates():
+    args = build_parser().parse_args(["demo"])
+    assert args.candidates == 64 and args.device == "auto"
+    assert build_parser().parse_args(["explain", "x.png"]).candidates is None
 
 
 def _brute_force_min(h, J, beta):

@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 
@@ -53,57 +53,43 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _colorize(heatmap: np.ndarray) -> np.ndarray:
-    from matplotlib import colormaps
+def _enlarged(display: np.ndarray, heatmap: np.ndarray, min_side: int = 224) -> tuple[np.ndarray, np.ndarray]:
+    """Repeats the pixels of a small image and its heatmap (nearest neighbour, integer factor).
 
-    return colormaps["jet"](np.clip(heatmap, 0.0, 1.0))[..., :3].astype(np.float32)
-
-
-def _overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a [0, 1] heatmap (jet colours) over a float RGB image of the same size."""
-    if heatmap.shape != rgb.shape[:2]:
-        import torch
-        from torch.nn import functional as F
-
-        t = torch.from_numpy(np.ascontiguousarray(heatmap, dtype=np.float32))[None, None]
-        heatmap = F.interpolate(t, size=rgb.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
-    return np.clip((1.0 - alpha) * rgb + alpha * _colorize(heatmap), 0.0, 1.0)
+    A 28x28 MNIST overlay becomes 224x224, so the PNG is readable; images whose short side is
+    already ``min_side`` or more are returned unchanged. The blending is left to :mod:`qfsel.viz`.
+    """
+    scale = max(1, int(math.ceil(min_side / max(1, min(display.shape[:2])))))
+    if scale == 1:
+        return display, heatmap
+    return (
+        np.repeat(np.repeat(display, scale, axis=0), scale, axis=1),
+        np.repeat(np.repeat(heatmap, scale, axis=0), scale, axis=1),
+    )
 
 
-def _save_png(rgb: np.ndarray, path: Path, min_side: int = 224) -> None:
-    from PIL import Image
+def _device(choice: str) -> Any:
+    """``--device`` as a torch.device: ``auto`` is CUDA when available, else the CPU."""
+    import torch
 
-    image = Image.fromarray((np.clip(rgb, 0.0, 1.0) * 255).round().astype(np.uint8))
-    scale = max(1, int(math.ceil(min_side / max(1, min(image.size)))))
-    if scale > 1:
-        image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
-    image.save(path)
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise UserError(
+            f"--device: cuda was asked for, but torch.cuda.is_available() is False (torch "
+            f"{torch.__version__}, {built}); use --device cpu or --device auto"
+        )
+    return torch.device(choice)
 
 
-def _save_grid(
-    path: Path,
-    columns: list[str],
-    rows: list[tuple[str, list[np.ndarray]]],
-) -> None:
-    """A grid figure: one column per image, one row per method (row 0: the inputs)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n_cols, n_rows = len(columns), len(rows)
-    fig = Figure(figsize=(1.6 * n_cols + 0.6, 1.75 * n_rows), dpi=100)
-    FigureCanvasAgg(fig)
-    for r, (row_title, images) in enumerate(rows):
-        for c, image in enumerate(images):
-            ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1)
-            ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest" if image.shape[0] <= 64 else "bilinear")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(columns[c], fontsize=7)
-            if c == 0:
-                ax.set_ylabel(row_title, fontsize=8)
-    fig.tight_layout(pad=0.3)
-    fig.savefig(path)
+def _check_candidates(args: argparse.Namespace) -> None:
+    if args.candidates is None:
+        return
+    if args.candidates < 1:
+        raise UserError(f"--candidates: expected an integer >= 1, got {args.candidates}")
+    if args.k is not None and args.k > args.candidates:
+        raise UserError(f"--k: expected an integer <= --candidates ({args.candidates}), got {args.k}")
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -193,11 +179,14 @@ def _check_common(args: argparse.Namespace) -> None:
 def _cmd_explain(args: argparse.Namespace) -> int:
     import torch
 
+    from . import viz
     from .models import load_model, resolve_layer
 
     _check_common(args)
+    _check_candidates(args)
     if args.batch_size < 1:
         raise UserError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    device = _device(args.device)
     try:
         bundle = load_model(args.model)
     except (ValueError, FileNotFoundError) as exc:
@@ -207,6 +196,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         resolve_layer(bundle.model, layer)
     except ValueError as exc:
         raise UserError(f"--{exc}") from exc
+    bundle.model.to(device)
 
     files, skipped = _collect_images(args.images)
     inputs, displays, names = [], [], []
@@ -225,7 +215,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     methods = _methods(args.method)
-    cams = {m: _build_cam(m, bundle.model, layer, args) for m in methods}
+    cams = {m: _build_cam(m, bundle.model, layer, args, candidates=args.candidates) for m in methods}
     records: list[dict[str, Any]] = [
         {"file": str(p), "methods": {}} for p in names
     ]
@@ -233,7 +223,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     notes: list[str] = []
     stems = _unique_stems(names)
     for start in range(0, len(inputs), args.batch_size):
-        batch = torch.cat(inputs[start : start + args.batch_size])
+        batch = torch.cat(inputs[start : start + args.batch_size]).to(device)
         for method in methods:
             t0 = time.perf_counter()
             result, method_notes = _run_cam(cams[method], batch)
@@ -247,7 +237,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 rec["class_name"] = bundle.class_names[predicted] if 0 <= predicted < len(bundle.class_names) else str(predicted)
                 rec["score"] = float(result.scores[j])
                 png = out / f"{stems[i]}_{_FILE_TAG[method]}.png"
-                _save_png(_overlay(displays[i], result.heatmaps[j]), png)
+                viz.save_overlay(png, *_enlarged(displays[i], result.heatmaps[j]))
                 entry: dict[str, Any] = {"png": png.name, "flat": bool(result.flat[j])}
                 if result.selections:
                     sel = result.selections[0]
@@ -269,6 +259,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         "k": args.k,
         "sampler": args.sampler,
         "seed": args.seed,
+        "candidates": args.candidates,
+        "device": str(device),
         "images": records,
         "skipped": skipped,
         "seconds_per_image": {m: timing[m] / n for m in methods},
@@ -298,8 +290,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 )
     for note in notes:
         print(f"qfsel: note: {note}", file=sys.stderr)
-    print(f"explained {n} image(s) with {', '.join(methods)} on layer {layer!r} of {bundle.name}; "
-          f"skipped {len(skipped)}")
+    print(f"explained {n} image(s) with {', '.join(methods)} on layer {layer!r} of {bundle.name} "
+          f"({device}); skipped {len(skipped)}")
+    if "qfs" in methods and args.candidates is not None:
+        print(f"QFS-CAM candidates: top {args.candidates} maps by relevance")
     print(f"wrote {out}/ (PNG overlays, explanations.json, selections.csv)")
     return 0
 
@@ -331,11 +325,18 @@ def _demo_section(
     candidates: int | None,
     grid_path: Path,
 ) -> dict[str, Any]:
+    import torch
+
+    from . import viz
+
     layer = bundle.default_layer
     demo_args = argparse.Namespace(beta=args.beta, k=args.k, sampler=sampler, seed=args.seed)
-    rows: list[tuple[str, list[np.ndarray]]] = [("input", displays)]
+    heatmaps: dict[str, np.ndarray] = {}
+    scores: dict[str, np.ndarray] = {}
     per_method: dict[str, Any] = {}
     predicted = None
+    with torch.no_grad():  # warm-up pass, so the first method's time is not the model's start-up
+        bundle.model(batch[:1])
     for method in METHODS:
         cam = _build_cam(method, bundle.model, layer, demo_args, candidates=candidates)
         t0 = time.perf_counter()
@@ -343,7 +344,6 @@ def _demo_section(
         seconds = time.perf_counter() - t0
         predicted = result.predicted
         info: dict[str, Any] = {"seconds_per_image": seconds / len(displays), "flat_maps": int(result.flat.sum())}
-        title_row = _TITLE[method]
         if result.selections:
             sel = result.selections[0]
             counts = sel.num_selected
@@ -360,14 +360,18 @@ def _demo_section(
         if notes:
             info["notes"] = notes
         per_method[method] = info
-        rows.append((title_row, [_overlay(d, h) for d, h in zip(displays, result.heatmaps)]))
+        heatmaps[_TITLE[method]] = result.heatmaps
+        scores[_TITLE[method]] = result.scores
     assert predicted is not None
     pred_names = [bundle.class_names[int(p)] for p in predicted]
-    qfs = per_method["qfs"]
-    columns = [
-        f"{lab}\npred {name}\n{n} maps" for lab, name, n in zip(labels, pred_names, qfs["selected_per_image"])
-    ]
-    _save_grid(grid_path, columns, rows)
+    viz.save_comparison_grid(
+        grid_path,
+        displays,
+        heatmaps,
+        class_names=[f"{name} ({lab})" for name, lab in zip(pred_names, labels)],
+        scores=scores,
+        num_selected={_TITLE["qfs"]: per_method["qfs"]["selected_per_image"]},
+    )
     return {
         "title": title,
         "model": bundle.name,
@@ -393,21 +397,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise UserError(f"--beta: expected a number in [0, 1], got {args.beta}")
     if args.k is not None and args.k < 1:
         raise UserError(f"--k: expected an integer >= 1, got {args.k}")
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed: expected an integer >= 0, got {args.seed}")
+    _check_candidates(args)
+    device = _device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     solvers = available_solvers()
-    summary: dict[str, Any] = {"beta": args.beta, "k": args.k, "seed": args.seed, "sections": []}
+    summary: dict[str, Any] = {
+        "beta": args.beta,
+        "k": args.k,
+        "seed": args.seed,
+        "candidates": args.candidates,
+        "device": str(device),
+        "sections": [],
+    }
 
     # --- MNIST with the narrow model (16 maps: exact search is instant) -------------------
     mnist = load_model("narrow-mnist-16")
+    mnist.model.to(device)
     test_x, test_y = mnist5k("test")
-    accuracy = evaluate(mnist.model, test_x, test_y)
+    accuracy = evaluate(mnist.model, test_x.to(device), test_y.to(device))
     # one image of each digit first, in order, then the next ones
     order = torch.argsort(torch.arange(len(test_y)) % 100 * 10 + test_y, stable=True)
     pick = order[: args.n]
-    batch = test_x[pick]
-    displays = [np.repeat(img[0].numpy()[..., None], 3, axis=2) for img in batch]
+    displays = [np.repeat(img[0].numpy()[..., None], 3, axis=2) for img in test_x[pick]]
+    batch = test_x[pick].to(device)
     labels = [f"label {int(y)}" for y in test_y[pick]]
     mnist_sampler = "exact" if "exact" in solvers else "sa"
     section = _demo_section(
@@ -422,12 +438,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_photos:
         photos = sample_photos()
         net = load_model("efficientnet-lite0")
-        batch = torch.cat([net.preprocess(img) for img in photos.values()])
+        net.model.to(device)
+        batch = torch.cat([net.preprocess(img) for img in photos.values()]).to(device)
         displays = [net.display(img) for img in photos.values()]
         if "sa" in solvers:
-            photo_sampler, cap = "sa", None
-        else:  # exhaustive search over the 20 most relevant maps
-            photo_sampler, cap = "exact", 20
+            photo_sampler, cap = "sa", args.candidates
+        else:  # exhaustive search over at most the 20 most relevant maps
+            photo_sampler, cap = "exact", min(args.candidates or 20, 20)
         section = _demo_section(
             "scikit-image photos, efficientnet-lite0", net, batch, displays, list(photos), args,
             photo_sampler, cap, out / "photos_grid.png",
@@ -444,7 +461,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
-    lines = [f"qfsel demo (beta={summary['beta']}, k={summary['k']}, seed={summary['seed']})", ""]
+    lines = [
+        f"qfsel demo (beta={summary['beta']}, k={summary['k']}, seed={summary['seed']}, "
+        f"device {summary['device']})",
+        "",
+    ]
     for sec in summary["sections"]:
         lines.append(f"{sec['title']} - layer {sec['layer']!r} - grid {sec['grid']}")
         if "test_accuracy" in sec:
@@ -539,7 +560,7 @@ def _cmd_solve_demo(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: status 2, no traceback
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: status 2, no traceback
         self.print_usage(sys.stderr)
         self.exit(2, f"qfsel: error: {message}\n")
 
@@ -554,6 +575,12 @@ def _add_qfs_options(parser: argparse.ArgumentParser, *, sampler_default: str | 
                             help=f"QUBO solver for QFS-CAM, a name from qfsel.available_solvers() "
                                  f"(default: {sampler_default})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the QUBO solver (default: 0)")
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",
+                        help="where the model and the images run: cpu, cuda, or auto = cuda when "
+                             "torch.cuda.is_available(), else cpu (default: auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -586,6 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--method", choices=["qfs", "gradcam", "gradcam++", "all"], default="all",
                     help="explanation method (default: all)")
     _add_qfs_options(ex, sampler_default="sa")
+    ex.add_argument("--candidates", type=int, default=None, metavar="N",
+                    help="QFS-CAM keeps only the N most relevant positive maps before the QUBO "
+                         "(default: all positive maps)")
+    _add_device_option(ex)
     ex.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
     ex.add_argument("--out", default=_DEFAULT_OUT, help=f"output folder (default: ./{_DEFAULT_OUT})")
     ex.set_defaults(func=_cmd_explain)
@@ -593,8 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="explain MNIST test digits and sample photos with all three methods",
-        description="Explain --n MNIST test images with narrow-mnist-16 (QFS-CAM solved exactly) and "
-        "the scikit-image photos with efficientnet-lite0, with QFS-CAM, GradCAM and GradCAM++; write "
+        description="Explain --n MNIST test images with narrow-mnist-16 (QFS-CAM solved exactly over "
+        "its positive maps of 16) and the scikit-image photos with efficientnet-lite0 (QFS-CAM by "
+        "simulated annealing over the --candidates most relevant of its 1280 maps), with QFS-CAM, "
+        "GradCAM and GradCAM++; write "
         "grids (mnist_grid.png, photos_grid.png) and a summary (summary.txt, summary.json: test "
         "accuracy, time per image per method, numbers of selected maps) to --out, and print it.",
     )
@@ -602,6 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n", type=int, default=12, help="number of MNIST test images (default: 12)")
     demo.add_argument("--no-photos", action="store_true", help="skip the EfficientNet-Lite0 photos")
     _add_qfs_options(demo, sampler_default=None)
+    demo.add_argument("--candidates", type=int, default=64, metavar="N",
+                      help="on the photos, QFS-CAM keeps only the N most relevant positive maps of "
+                           "efficientnet-lite0's 1280 before the QUBO (default: 64); the MNIST section "
+                           "always uses all positive maps of its 16")
+    _add_device_option(demo)
     demo.set_defaults(func=_cmd_demo)
 
     sd = sub.add_parser(
