@@ -7,7 +7,7 @@
 use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
 
-use super::buffers::{read, write};
+use super::buffers::{read, write, View};
 use super::errors::{invalid, to_py};
 use crate::core::parallel;
 use crate::core::sa::{self, CsrModel, DenseModel, ReadConfig, Real};
@@ -151,7 +151,9 @@ fn sa_dense_batch(
     energies_out: &PyAny,
     states_out: Option<&PyAny>,
 ) -> PyResult<()> {
-    let (q, qs) = read::<f64>(py, q, "Q", "float64", &[None, None, None])?;
+    let qv = View::<f64>::new(q, "Q", "float64", &[None, None, None])?;
+    let qs = qv.shape().to_vec();
+    let q = qv.as_slice();
     let (b, n) = (qs[0], qs[1]);
     if qs[2] != n {
         return Err(invalid("Q", "square matrices", format!("shape {qs:?}")));
@@ -176,9 +178,9 @@ fn sa_dense_batch(
     let mut states = vec![0u8; b * num_reads * n];
     let mut energies = vec![0.0f64; b * num_reads];
     if single {
-        run_batch::<f32>(py, &q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
+        run_batch::<f32>(py, q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
     } else {
-        run_batch::<f64>(py, &q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
+        run_batch::<f64>(py, q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
     }
     // Best read per problem: lowest energy, first read on ties.
     let mut best_states = vec![0u8; b * n];
@@ -220,7 +222,9 @@ fn sa_default_beta_ranges(
     num_threads: usize,
     out: &PyAny,
 ) -> PyResult<()> {
-    let (q, qs) = read::<f64>(py, q, "Q", "float64", &[None, None, None])?;
+    let qv = View::<f64>::new(q, "Q", "float64", &[None, None, None])?;
+    let qs = qv.shape().to_vec();
+    let q = qv.as_slice();
     let (b, n) = (qs[0], qs[1]);
     if qs[2] != n {
         return Err(invalid("Q", "square matrices", format!("shape {qs:?}")));
@@ -229,12 +233,13 @@ fn sa_default_beta_ranges(
     check_k(k, n)?;
     let nn = n * n;
     fn one<F: Real>(q: &[f64], n: usize, off: f64, k: Option<usize>) -> (f64, f64) {
-        match DenseModel::<F>::new(q, n, off) {
-            Ok(m) => match k {
-                Some(k) => sa::default_beta_range_swap(&m, k),
-                None => sa::default_beta_range_flip(&m),
+        match k {
+            // No symmetric matrix needed: f64 straight from Q.
+            Some(k) => sa::default_beta_range_swap_q(q, n, k),
+            None => match DenseModel::<F>::new(q, n, off) {
+                Ok(m) => sa::default_beta_range_flip(&m),
+                Err(_) => (0.1, 1.0),
             },
-            Err(_) => (0.1, 1.0),
         }
     }
     let ranges: Vec<(f64, f64)> = py.allow_threads(|| {

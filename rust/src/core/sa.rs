@@ -183,11 +183,22 @@ impl<'a, F: Real> DenseModel<'a, F> {
         for a in 0..n {
             diag.push(F::from_f64(q[a * n + a]));
             scale = scale.max(q[a * n + a].abs());
-            for b in a + 1..n {
-                let v = q[a * n + b] + q[b * n + a];
-                w[a * n + b] = F::from_f64(v);
-                w[b * n + a] = F::from_f64(v);
-                scale = scale.max(v.abs());
+        }
+        // W = Q + Q^T off the diagonal, in 32 x 32 tiles (cache-friendly for
+        // large n: the transposed reads stay inside a few cache lines).
+        const T: usize = 32;
+        for a0 in (0..n).step_by(T) {
+            for b0 in (0..n).step_by(T) {
+                for a in a0..(a0 + T).min(n) {
+                    let row = &mut w[a * n..(a + 1) * n];
+                    for b in b0..(b0 + T).min(n) {
+                        if a != b {
+                            let v = q[a * n + b] + q[b * n + a];
+                            row[b] = F::from_f64(v);
+                            scale = scale.max(v.abs());
+                        }
+                    }
+                }
             }
         }
         let tol = F::from_f64(tolerance_for::<F>(scale, n));
@@ -603,42 +614,88 @@ pub fn anneal_swap<F: Real>(
         }
     }
     if greedy {
+        // Fresh fields: no rounding carried over from the anneal.
+        fields_of(m, x, f);
         descend_swap(m, &mut s, x, f);
     }
     s.sel
 }
 
-/// The best swap `(a, b, delta)` (slots in `sel`, `uns`), if any improves.
+/// `(min_v (d[v] - w[v]), its first index)`; the minimum runs in 8 lanes.
 #[inline(always)]
-fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], below_delta: F) -> Option<(usize, usize, F)> {
-    let n = m.n;
+fn min_diff<F: Real>(d: &[F], w: &[F]) -> F {
+    let big = F::from_f64(1e30);
+    let mut acc = [big; 8];
+    let mut cd = d.chunks_exact(8);
+    let mut cw = w.chunks_exact(8);
+    for (a, b) in (&mut cd).zip(&mut cw) {
+        for l in 0..8 {
+            let v = a[l] - b[l];
+            if v < acc[l] {
+                acc[l] = v;
+            }
+        }
+    }
+    let mut best = big;
+    for (&a, &b) in cd.remainder().iter().zip(cw.remainder()) {
+        let v = a - b;
+        if v < best {
+            best = v;
+        }
+    }
+    for v in acc {
+        if v < best {
+            best = v;
+        }
+    }
+    best
+}
+
+/// The best swap `(a, j, delta)` (slot in `sel`, unselected index), if one
+/// improves by more than `-below_delta`. `d[v] = Q_vv + f_v` for unselected
+/// `v` and a huge value for selected ones, so the inner minimum over all `v`
+/// is contiguous and vectorised (`O(k n / 8)` per pass).
+#[inline(always)]
+fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], d: &[F], below_delta: F) -> Option<(usize, usize, F)> {
     let mut best = below_delta;
     let mut arg = None;
     for (a, &i) in s.sel.iter().enumerate() {
         let i = i as usize;
-        let di = m.diag[i] + f[i];
-        let wi = m.row(i);
-        for (b, &j) in s.uns.iter().enumerate() {
-            let j = j as usize;
-            let delta = (m.diag[j] + f[j]) - di - wi[j];
-            if delta < best {
-                best = delta;
-                arg = Some((a, b, delta));
-            }
+        let low = min_diff(d, m.row(i));
+        let delta = low - (m.diag[i] + f[i]);
+        if delta < best {
+            best = delta;
+            arg = Some((a, low));
         }
     }
-    let _ = n;
-    arg
+    let (a, low) = arg?;
+    let wi = m.row(s.sel[a] as usize);
+    // The first index reaching the row minimum (same arithmetic as min_diff).
+    let j = (0..m.n).find(|&v| d[v] - wi[v] <= low)?;
+    Some((a, j, best))
 }
 
+/// `d[v] = Q_vv + f_v` (unselected) or a huge value (selected).
+#[inline(always)]
+fn unselected_costs<F: Real>(m: &DenseModel<'_, F>, x: &[u8], f: &[F], d: &mut [F]) {
+    let big = F::from_f64(1e30);
+    for v in 0..m.n {
+        d[v] = if x[v] != 0 { big } else { m.diag[v] + f[v] };
+    }
+}
+
+/// Steepest 1-swap descent to a local minimum (fields must match `x`).
 #[inline(always)]
 fn descend_swap<F: Real>(m: &DenseModel<'_, F>, s: &mut Subsets, x: &mut [u8], f: &mut [F]) {
     let tol = -m.tol;
+    let mut d = vec![F::ZERO; m.n];
     for _ in 0..4 * m.n + 16 {
-        match best_swap(m, s, f, tol) {
+        unselected_costs(m, x, f, &mut d);
+        match best_swap(m, s, f, &d, tol) {
             None => return,
-            Some((a, b, _)) => {
-                let (i, j) = (s.sel[a] as usize, s.uns[b] as usize);
+            Some((a, j, _)) => {
+                let i = s.sel[a] as usize;
+                let b = s.uns.iter().position(|&v| v as usize == j).expect("j is unselected");
                 s.sel[a] = j as u32;
                 s.uns[b] = i as u32;
                 apply_swap(m, i, j, x, f);
@@ -689,22 +746,82 @@ pub fn lowest_diagonal_state<F: Real>(m: &DenseModel<'_, F>, k: usize) -> Vec<u8
 
 /// Default `(beta0, beta1)` of the swap annealer with `k` ones (module docs).
 pub fn default_beta_range_swap<F: Real>(m: &DenseModel<'_, F>, k: usize) -> (f64, f64) {
-    let n = m.n;
+    default_beta_range_swap_q(m.q, m.n, k)
+}
+
+/// [`default_beta_range_swap`] straight from a row-major `n x n` QUBO, in
+/// `f64`, without building the symmetric matrix: only the `k` rows of the
+/// selected variables are kept (`rows[a][v] = W[sel[a]][v]`), so a descent
+/// step costs `O(k n)` contiguous work plus one strided column read.
+pub fn default_beta_range_swap_q(q: &[f64], n: usize, k: usize) -> (f64, f64) {
     if k == 0 || k >= n {
         return (0.1, 1.0);
     }
-    let mut x = lowest_diagonal_state(m, k);
-    let mut f = vec![F::ZERO; n];
-    fields_of(m, &x, &mut f);
-    let mut s = Subsets::of(&x);
-    descend_swap(m, &mut s, &mut x, &mut f);
+    let w_row = |i: usize, out: &mut [f64]| {
+        for v in 0..n {
+            out[v] = if v == i { 0.0 } else { q[i * n + v] + q[v * n + i] };
+        }
+    };
+    let diag: Vec<f64> = (0..n).map(|i| q[i * n + i]).collect();
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&a, &b| diag[a].partial_cmp(&diag[b]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    let mut sel: Vec<usize> = idx[..k].to_vec();
+    let mut x = vec![false; n];
+    sel.iter().for_each(|&i| x[i] = true);
+    let mut rows = vec![0.0f64; k * n];
+    for (a, &i) in sel.iter().enumerate() {
+        w_row(i, &mut rows[a * n..(a + 1) * n]);
+    }
+    let mut f = vec![0.0f64; n];
+    for a in 0..k {
+        for (fv, &w) in f.iter_mut().zip(&rows[a * n..(a + 1) * n]) {
+            *fv += w;
+        }
+    }
+    let scale = q.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let tol = tolerance_for::<f64>(2.0 * scale, n);
+    // Steepest 1-swap descent.
+    for _ in 0..4 * n + 16 {
+        let mut best = (-tol, usize::MAX, usize::MAX);
+        for a in 0..k {
+            let i = sel[a];
+            let di = diag[i] + f[i];
+            let r = &rows[a * n..(a + 1) * n];
+            for j in 0..n {
+                if !x[j] {
+                    let d = (diag[j] + f[j]) - di - r[j];
+                    if d < best.0 {
+                        best = (d, a, j);
+                    }
+                }
+            }
+        }
+        let (_, a, j) = best;
+        if a == usize::MAX {
+            break;
+        }
+        let i = sel[a];
+        let r = &mut rows[a * n..(a + 1) * n];
+        for (fv, &w) in f.iter_mut().zip(r.iter()) {
+            *fv -= w;
+        }
+        w_row(j, r);
+        for (fv, &w) in f.iter_mut().zip(r.iter()) {
+            *fv += w;
+        }
+        x[i] = false;
+        x[j] = true;
+        sel[a] = j;
+    }
     let mut deltas = Vec::with_capacity(k * (n - k));
-    for &i in &s.sel {
-        let i = i as usize;
-        let di = m.diag[i] + f[i];
-        for &j in &s.uns {
-            let j = j as usize;
-            deltas.push(((m.diag[j] + f[j]) - di - m.w[i * n + j]).to_f64());
+    for a in 0..k {
+        let i = sel[a];
+        let di = diag[i] + f[i];
+        let r = &rows[a * n..(a + 1) * n];
+        for j in 0..n {
+            if !x[j] {
+                deltas.push((diag[j] + f[j]) - di - r[j]);
+            }
         }
     }
     range_from_deltas(deltas.into_iter())
