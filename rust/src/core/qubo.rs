@@ -200,7 +200,7 @@ pub fn safe_penalty(h: &[f64], j: &[f64], beta: f64) -> f64 {
 /// Sum of positive parts, sum of negative parts (as a positive number), the
 /// largest magnitude and whether all entries are finite, with four
 /// independent lanes so the compiler can vectorise.
-#[inline]
+#[inline(always)]
 fn row_stats(row: &[f64]) -> (f64, f64, f64, bool) {
     let mut pos = [0.0f64; 4];
     let mut neg = [0.0f64; 4];
@@ -260,8 +260,31 @@ pub enum InputFault {
 /// `Some((beta, out))`, the same pass also writes each problem's
 /// [`safe_penalty`] into `out`.
 /// Check problem `b` (see [`check_feature_selection_batch`]); writes its
-/// safe penalty into `lam` when `beta` is given.
+/// safe penalty into `lam` when `beta` is given. Uses AVX2 where the CPU has
+/// it (no FMA, so results are identical either way).
 fn check_one(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { check_one_avx2(b, n, h, j, rtol, beta, lam) };
+        }
+    }
+    check_one_generic(b, n, h, j, rtol, beta, lam)
+}
+
+/// [`check_one_generic`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn check_one_avx2(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
+    check_one_generic(b, n, h, j, rtol, beta, lam)
+}
+
+#[inline(always)]
+fn check_one_generic(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
     let nn = n * n;
         let hb = &h[b * n..(b + 1) * n];
         if let Some(i) = hb.iter().position(|v| !v.is_finite()) {
