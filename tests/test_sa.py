@@ -102,6 +102,100 @@ def test_constant_beta_chain_is_boltzmann():
     assert chi2 < 30.0  # 7 dof: p ~ 1e-4
 
 
+def test_constant_beta_swap_chain_is_boltzmann_over_k_subsets():
+    # Swap moves at a constant beta sample exp(-beta E) restricted to the C(5, 2) = 10 states with two ones.
+    q = np.triu(np.random.default_rng(3).uniform(-1, 1, size=(5, 5)))
+    beta = 1.2
+    states = np.array([s for s in itertools.product([0, 1], repeat=5) if sum(s) == 2], dtype=np.uint8)
+    e = np.array([s @ np.triu(q, 1) @ s + np.diag(q) @ s for s in states.astype(float)])
+    p = np.exp(-beta * (e - e.min()))
+    p /= p.sum()
+    reads = 4000
+    out = simulated_annealing(q, k=2, num_reads=reads, beta_schedule_type="custom", beta_schedule=np.full(20, beta),
+                              seed=4, greedy_descent=False, return_states=True)
+    codes = out["states"][0] @ (1 << np.arange(5)[::-1])
+    want = states @ (1 << np.arange(5)[::-1])
+    counts = np.array([(codes == c).sum() for c in want])
+    assert counts.sum() == reads
+    tv = 0.5 * np.abs(counts / reads - p).sum()
+    assert tv < 0.04, (counts / reads, p)
+    chi2 = float((((counts - reads * p) ** 2) / (reads * p)).sum())
+    assert chi2 < 33.0  # 9 dof: p ~ 1e-4
+
+
+# -- defaults of the swap kernel -----------------------------------------------------
+
+
+def _swap_local_minimum(q: np.ndarray, x: np.ndarray) -> bool:
+    e0 = float(x @ np.triu(q, 1) @ x + np.diag(q) @ x)
+    for i in np.flatnonzero(x):
+        for j in np.flatnonzero(x == 0):
+            y = x.astype(float).copy()
+            y[i], y[j] = 0, 1
+            if float(y @ np.triu(q, 1) @ y + np.diag(q) @ y) < e0 - 1e-9:
+                return False
+    return True
+
+
+def test_swap_defaults_short_schedule_and_final_descent():
+    from qfsel.samplers.sa import DEFAULT_SWEEPS_FLIP, DEFAULT_SWEEPS_SWAP
+
+    batch = _problems(2, 30, seed=8, k=5)
+    q, off = batch.qubo(include_penalty=False)
+    out = simulated_annealing(q, off, k=5, num_reads=6, seed=2, return_states=True)
+    assert out["num_sweeps"] == DEFAULT_SWEEPS_SWAP
+    for p in range(2):
+        for x in out["states"][p]:
+            assert x.sum() == 5 and _swap_local_minimum(q[p], x)
+    flip = simulated_annealing(q, off, num_reads=2, seed=2)
+    assert flip["num_sweeps"] == DEFAULT_SWEEPS_FLIP
+    # Without the descent, one sweep from random states leaves improving swaps somewhere.
+    raw = simulated_annealing(q, off, k=5, num_reads=6, num_sweeps=1, beta_range=(1e-3, 1e-3), seed=2,
+                              greedy_descent=False, return_states=True)
+    assert not all(_swap_local_minimum(q[p], x) for p in range(2) for x in raw["states"][p])
+
+
+def test_default_swap_beta_range_follows_the_documented_rule():
+    # Numpy reimplementation: lowest-diagonal start, steepest 1-swap descent, then
+    # beta_hot = ln 8 / (10% quantile of nonzero |delta|), beta_cold = ln 100 / min |delta| (floored).
+    from qfsel.samplers.sa import default_beta_range
+
+    q = np.triu(np.random.default_rng(11).uniform(-1, 1, size=(12, 12)))
+    k = 4
+    w = np.triu(q, 1) + np.triu(q, 1).T
+    d = np.diag(q)
+    x = np.zeros(12)
+    x[np.argsort(d, kind="stable")[:k]] = 1
+
+    def deltas(x):
+        f = w @ x
+        sel, uns = np.flatnonzero(x), np.flatnonzero(x == 0)
+        return np.array([[(d[j] + f[j]) - (d[i] + f[i]) - w[i, j] for j in uns] for i in sel]), sel, uns
+
+    while True:
+        dl, sel, uns = deltas(x)
+        a, b = np.unravel_index(np.argmin(dl), dl.shape)
+        if dl[a, b] >= -1e-12:
+            break
+        x[sel[a]], x[uns[b]] = 0, 1
+    nz = np.abs(dl[dl != 0])
+    q10 = np.sort(nz)[int(nz.size * 0.1)]
+    lo = max(nz.min(), 1e-3 * nz.max())
+    got = default_beta_range(q, k=k)[0]
+    np.testing.assert_allclose(got, [np.log(8) / q10, max(np.log(100) / lo, np.log(8) / q10)], rtol=1e-9)
+
+
+def test_single_precision_rule_ignores_a_few_tiny_couplings():
+    from qfsel.samplers.sa import _single_precision
+
+    rng = np.random.default_rng(0)
+    q = np.triu(rng.uniform(0.1, 1.0, size=(40, 40)))
+    q[0, 1:4] = 1e-9  # a few nearly orthogonal maps
+    assert _single_precision(q)
+    wide = np.triu(10.0 ** rng.uniform(-6, 0, size=(40, 40)))  # the bulk spans 6 decades
+    assert not _single_precision(wide)
+
+
 # -- determinism ------------------------------------------------------------------
 
 

@@ -65,7 +65,7 @@ def _single_precision(q: np.ndarray) -> bool:
     """f32 fields unless the bulk of the coefficients spans more than ``SINGLE_PRECISION_MAX_RANGE``.
 
     The span runs from the largest magnitude to the 1% quantile of the nonzero
-    magnitudes (on a fixed strided sample of at most ~65k entries): a few
+    magnitudes (on a fixed strided sample of at most ~16k entries): a few
     near-zero couplings (``|cos|`` of nearly orthogonal maps) do not call for
     f64, their rounding is far below any energy gap the anneal resolves, and
     reported energies are recomputed in f64 anyway. ``q`` must be finite.
@@ -74,7 +74,7 @@ def _single_precision(q: np.ndarray) -> bool:
     if flat.size == 0:
         return True
     top = max(float(flat.max()), -float(flat.min()))
-    sample = flat[:: max(1, flat.size // 65536)]
+    sample = flat[:: max(1, flat.size // 8192)]
     nz = np.abs(sample[sample != 0])
     if top == 0 or nz.size == 0:
         return True
