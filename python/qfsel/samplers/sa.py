@@ -65,7 +65,8 @@ def _single_precision(q: np.ndarray) -> bool:
     """f32 fields unless the bulk of the coefficients spans more than ``SINGLE_PRECISION_MAX_RANGE``.
 
     The span runs from the largest magnitude to the 1% quantile of the nonzero
-    magnitudes (on a fixed strided sample of at most ~16k entries): a few
+    magnitudes, both on a fixed strided sample of ~8k entries plus every
+    diagonal entry (no pass over all ``n^2`` coefficients): a few
     near-zero couplings (``|cos|`` of nearly orthogonal maps) do not call for
     f64, their rounding is far below any energy gap the anneal resolves, and
     reported energies are recomputed in f64 anyway. ``q`` must be finite.
@@ -73,8 +74,10 @@ def _single_precision(q: np.ndarray) -> bool:
     flat = q.reshape(-1)
     if flat.size == 0:
         return True
-    top = max(float(flat.max()), -float(flat.min()))
     sample = flat[:: max(1, flat.size // 8192)]
+    if q.ndim == 3:  # the diagonals (linear terms, penalties) count in full
+        sample = np.concatenate([sample, np.diagonal(q, axis1=1, axis2=2).reshape(-1)])
+    top = float(np.abs(sample).max())
     nz = np.abs(sample[sample != 0])
     if top == 0 or nz.size == 0:
         return True
