@@ -51,6 +51,17 @@ def test_bench_swap_sa(benchmark, k_vars, k):
     assert out["energies"].shape == (4, 8)
 
 
+@pytest.mark.parametrize("k_vars,k", [(64, 8), (256, 16), (512, 16)])
+def test_bench_swap_sa_defaults(benchmark, k_vars, k):
+    # The default schedule (10 sweeps + final 1-swap descent), as qfsel.solve(batch, "sa") runs it.
+    from benches.instances import explanation_like
+
+    h, j = explanation_like(np.random.default_rng(k_vars), 4, k_vars)
+    q, off = ProblemBatch(h, j, k=k).qubo(include_penalty=False)
+    out = benchmark(lambda: simulated_annealing(q, off, k=k, num_reads=16, seed=1, num_threads=1, return_states=True))
+    assert (out["states"].sum(-1) == k).all()
+
+
 @pytest.mark.parametrize("k_vars", [64, 256])
 def test_bench_flip_sa_vs_dwave(benchmark, k_vars):
     from dwave.samplers import SimulatedAnnealingSampler as DwaveSA
