@@ -584,22 +584,34 @@ pub fn anneal_flip<F: Real, C: Couplings<F>>(
     let diag = c.diag();
     assert!(x.len() == n && f.len() == n && diag.len() == n);
     fields_of(c, x, f);
+    // g_i = Q_ii + f_i: one load per proposal instead of two.
+    let g = f;
+    for (gv, &d) in g.iter_mut().zip(diag) {
+        *gv += d;
+    }
     let one = F::from_f64(1.0);
     for &beta in betas {
         for i in 0..n {
-            // s = +1 to switch on, -1 to switch off: delta = s (Q_ii + f_i),
-            // and an accepted flip adds s W_i to the fields (no branch on x_i).
+            // s = +1 to switch on, -1 to switch off: delta = s g_i, and an
+            // accepted flip adds s W_i to the fields (no branch on x_i).
             let xi = x[i];
             let sgn = if xi != 0 { -one } else { one };
-            let delta = sgn * (diag[i] + f[i]);
+            let delta = sgn * g[i];
             if metropolis(beta, delta, rng) {
                 x[i] = xi ^ 1;
-                c.axpy_row(i, sgn, f);
+                c.axpy_row(i, sgn, g);
             }
         }
     }
+    let f = g;
     if greedy {
+        // Fresh fields: no rounding carried over from the anneal.
+        fields_of(c, x, f);
         descend_flip(c, x, f);
+    } else {
+        for (fv, &d) in f.iter_mut().zip(diag) {
+            *fv -= d;
+        }
     }
 }
 
