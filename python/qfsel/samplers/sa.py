@@ -85,15 +85,6 @@ def _single_precision(q: np.ndarray) -> bool:
     return top / low <= SINGLE_PRECISION_MAX_RANGE
 
 
-def _all_finite(a: np.ndarray) -> bool:
-    # One reduction first (NaN/inf propagate into the sum); the elementwise
-    # test only when the sum is not finite (it could overflow on huge values).
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(a, axis=None)):
-            return True
-    return bool(np.all(np.isfinite(a)))
-
-
 def _check_beta_range(beta_range: Any) -> tuple[float, float] | None:
     if beta_range is None:
         return None
@@ -210,8 +201,8 @@ def simulated_annealing(
     if qa.ndim != 3 or qa.shape[1] != qa.shape[2]:
         raise ValueError(f"q: expected shape (B, n, n) or (n, n), got shape {qa.shape}")
     qa = np.ascontiguousarray(qa)
-    if not _all_finite(qa):
-        raise ValueError("q: expected finite coefficients, got a NaN or infinite value")
+    # Finiteness of q is checked by the kernel while it builds each problem's
+    # couplings (the same pass over the data; a ValueError naming q).
     b, n = qa.shape[0], qa.shape[1]
     off = np.zeros(b) if offsets is None else np.ascontiguousarray(np.broadcast_to(np.asarray(offsets, dtype=np.float64), (b,)))
     if not np.all(np.isfinite(off)):

@@ -221,17 +221,25 @@ impl<'a, F: Real> DenseModel<'a, F> {
         for (wv, &qv) in w.iter_mut().zip(q) {
             *wv = F::from_f64(qv);
         }
+        // Largest |Q_ab| and a finiteness probe (sum of v - v: NaN as soon as
+        // one entry is NaN or infinite), in 8 independent lanes.
         let mut lanes = [0.0f64; 8];
+        let mut probe = [0.0f64; 8];
         let mut chunks = q.chunks_exact(8);
         for c in &mut chunks {
             for l in 0..8 {
                 let v = c[l].abs();
+                probe[l] += c[l] - c[l];
                 if v > lanes[l] {
                     lanes[l] = v;
                 }
             }
         }
-        let qmax = chunks.remainder().iter().chain(lanes.iter()).fold(0.0f64, |m, v| if v.abs() > m { v.abs() } else { m });
+        let rest = chunks.remainder();
+        if !(probe.iter().sum::<f64>() + rest.iter().map(|v| v - v).sum::<f64>()).is_finite() {
+            return Err(CoreError::invalid("q", "expected finite coefficients, got a NaN or infinite value"));
+        }
+        let qmax = rest.iter().chain(lanes.iter()).fold(0.0f64, |m, v| if v.abs() > m { v.abs() } else { m });
         for a in 0..n {
             diag.push(F::from_f64(q[a * n + a]));
             w[a * n + a] = F::ZERO;
