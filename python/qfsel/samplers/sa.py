@@ -290,8 +290,10 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
               num_threads: int | None = None, beta_range: Any = None, **params: Any) -> Solution:
     """Swap-move SA on the objective when ``batch.k`` is set, else single-flip SA on the QUBO.
 
-    ``info["read_energies"]`` holds every read's energy (objective without
-    penalty for the swap kernel, which never leaves the feasible set).
+    Defaults: with ``batch.k``, ``DEFAULT_SWEEPS_SWAP`` (10) sweeps from the swap beta range, then
+    steepest 1-swap descent in every read; without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
+    sweeps. ``info["read_energies"]`` holds every read's energy (objective without penalty for the
+    swap kernel, which never leaves the feasible set).
     """
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False)
