@@ -132,7 +132,7 @@ impl Real for f32 {
         let r = t - i as f32;
         // Estrin's scheme (shorter dependency chain than Horner).
         let r2 = r * r;
-        let p01 = 1.0 + r * 0.693_147_2;
+        let p01 = 1.0 + r * std::f32::consts::LN_2;
         let p23 = 0.240_226_5 + r * 0.055_504_11;
         let p45 = 0.009_618_129 + r * 0.001_333_355;
         let p456 = p45 + r2 * 0.000_154_035_3;
@@ -221,7 +221,7 @@ impl<'a, F: Real> DenseModel<'a, F> {
         for (wv, &qv) in w.iter_mut().zip(q) {
             *wv = F::from_f64(qv);
         }
-        // Largest |Q_ab| and a finiteness probe (sum of v - v: NaN as soon as
+        // Largest |Q_ab| and a finiteness probe (sum of 0 v: NaN as soon as
         // one entry is NaN or infinite), in 8 independent lanes.
         let mut lanes = [0.0f64; 8];
         let mut probe = [0.0f64; 8];
@@ -229,14 +229,14 @@ impl<'a, F: Real> DenseModel<'a, F> {
         for c in &mut chunks {
             for l in 0..8 {
                 let v = c[l].abs();
-                probe[l] += c[l] - c[l];
+                probe[l] += c[l] * 0.0;
                 if v > lanes[l] {
                     lanes[l] = v;
                 }
             }
         }
         let rest = chunks.remainder();
-        if !(probe.iter().sum::<f64>() + rest.iter().map(|v| v - v).sum::<f64>()).is_finite() {
+        if !(probe.iter().sum::<f64>() + rest.iter().map(|v| v * 0.0).sum::<f64>()).is_finite() {
             return Err(CoreError::invalid("q", "expected finite coefficients, got a NaN or infinite value"));
         }
         let qmax = rest.iter().chain(lanes.iter()).fold(0.0f64, |m, v| if v.abs() > m { v.abs() } else { m });
@@ -484,7 +484,7 @@ fn metropolis<F: Real>(beta: F, delta: F, rng: &mut Xoshiro256PlusPlus) -> bool 
 /// Uniform index below `m` (`m < 2^32`) from 32 random bits (multiply-shift).
 #[inline(always)]
 fn below(bits32: u64, m: usize) -> usize {
-    ((bits32 & 0xFFFF_FFFF) * m as u64 >> 32) as usize
+    (((bits32 & 0xFFFF_FFFF) * m as u64) >> 32) as usize
 }
 
 /// Recompute the local fields of `x` from scratch.
