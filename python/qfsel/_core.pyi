@@ -14,7 +14,14 @@ DEFAULT_MAX_SUBSETS: int
 
 # -- qubo.rs ------------------------------------------------------------------
 def fs_check_batch(
-    h: _F64, J: _F64, rtol: float, beta: float | None, penalties_out: _F64, num_threads: int
+    h: _F64,
+    J: _F64,
+    rtol: float,
+    beta: float | None,
+    penalties_out: _F64,
+    h_copy: _F64 | None,
+    J_copy: _F64 | None,
+    num_threads: int,
 ) -> tuple[str, list[int], float, float] | None: ...
 def fs_qubo_batch(
     h: _F64,

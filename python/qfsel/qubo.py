@@ -61,7 +61,9 @@ def _validate(
             raise ValueError(f"redundancy: expected shape ({k}, {k}) to match relevance of length {k}, got shape {j.shape}")
         h, j = h[None], j[None]
     lam = np.empty(h.shape[0])
-    fault = _core.fs_check_batch(h, j, _SYMMETRY_RTOL, penalty_beta, lam, 0)
+    # With copy, the Rust pass writes the private copies while it checks (one pass over memory).
+    h_copy, j_copy = (np.empty_like(h), np.empty_like(j)) if copy else (None, None)
+    fault = _core.fs_check_batch(h, j, _SYMMETRY_RTOL, penalty_beta, lam, h_copy, j_copy, 0)
     if fault is not None:
         kind, index, value, other = fault
         where = tuple(index) if batched else tuple(index[1:])
@@ -72,8 +74,8 @@ def _validate(
             "nonzero_diagonal": f"redundancy: expected a zero diagonal, got {value!r} at index {where}",
         }
         raise ValueError(messages[kind])
-    if copy:
-        h, j = h.copy(), j.copy()
+    if h_copy is not None and j_copy is not None:
+        h, j = h_copy, j_copy
     return h, j, (lam if penalty_beta is not None else None)
 
 

@@ -12,19 +12,31 @@ fn get<T: Element>(obj: &PyAny, name: &str, dtype: &str) -> PyResult<PyBuffer<T>
     PyBuffer::<T>::get(obj).map_err(|_| {
         PyTypeError::new_err(format!(
             "{name}: expected a C-contiguous numpy array of dtype {dtype}, got {}",
-            obj.get_type().name().unwrap_or("an object without a buffer")
+            obj.get_type()
+                .name()
+                .unwrap_or("an object without a buffer")
         ))
     })
 }
 
 fn check_shape(name: &str, shape: &[usize], expected: &[Option<usize>]) -> PyResult<()> {
     let ok = shape.len() == expected.len()
-        && shape.iter().zip(expected).all(|(s, e)| e.map_or(true, |e| e == *s));
+        && shape
+            .iter()
+            .zip(expected)
+            .all(|(s, e)| e.map_or(true, |e| e == *s));
     if ok {
         Ok(())
     } else {
-        let want: Vec<String> = expected.iter().map(|e| e.map_or("*".to_string(), |v| v.to_string())).collect();
-        Err(invalid(name, &format!("shape ({})", want.join(", ")), format!("shape {shape:?}")))
+        let want: Vec<String> = expected
+            .iter()
+            .map(|e| e.map_or("*".to_string(), |v| v.to_string()))
+            .collect();
+        Err(invalid(
+            name,
+            &format!("shape ({})", want.join(", ")),
+            format!("shape {shape:?}"),
+        ))
     }
 }
 

@@ -31,12 +31,25 @@ fn exact_ground_states_batch<'py>(
     let (q, qs) = read::<f64>(py, q, "Q", "float64", &[None, None, None])?;
     let (b, n) = (qs[0], qs[1]);
     if qs[2] != n {
-        return Err(super::errors::invalid("Q", "square matrices", format!("shape {qs:?}")));
+        return Err(super::errors::invalid(
+            "Q",
+            "square matrices",
+            format!("shape {qs:?}"),
+        ));
     }
     let (off, _) = read::<f64>(py, offsets, "offsets", "float64", &[Some(b)])?;
     let nn = n * n;
     let enums: Vec<Enumerator<'_>> = (0..b)
-        .map(|p| Enumerator::new(&q[p * nn..(p + 1) * nn], n, off[p], k, max_states, max_subsets))
+        .map(|p| {
+            Enumerator::new(
+                &q[p * nn..(p + 1) * nn],
+                n,
+                off[p],
+                k,
+                max_states,
+                max_subsets,
+            )
+        })
         .collect::<Result<_, _>>()
         .map_err(|e| to_py(py, e))?;
     // Cut the work so that Ctrl-C is checked every ~2^24 states: a large
@@ -77,7 +90,10 @@ fn exact_ground_states_batch<'py>(
                 if small {
                     enums[lo..hi].iter().map(|e| e.run_sequential()).collect()
                 } else {
-                    enums[lo..hi].par_iter().map(|e| e.run_sequential()).collect()
+                    enums[lo..hi]
+                        .par_iter()
+                        .map(|e| e.run_sequential())
+                        .collect()
                 }
             });
             results.extend(part);

@@ -14,14 +14,16 @@ use crate::core::{parallel, qubo};
 
 type Fault = (&'static str, Vec<usize>, f64, f64);
 
-/// fs_check_batch(h, J, rtol, beta, penalties_out, num_threads) -> None | (kind, index, value, other)
+/// fs_check_batch(h, J, rtol, beta, penalties_out, h_copy, J_copy, num_threads) -> None | (kind, index, value, other)
 ///
 /// One parallel pass over h (B, K) and J (B, K, K), float64: the first
 /// non-finite value, asymmetric pair or non-zero diagonal entry, or None.
 /// With beta not None, the same pass writes the safe penalties into
-/// penalties_out (B,).
+/// penalties_out (B,); with h_copy / J_copy (same shapes) not None, it also
+/// copies the inputs there.
 #[pyfunction]
-#[pyo3(text_signature = "(h, J, rtol, beta, penalties_out, num_threads)")]
+#[pyo3(text_signature = "(h, J, rtol, beta, penalties_out, h_copy, J_copy, num_threads)")]
+#[allow(clippy::too_many_arguments)]
 fn fs_check_batch(
     py: Python<'_>,
     h: &PyAny,
@@ -29,20 +31,53 @@ fn fs_check_batch(
     rtol: f64,
     beta: Option<f64>,
     penalties_out: &PyAny,
+    h_copy: Option<&PyAny>,
+    #[allow(non_snake_case)] J_copy: Option<&PyAny>,
     num_threads: usize,
 ) -> PyResult<Option<Fault>> {
     let hv = View::<f64>::new(h, "relevance", "float64", &[None, None])?;
     let (b, n) = (hv.shape()[0], hv.shape()[1]);
     let jv = View::<f64>::new(J, "redundancy", "float64", &[Some(b), Some(n), Some(n)])?;
     let mut pv = View::<f64>::new_mut(penalties_out, "penalties_out", "float64", &[b])?;
+    let mut copies = match (h_copy, J_copy) {
+        (Some(hc), Some(jc)) => Some((
+            View::<f64>::new_mut(hc, "h_copy", "float64", &[b, n])?,
+            View::<f64>::new_mut(jc, "J_copy", "float64", &[b, n, n])?,
+        )),
+        (None, None) => None,
+        _ => {
+            return Err(super::errors::invalid(
+                "h_copy, J_copy",
+                "both or neither",
+                "one of them",
+            ))
+        }
+    };
     let (hs, js, ps) = (hv.as_slice(), jv.as_slice(), pv.as_mut_slice());
+    let copy = copies
+        .as_mut()
+        .map(|(hc, jc)| (hc.as_mut_slice(), jc.as_mut_slice()));
     let small = qubo::is_small(b * n * n);
-    let fault = release(py, num_threads, small, || qubo::check_feature_selection_batch(n, hs, js, rtol, beta.map(|bt| (bt, ps))));
+    let fault = release(py, num_threads, small, || {
+        qubo::check_feature_selection_batch(n, hs, js, rtol, beta.map(|bt| (bt, ps)), copy)
+    });
     Ok(fault.map(|f| match f {
-        InputFault::RelevanceNotFinite { b, i, value } => ("relevance_not_finite", vec![b, i], value, value),
-        InputFault::RedundancyNotFinite { b, i, j, value } => ("redundancy_not_finite", vec![b, i, j], value, value),
-        InputFault::NotSymmetric { b, i, j, value, transposed } => ("not_symmetric", vec![b, i, j], value, transposed),
-        InputFault::NonZeroDiagonal { b, i, value } => ("nonzero_diagonal", vec![b, i, i], value, value),
+        InputFault::RelevanceNotFinite { b, i, value } => {
+            ("relevance_not_finite", vec![b, i], value, value)
+        }
+        InputFault::RedundancyNotFinite { b, i, j, value } => {
+            ("redundancy_not_finite", vec![b, i, j], value, value)
+        }
+        InputFault::NotSymmetric {
+            b,
+            i,
+            j,
+            value,
+            transposed,
+        } => ("not_symmetric", vec![b, i, j], value, transposed),
+        InputFault::NonZeroDiagonal { b, i, value } => {
+            ("nonzero_diagonal", vec![b, i, i], value, value)
+        }
     }))
 }
 
@@ -74,7 +109,9 @@ fn fs_qubo_batch(
     let (hs, js, ps) = (hv.as_slice(), jv.as_slice(), pv.as_slice());
     let (qs, os) = (qv.as_mut_slice(), ov.as_mut_slice());
     let small = qubo::is_small(b * n * n);
-    release(py, num_threads, small, || qubo::feature_selection_qubo_batch(n, hs, js, beta, k, ps, qs, os));
+    release(py, num_threads, small, || {
+        qubo::feature_selection_qubo_batch(n, hs, js, beta, k, ps, qs, os)
+    });
     Ok(())
 }
 
@@ -95,7 +132,11 @@ fn qubo_energies_batch(
     let qv = View::<f64>::new(q, "Q", "float64", &[None, None, None])?;
     let (b, n) = (qv.shape()[0], qv.shape()[1]);
     if qv.shape()[2] != n {
-        return Err(super::errors::invalid("Q", "square matrices", format!("shape {:?}", qv.shape())));
+        return Err(super::errors::invalid(
+            "Q",
+            "square matrices",
+            format!("shape {:?}", qv.shape()),
+        ));
     }
     let ofv = View::<f64>::new(offsets, "offsets", "float64", &[Some(b)])?;
     let xv = View::<u8>::new(states, "states", "uint8", &[Some(b), None, Some(n)])?;
@@ -144,7 +185,9 @@ fn fs_energies_batch(
     let (hs, js, xs) = (hv.as_slice(), jv.as_slice(), xv.as_slice());
     let es = ev.as_mut_slice();
     let small = qubo::is_small(b * m * n);
-    release(py, num_threads, small, || qubo::feature_selection_energies_batch(n, hs, js, beta, m, xs, es));
+    release(py, num_threads, small, || {
+        qubo::feature_selection_energies_batch(n, hs, js, beta, m, xs, es)
+    });
     Ok(())
 }
 

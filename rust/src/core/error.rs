@@ -14,7 +14,10 @@ pub enum CoreError {
 
 impl CoreError {
     pub fn invalid(name: &'static str, message: impl Into<String>) -> Self {
-        CoreError::InvalidArgument { name, message: message.into() }
+        CoreError::InvalidArgument {
+            name,
+            message: message.into(),
+        }
     }
 }
 

@@ -58,7 +58,13 @@ pub struct GroundStates {
 
 impl GroundStates {
     fn empty(n: usize) -> Self {
-        GroundStates { n, energy: f64::INFINITY, states: Vec::new(), count: 0, visited: 0 }
+        GroundStates {
+            n,
+            energy: f64::INFINITY,
+            states: Vec::new(),
+            count: 0,
+            visited: 0,
+        }
     }
 
     pub fn num_stored(&self) -> usize {
@@ -84,7 +90,8 @@ impl GroundStates {
             self.count += other.count;
             let room = max_states.saturating_sub(self.num_stored());
             let take = (other.states.len() / self.n.max(1)).min(room);
-            self.states.extend_from_slice(&other.states[..take * self.n]);
+            self.states
+                .extend_from_slice(&other.states[..take * self.n]);
         }
     }
 }
@@ -113,7 +120,10 @@ impl<'a> Enumerator<'a> {
         max_subsets: u64,
     ) -> CoreResult<Self> {
         if q.len() != n * n {
-            return Err(CoreError::invalid("Q", format!("expected {n}x{n} = {} entries, got {}", n * n, q.len())));
+            return Err(CoreError::invalid(
+                "Q",
+                format!("expected {n}x{n} = {} entries, got {}", n * n, q.len()),
+            ));
         }
         match k {
             None if n > MAX_UNCONSTRAINED_VARIABLES => {
@@ -152,7 +162,16 @@ impl<'a> Enumerator<'a> {
             }
             prefixes.push(p);
         }
-        Ok(Enumerator { q, n, offset, k, tol, max_states: max_states.max(1), prefix_len, prefixes })
+        Ok(Enumerator {
+            q,
+            n,
+            offset,
+            k,
+            tol,
+            max_states: max_states.max(1),
+            prefix_len,
+            prefixes,
+        })
     }
 
     pub fn num_tasks(&self) -> usize {
@@ -347,7 +366,11 @@ mod tests {
             all.push((e, x));
             best = best.min(e);
         }
-        let gs = all.into_iter().filter(|(e, _)| (*e - best).abs() < 1e-9).map(|(_, x)| x).collect();
+        let gs = all
+            .into_iter()
+            .filter(|(e, _)| (*e - best).abs() < 1e-9)
+            .map(|(_, x)| x)
+            .collect();
         (best, gs)
     }
 
@@ -356,7 +379,11 @@ mod tests {
         let mut q = vec![0.0; n * n];
         for a in 0..n {
             for b in a..n {
-                q[a * n + b] = if integer { r.gen_range(-2i32..=2) as f64 } else { r.gen_range(-1.0..1.0) };
+                q[a * n + b] = if integer {
+                    r.gen_range(-2i32..=2) as f64
+                } else {
+                    r.gen_range(-1.0..1.0)
+                };
             }
         }
         q
@@ -385,10 +412,19 @@ mod tests {
     #[test]
     fn too_large_is_an_error_not_a_hang() {
         let q = vec![0.0; 31 * 31];
-        assert!(matches!(ground_states(&q, 31, 0.0, None, 1), Err(CoreError::TooLarge { .. })));
+        assert!(matches!(
+            ground_states(&q, 31, 0.0, None, 1),
+            Err(CoreError::TooLarge { .. })
+        ));
         let q = vec![0.0; 200 * 200];
-        assert!(matches!(ground_states(&q, 200, 0.0, Some(100), 1), Err(CoreError::TooLarge { .. })));
-        assert!(matches!(ground_states(&q[..4], 2, 0.0, Some(3), 1), Err(CoreError::InvalidArgument { .. })));
+        assert!(matches!(
+            ground_states(&q, 200, 0.0, Some(100), 1),
+            Err(CoreError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            ground_states(&q[..4], 2, 0.0, Some(3), 1),
+            Err(CoreError::InvalidArgument { .. })
+        ));
     }
 
     #[test]

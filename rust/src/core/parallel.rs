@@ -20,14 +20,25 @@ static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
 
 /// Number of threads used when the caller asks for 0 ("all cores").
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// A pool with `num_threads` threads (0 = one per core) for this process.
 pub fn pool(num_threads: usize) -> Arc<ThreadPool> {
-    let n = if num_threads == 0 { default_threads() } else { num_threads };
+    let n = if num_threads == 0 {
+        default_threads()
+    } else {
+        num_threads
+    };
     let pid = std::process::id();
-    let cell = POOLS.get_or_init(|| Mutex::new(Pools { pid, by_threads: HashMap::new() }));
+    let cell = POOLS.get_or_init(|| {
+        Mutex::new(Pools {
+            pid,
+            by_threads: HashMap::new(),
+        })
+    });
     let mut guard = match cell.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),

@@ -82,12 +82,25 @@ pub fn feature_selection_qubo_batch(
     }
     let one = |(b, (qb, off)): (usize, (&mut [f64], &mut f64))| {
         let pen = k.map(|k| (penalties[b], k));
-        *off = feature_selection_qubo(&h[b * n..(b + 1) * n], &j[b * nn..(b + 1) * nn], beta, pen, qb);
+        *off = feature_selection_qubo(
+            &h[b * n..(b + 1) * n],
+            &j[b * nn..(b + 1) * nn],
+            beta,
+            pen,
+            qb,
+        );
     };
     if is_small(q.len()) {
-        q.chunks_mut(nn).zip(offsets.iter_mut()).enumerate().for_each(one);
+        q.chunks_mut(nn)
+            .zip(offsets.iter_mut())
+            .enumerate()
+            .for_each(one);
     } else {
-        q.par_chunks_mut(nn).zip(offsets.par_iter_mut()).enumerate().with_min_len(8).for_each(one);
+        q.par_chunks_mut(nn)
+            .zip(offsets.par_iter_mut())
+            .enumerate()
+            .with_min_len(8)
+            .for_each(one);
     }
 }
 
@@ -124,7 +137,13 @@ pub fn qubo_energies(q: &[f64], offset: f64, n: usize, states: &[u8], out: &mut 
 
 /// Objective `E(x) = -beta sum_i h_i x_i + (1-beta) sum_{i<j} J_ij x_i x_j`
 /// of one state, reading only the pairs of selected variables (upper triangle).
-pub fn feature_selection_energy(h: &[f64], j: &[f64], beta: f64, x: &[u8], scratch: &mut Vec<usize>) -> f64 {
+pub fn feature_selection_energy(
+    h: &[f64],
+    j: &[f64],
+    beta: f64,
+    x: &[u8],
+    scratch: &mut Vec<usize>,
+) -> f64 {
     let n = h.len();
     scratch.clear();
     scratch.extend((0..n).filter(|&i| x[i] != 0));
@@ -141,7 +160,15 @@ pub fn feature_selection_energy(h: &[f64], j: &[f64], beta: f64, x: &[u8], scrat
 }
 
 /// Objective energies of `m` states (`(m, n)`) of each of `B` problems, in parallel.
-pub fn feature_selection_energies_batch(n: usize, h: &[f64], j: &[f64], beta: f64, m: usize, states: &[u8], out: &mut [f64]) {
+pub fn feature_selection_energies_batch(
+    n: usize,
+    h: &[f64],
+    j: &[f64],
+    beta: f64,
+    m: usize,
+    states: &[u8],
+    out: &mut [f64],
+) {
     if m == 0 {
         return;
     }
@@ -157,7 +184,10 @@ pub fn feature_selection_energies_batch(n: usize, h: &[f64], j: &[f64], beta: f6
     if is_small(out.len() * n) {
         out.chunks_mut(m).enumerate().for_each(one);
     } else {
-        out.par_chunks_mut(m).enumerate().with_min_len(4).for_each(one);
+        out.par_chunks_mut(m)
+            .enumerate()
+            .with_min_len(4)
+            .for_each(one);
     }
 }
 
@@ -247,9 +277,20 @@ pub enum InputFault {
     /// `relevance[b, i]` is NaN or infinite.
     RelevanceNotFinite { b: usize, i: usize, value: f64 },
     /// `redundancy[b, i, j]` is NaN or infinite.
-    RedundancyNotFinite { b: usize, i: usize, j: usize, value: f64 },
+    RedundancyNotFinite {
+        b: usize,
+        i: usize,
+        j: usize,
+        value: f64,
+    },
     /// `redundancy[b, i, j]` differs from `redundancy[b, j, i]`.
-    NotSymmetric { b: usize, i: usize, j: usize, value: f64, transposed: f64 },
+    NotSymmetric {
+        b: usize,
+        i: usize,
+        j: usize,
+        value: f64,
+        transposed: f64,
+    },
     /// `redundancy[b, i, i]` is not zero.
     NonZeroDiagonal { b: usize, i: usize, value: f64 },
 }
@@ -262,16 +303,28 @@ pub enum InputFault {
 /// Check problem `b` (see [`check_feature_selection_batch`]); writes its
 /// safe penalty into `lam` when `beta` is given. Uses AVX2 where the CPU has
 /// it (no FMA, so results are identical either way).
-fn check_one(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
+fn check_one(
+    b: usize,
+    n: usize,
+    h: &[f64],
+    j: &[f64],
+    rtol: f64,
+    beta: Option<f64>,
+    lam: &mut f64,
+    copy: Copy<'_>,
+) -> Option<InputFault> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { check_one_avx2(b, n, h, j, rtol, beta, lam) };
+            return unsafe { check_one_avx2(b, n, h, j, rtol, beta, lam, copy) };
         }
     }
-    check_one_generic(b, n, h, j, rtol, beta, lam)
+    check_one_generic(b, n, h, j, rtol, beta, lam, copy)
 }
+
+/// Where one problem's `h` and `J` are copied while they are checked.
+type Copy<'a> = Option<(&'a mut [f64], &'a mut [f64])>;
 
 /// [`check_one_generic`] compiled for AVX2.
 ///
@@ -279,66 +332,106 @@ fn check_one(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn check_one_avx2(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
-    check_one_generic(b, n, h, j, rtol, beta, lam)
+unsafe fn check_one_avx2(
+    b: usize,
+    n: usize,
+    h: &[f64],
+    j: &[f64],
+    rtol: f64,
+    beta: Option<f64>,
+    lam: &mut f64,
+    copy: Copy<'_>,
+) -> Option<InputFault> {
+    check_one_generic(b, n, h, j, rtol, beta, lam, copy)
 }
 
 #[inline(always)]
-fn check_one_generic(b: usize, n: usize, h: &[f64], j: &[f64], rtol: f64, beta: Option<f64>, lam: &mut f64) -> Option<InputFault> {
+fn check_one_generic(
+    b: usize,
+    n: usize,
+    h: &[f64],
+    j: &[f64],
+    rtol: f64,
+    beta: Option<f64>,
+    lam: &mut f64,
+    mut copy: Copy<'_>,
+) -> Option<InputFault> {
     let nn = n * n;
-        let hb = &h[b * n..(b + 1) * n];
-        if let Some(i) = hb.iter().position(|v| !v.is_finite()) {
-            return Some(InputFault::RelevanceNotFinite { b, i, value: hb[i] });
+    let hb = &h[b * n..(b + 1) * n];
+    if let Some(i) = hb.iter().position(|v| !v.is_finite()) {
+        return Some(InputFault::RelevanceNotFinite { b, i, value: hb[i] });
+    }
+    let jb = &j[b * nn..(b + 1) * nn];
+    if let Some((ho, _)) = copy.as_mut() {
+        ho.copy_from_slice(hb);
+    }
+    let w = 1.0 - beta.unwrap_or(0.0);
+    let bt = beta.unwrap_or(0.0);
+    let (mut u_add, mut u_rem) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut scale: f64 = 1.0;
+    let mut worst: f64 = 0.0;
+    for a in 0..n {
+        let row = &jb[a * n..(a + 1) * n];
+        // Branch-free sums over the row (vectorisable); faults located only when present.
+        let (pos, neg, big, finite) = row_stats(row);
+        if let Some((_, jo)) = copy.as_mut() {
+            // The row is in cache now: copying it here saves a pass over memory.
+            jo[a * n..(a + 1) * n].copy_from_slice(row);
         }
-        let jb = &j[b * nn..(b + 1) * nn];
-        let w = 1.0 - beta.unwrap_or(0.0);
-        let bt = beta.unwrap_or(0.0);
-        let (mut u_add, mut u_rem) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-        let mut scale: f64 = 1.0;
-        let mut worst: f64 = 0.0;
+        if !finite {
+            let c = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Some(InputFault::RedundancyNotFinite {
+                b,
+                i: a,
+                j: c,
+                value: row[c],
+            });
+        }
+        let diag = row[a];
+        if diag != 0.0 {
+            return Some(InputFault::NonZeroDiagonal {
+                b,
+                i: a,
+                value: diag,
+            });
+        }
+        scale = scale.max(big);
+        u_add = u_add.max(-bt * hb[a] + w * pos);
+        u_rem = u_rem.max(bt * hb[a] + w * neg);
+    }
+    // Symmetry in row blocks, so the transposed reads stay in cache.
+    const T: usize = 16;
+    for a0 in (0..n).step_by(T) {
+        let a1 = (a0 + T).min(n);
+        for c in a0 + 1..n {
+            let rowc = &jb[c * n..(c + 1) * n];
+            for a in a0..a1.min(c) {
+                let d = (jb[a * n + c] - rowc[a]).abs();
+                worst = if d > worst { d } else { worst };
+            }
+        }
+    }
+    if worst > rtol * scale {
+        // Locate the first offending pair (rare path).
         for a in 0..n {
-            let row = &jb[a * n..(a + 1) * n];
-            // Branch-free sums over the row (vectorisable); faults located only when present.
-            let (pos, neg, big, finite) = row_stats(row);
-            if !finite {
-                let c = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
-                return Some(InputFault::RedundancyNotFinite { b, i: a, j: c, value: row[c] });
-            }
-            let diag = row[a];
-            if diag != 0.0 {
-                return Some(InputFault::NonZeroDiagonal { b, i: a, value: diag });
-            }
-            scale = scale.max(big);
-            u_add = u_add.max(-bt * hb[a] + w * pos);
-            u_rem = u_rem.max(bt * hb[a] + w * neg);
-        }
-        // Symmetry in row blocks, so the transposed reads stay in cache.
-        const T: usize = 16;
-        for a0 in (0..n).step_by(T) {
-            let a1 = (a0 + T).min(n);
-            for c in a0 + 1..n {
-                let rowc = &jb[c * n..(c + 1) * n];
-                for a in a0..a1.min(c) {
-                    let d = (jb[a * n + c] - rowc[a]).abs();
-                    worst = if d > worst { d } else { worst };
+            for c in a + 1..n {
+                let (u, l) = (jb[a * n + c], jb[c * n + a]);
+                if (u - l).abs() > rtol * scale {
+                    return Some(InputFault::NotSymmetric {
+                        b,
+                        i: a,
+                        j: c,
+                        value: u,
+                        transposed: l,
+                    });
                 }
             }
         }
-        if worst > rtol * scale {
-            // Locate the first offending pair (rare path).
-            for a in 0..n {
-                for c in a + 1..n {
-                    let (u, l) = (jb[a * n + c], jb[c * n + a]);
-                    if (u - l).abs() > rtol * scale {
-                        return Some(InputFault::NotSymmetric { b, i: a, j: c, value: u, transposed: l });
-                    }
-                }
-            }
-        }
-        if beta.is_some() {
-            *lam = margin(u_add.max(u_rem));
-        }
-        None
+    }
+    if beta.is_some() {
+        *lam = margin(u_add.max(u_rem));
+    }
+    None
 }
 
 pub fn check_feature_selection_batch(
@@ -347,6 +440,7 @@ pub fn check_feature_selection_batch(
     j: &[f64],
     rtol: f64,
     penalty: Option<(f64, &mut [f64])>,
+    copy: Option<(&mut [f64], &mut [f64])>,
 ) -> Option<InputFault> {
     let b_count = if n == 0 { 0 } else { h.len() / n };
     let (beta, mut scratch) = match penalty {
@@ -358,12 +452,48 @@ pub fn check_feature_selection_batch(
         Some(o) => o,
         None => &mut dummy,
     };
-    let one = |(b, lam): (usize, &mut f64)| check_one(b, n, h, j, rtol, beta, lam);
-    if is_small(b_count * n * n) {
-        out[..b_count].iter_mut().enumerate().map(one).find(Option::is_some).flatten()
-    } else {
-        let faults: Vec<Option<InputFault>> = out[..b_count].par_iter_mut().enumerate().with_min_len(8).map(one).collect();
-        faults.into_iter().flatten().next()
+    let small = is_small(b_count * n * n);
+    let first = |faults: Vec<Option<InputFault>>| faults.into_iter().flatten().next();
+    match copy {
+        None => {
+            let one = |(b, lam): (usize, &mut f64)| check_one(b, n, h, j, rtol, beta, lam, None);
+            if small {
+                out[..b_count]
+                    .iter_mut()
+                    .enumerate()
+                    .map(one)
+                    .find(Option::is_some)
+                    .flatten()
+            } else {
+                first(
+                    out[..b_count]
+                        .par_iter_mut()
+                        .enumerate()
+                        .with_min_len(8)
+                        .map(one)
+                        .collect(),
+                )
+            }
+        }
+        Some((h_out, j_out)) if n > 0 => {
+            let one = |(b, ((lam, ho), jo)): (usize, ((&mut f64, &mut [f64]), &mut [f64]))| {
+                check_one(b, n, h, j, rtol, beta, lam, Some((ho, jo)))
+            };
+            if small {
+                let it = out[..b_count]
+                    .iter_mut()
+                    .zip(h_out.chunks_mut(n))
+                    .zip(j_out.chunks_mut(n * n));
+                it.enumerate().map(one).find(Option::is_some).flatten()
+            } else {
+                let it = out[..b_count]
+                    .par_iter_mut()
+                    .zip(h_out.par_chunks_mut(n))
+                    .zip(j_out.par_chunks_mut(n * n));
+                first(it.enumerate().with_min_len(8).map(one).collect())
+            }
+        }
+        Some(_) => None,
     }
 }
 
@@ -375,7 +505,6 @@ pub const SMALL_WORK: usize = 1 << 15;
 pub fn is_small(entries: usize) -> bool {
     entries <= SMALL_WORK
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -417,27 +546,45 @@ mod tests {
         let h = [1.0, 2.0, 1.0, f64::NAN];
         let good = [0.0, 0.5, 0.5, 0.0];
         let mut j = [good, good].concat();
-        assert_eq!(check_feature_selection_batch(2, &h[..2], &good, 1e-9, None), None);
+        assert_eq!(
+            check_feature_selection_batch(2, &h[..2], &good, 1e-9, None, None),
+            None
+        );
         assert!(matches!(
-            check_feature_selection_batch(2, &h, &j, 1e-9, None),
+            check_feature_selection_batch(2, &h, &j, 1e-9, None, None),
             Some(InputFault::RelevanceNotFinite { b: 1, i: 1, .. })
         ));
         j[1] = 0.6;
         assert!(matches!(
-            check_feature_selection_batch(2, &[1.0; 4], &j, 1e-9, None),
-            Some(InputFault::NotSymmetric { b: 0, i: 0, j: 1, .. })
+            check_feature_selection_batch(2, &[1.0; 4], &j, 1e-9, None, None),
+            Some(InputFault::NotSymmetric {
+                b: 0,
+                i: 0,
+                j: 1,
+                ..
+            })
         ));
         j[1] = 0.5;
         j[7] = 1.0;
         assert!(matches!(
-            check_feature_selection_batch(2, &[1.0; 4], &j, 1e-9, None),
+            check_feature_selection_batch(2, &[1.0; 4], &j, 1e-9, None, None),
             Some(InputFault::NonZeroDiagonal { b: 1, i: 1, .. })
         ));
         // The fused penalty equals safe_penalty.
         let h2 = [0.3, 0.9, 0.5, 0.1];
         let j2 = [0.0, 0.5, -0.2, 0.5, 0.0, 0.7, -0.2, 0.7, 0.0];
         let mut out = [0.0];
-        assert_eq!(check_feature_selection_batch(3, &h2[..3], &j2, 1e-9, Some((0.7, &mut out))), None);
+        assert_eq!(
+            check_feature_selection_batch(3, &h2[..3], &j2, 1e-9, Some((0.7, &mut out)), None),
+            None
+        );
         assert_eq!(out[0], safe_penalty(&h2[..3], &j2, 0.7));
+        // The fused copy is exact.
+        let (mut hc, mut jc) = ([0.0; 3], [0.0; 9]);
+        assert_eq!(
+            check_feature_selection_batch(3, &h2[..3], &j2, 1e-9, None, Some((&mut hc, &mut jc))),
+            None
+        );
+        assert_eq!((hc.to_vec(), jc.to_vec()), (h2[..3].to_vec(), j2.to_vec()));
     }
 }
