@@ -5,7 +5,7 @@
 Per family and size ``K (k)`` (exactly-``k`` form, beta = 0.7), one thread per solver:
 
 * **qfsel swap SA** (``qfsel.solve(..., "sa")`` kernel: swap moves, every read feasible) with its
-  *default* parameters (schedule, sweeps, final 1-swap descent);
+  *default* parameters (schedule, sweeps, final tabu polish with ``default_tabu_stall(K, k)``);
 * **qfsel flip SA** and **dwave-samplers SA** on the same safe-penalty QUBO (``batch.qubo()``), both
   with their default beta range and the same number of sweeps (``--flip-sweeps``, 100), so their
   ns/update compare directly (dwave-samplers gets one ``BinaryQuadraticModel`` per problem; building
@@ -44,7 +44,7 @@ from benches.test_bench_sa import explanation_instances  # noqa: E402
 
 from qfsel import ProblemBatch  # noqa: E402
 from qfsel.samplers.exact import exact_ground_states  # noqa: E402
-from qfsel.samplers.sa import DEFAULT_SWEEPS_SWAP, simulated_annealing  # noqa: E402
+from qfsel.samplers.sa import DEFAULT_SWEEPS_SWAP, default_tabu_stall, simulated_annealing  # noqa: E402
 from qfsel.samplers.tabu import tabu_search  # noqa: E402
 
 
@@ -139,7 +139,8 @@ def main() -> None:
     cases = [c for c in CASES if not (args.quick and c[0] > 512)]
     t0 = time.perf_counter()
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); one thread per solver; swap SA default "
-          f"= {DEFAULT_SWEEPS_SWAP} sweeps + 1-swap descent; flip SAs {args.flip_sweeps} sweeps\n")
+          f"= {DEFAULT_SWEEPS_SWAP} sweeps + tabu polish (stall max(50, 4k + K/4): "
+          f"{default_tabu_stall(256, 16)} at K=256 k=16); flip SAs {args.flip_sweeps} sweeps\n")
     for fam in fams:
         print(f"### {fam}\n")
         print("| K (k) | B | best known | solver | sweeps | ns/attempt | success p | feasible | t/read (ms) | TTS99 (ms) |")

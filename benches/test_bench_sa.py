@@ -53,7 +53,7 @@ def test_bench_swap_sa(benchmark, k_vars, k):
 
 @pytest.mark.parametrize("k_vars,k", [(64, 8), (256, 16), (512, 16)])
 def test_bench_swap_sa_defaults(benchmark, k_vars, k):
-    # The default schedule (10 sweeps + final 1-swap descent), as qfsel.solve(batch, "sa") runs it.
+    # The default schedule (10 sweeps + final tabu polish), as qfsel.solve(batch, "sa") runs it.
     from benches.instances import explanation_like
 
     h, j = explanation_like(np.random.default_rng(k_vars), 4, k_vars)

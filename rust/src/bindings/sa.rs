@@ -62,7 +62,13 @@ fn run_batch<F: Real>(
         }
         return Ok(());
     }
-    let per_read = (s * n).max(1);
+    // Cost of a read in attempted-swap units: the sweeps, plus the tabu
+    // polish (about 2 stall moves of ~(k + 4) n / 32 attempts each).
+    let polish = match cfg.k {
+        Some(k) if cfg.greedy => cfg.polish.saturating_mul(2).saturating_mul((k + 4).saturating_mul(n) / 32),
+        _ => 0,
+    };
+    let per_read = (s * n).saturating_add(polish).max(1);
     let per_problem = per_read.saturating_mul(reads);
     let problems_per_chunk = (CHUNK_ATTEMPTS / per_problem.max(1)).max(1);
     let reads_per_chunk = if per_problem > CHUNK_ATTEMPTS {
@@ -122,17 +128,19 @@ fn run_batch<F: Real>(
     Ok(())
 }
 
-/// sa_dense_batch(q, offsets, betas, num_reads, seed, k, initial_states, greedy, single,
+/// sa_dense_batch(q, offsets, betas, num_reads, seed, k, initial_states, greedy, polish, single,
 ///                num_threads, best_states_out, best_energies_out, energies_out, states_out)
 ///
 /// Anneal B dense QUBOs q (B, n, n) f64 (upper-triangular) with offsets (B,),
 /// R = num_reads reads each, one sweep per beta of betas (B, S) f64. k None:
 /// single-flip moves; k: swap moves keeping exactly k ones. initial_states
-/// (B, R, n) uint8 or None (random). single: f32 local fields. Writes
+/// (B, R, n) uint8 or None (random). greedy: end every read at a local minimum;
+/// polish (swap moves with greedy only): stall limit of the final swap tabu
+/// search (0: plain steepest 1-swap descent). single: f32 local fields. Writes
 /// best_states_out (B, n) uint8, best_energies_out (B,), energies_out (B, R)
 /// and, if not None, states_out (B, R, n) uint8. Energies are exact (f64).
 #[pyfunction]
-#[pyo3(text_signature = "(q, offsets, betas, num_reads, seed, k, initial_states, greedy, single, num_threads, best_states_out, best_energies_out, energies_out, states_out)")]
+#[pyo3(text_signature = "(q, offsets, betas, num_reads, seed, k, initial_states, greedy, polish, single, num_threads, best_states_out, best_energies_out, energies_out, states_out)")]
 #[allow(clippy::too_many_arguments)]
 fn sa_dense_batch(
     py: Python<'_>,
@@ -144,6 +152,7 @@ fn sa_dense_batch(
     k: Option<usize>,
     initial_states: Option<&PyAny>,
     greedy: bool,
+    polish: usize,
     single: bool,
     num_threads: usize,
     best_states_out: &PyAny,
@@ -173,8 +182,12 @@ fn sa_dense_batch(
         }
         _ => None,
     };
-    let attempts = b.saturating_mul(num_reads).saturating_mul(s.max(1)).saturating_mul(n.max(1));
-    let cfg = ReadConfig { seed, k, greedy, sequential: attempts <= SEQUENTIAL_ATTEMPTS || num_threads == 1 && b * num_reads <= 1 };
+    let polish_attempts = match k {
+        Some(k) if greedy => polish.saturating_mul(2).saturating_mul((k + 4).saturating_mul(n) / 32),
+        _ => 0,
+    };
+    let attempts = b.saturating_mul(num_reads).saturating_mul(s.max(1).saturating_mul(n.max(1)).saturating_add(polish_attempts));
+    let cfg = ReadConfig { seed, k, greedy, polish, sequential: attempts <= SEQUENTIAL_ATTEMPTS || num_threads == 1 && b * num_reads <= 1 };
     let mut states = vec![0u8; b * num_reads * n];
     let mut energies = vec![0.0f64; b * num_reads];
     if single {
@@ -319,7 +332,7 @@ fn sa_sparse(
     };
     let per_read = (betas.len() * n).max(1) + r.len();
     let attempts = per_read.saturating_mul(num_reads);
-    let cfg = ReadConfig { seed, k: None, greedy, sequential: attempts <= SEQUENTIAL_ATTEMPTS };
+    let cfg = ReadConfig { seed, k: None, greedy, polish: 0, sequential: attempts <= SEQUENTIAL_ATTEMPTS };
     let mut states = vec![0u8; num_reads * n];
     let mut energies = vec![0.0f64; num_reads];
     fn go<F: Real>(
