@@ -139,7 +139,7 @@ def main() -> None:
     cases = [c for c in CASES if not (args.quick and c[0] > 512)]
     t0 = time.perf_counter()
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); one thread per solver; swap SA default "
-          f"= {DEFAULT_SWEEPS_SWAP} sweeps + tabu polish (stall max(50, 4k + K/4): "
+          f"= {DEFAULT_SWEEPS_SWAP} sweeps + tabu polish (stall max(50, 8k + K/4): "
           f"{default_tabu_stall(256, 16)} at K=256 k=16); flip SAs {args.flip_sweeps} sweeps\n")
     for fam in fams:
         print(f"### {fam}\n")

@@ -169,11 +169,11 @@ def test_tabu_polish_default_and_never_worse_than_plain_descent():
     batch = ProblemBatch(rng.uniform(0.05, 1.0, size=(3, n)), j, beta=0.7, k=k)
     q, off = batch.qubo(include_penalty=False)
     exact = qfsel.solve(batch, "exact").energies
-    assert default_tabu_stall(n, k) == max(50, 4 * k + n // 4) == 50
-    assert default_tabu_stall(512, 16) == 192
+    assert default_tabu_stall(n, k) == max(50, 8 * k + n // 4) == 58
+    assert default_tabu_stall(512, 16) == 256 and default_tabu_stall(20, 2) == 50
     pol = simulated_annealing(q, off, k=k, num_reads=32, seed=3, return_states=True)
     plain = simulated_annealing(q, off, k=k, num_reads=32, seed=3, tabu_stall=0, return_states=True)
-    assert pol["tabu_stall"] == 50 and plain["tabu_stall"] == 0
+    assert pol["tabu_stall"] == 58 and plain["tabu_stall"] == 0
     # The anneal draws the same random numbers before the polish: read by read, the polish
     # starts from the state the plain descent starts from and keeps the best it sees.
     assert np.all(pol["energies"] <= plain["energies"] + 1e-9)

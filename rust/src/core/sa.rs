@@ -37,12 +37,24 @@
 //!   alone commits to a basin early: on explanation-shaped instances 10 sweeps
 //!   and a descent reach the best known energy in 49% of reads at K = 256 (k = 16),
 //!   28% at K = 512, and 1000-2000 sweeps only 63-83% (the misses are local
-//!   minima 2-5 swaps from the best). A polish with stall 100 lifts that to
-//!   95% / 92% at 3-5x the read time (time to solution down 1.2-2x at K = 256,
-//!   2-3x at K = 512; `benches/sa_report.py`). Measured and not kept (or not
-//!   needed): more sweeps with the polish (3-50 sweeps give the same success),
-//!   a fixed iteration budget instead of a stall limit (same success per time),
-//!   and the polish without aspiration and tenure jitter (95% -> 80% at K = 256).
+//!   minima 2-5 swaps from the best). With the default stall
+//!   (`max(50, 8k + n/4)`, set in Python) the polish lifts that to 98% / 94%
+//!   (hard family 98% / 90%) at 6-8x the read time. TTS99 at K = 512 drops
+//!   from 1.1-1.5 to 0.93 ms (hard: 2.9-4.8 to 1.4 ms); at K = 256 it rises
+//!   from 0.22-0.31 to 0.31 ms (hard: falls from 0.5-0.6 to 0.37 ms), the
+//!   price of >= 90% per read (`benches/sa_report.py`, one thread). Measured and not kept:
+//!   - replica exchange inside a read (4 or 8 replicas on the geometric
+//!     ladder, exchange after every sweep, best state seen, then descent):
+//!     49% -> 52-55% at K = 256, 28% -> 31-39% at K = 512 for 4-8x the time
+//!     (TTS99 3-4x worse); with 50 sweeps 77% / 62% at 15x; with the polish
+//!     no better than the polish alone (95% / 96% for 1.5x the time);
+//!   - heat-bath choice of the entering `j` for a random leaving `i`
+//!     (`O(n)` per move, `k` or `4k` moves per beta): 52-64% at K = 256,
+//!     46-53% at K = 512 for 5-18x the time (TTS99 5-12x worse);
+//!   - more sweeps with the polish (3-50 sweeps give the same success), a
+//!     fixed iteration budget instead of a stall limit (same success per
+//!     time), the polish without aspiration and tenure jitter (95% -> 80% at
+//!     K = 256), longer tenures at k = 16 (95% -> 82%).
 //!
 //! Acceptance is Metropolis: `delta <= 0` always, otherwise with probability
 //! `exp(-beta delta)` (skipped, i.e. rejected, when `beta delta` exceeds the
