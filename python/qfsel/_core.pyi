@@ -51,6 +51,7 @@ def sa_dense_batch(
     k: int | None,
     initial_states: _U8 | None,
     greedy: bool,
+    polish: int,
     single: bool,
     num_threads: int,
     best_states_out: _U8,
