@@ -418,3 +418,20 @@ def test_non_finite_biases_and_wrong_initial_shape():
 def test_unknown_kwargs_warn_like_dimod():
     with pytest.warns(dimod.exceptions.SamplerUnknownArgWarning):
         SimulatedAnnealingSampler().sample(BQM, num_reads=1, not_a_parameter=3)
+
+
+def test_precision_is_chosen_per_problem_so_batches_do_not_change_results():
+    # Problem A is f32-friendly, problem B spans six decades (f64): A must anneal
+    # identically alone and next to B.
+    from qfsel import _core
+    from qfsel.samplers.sa import simulated_annealing
+
+    rng = np.random.default_rng(11)
+    qa = np.triu(rng.uniform(-1.0, 1.0, size=(24, 24)))
+    qb = np.triu(10.0 ** rng.uniform(-6, 0, size=(24, 24)))
+    assert _core.sa_single_precision(np.stack([qa, qb]), 1) == [True, False]
+    for k in (None, 5):
+        alone = simulated_annealing(qa[None], k=k, num_reads=6, seed=3, return_states=True)
+        mixed = simulated_annealing(np.stack([qa, qb]), k=k, num_reads=6, seed=3, return_states=True)
+        np.testing.assert_array_equal(alone["states"][0], mixed["states"][0])
+        np.testing.assert_array_equal(alone["energies"][0], mixed["energies"][0])

@@ -11,6 +11,7 @@ _U8 = npt.NDArray[np.uint8]
 
 MAX_UNCONSTRAINED_VARIABLES: int
 DEFAULT_MAX_SUBSETS: int
+SINGLE_PRECISION_MAX_RANGE: float
 
 # -- qubo.rs ------------------------------------------------------------------
 def fs_check_batch(
@@ -52,7 +53,7 @@ def sa_dense_batch(
     initial_states: _U8 | None,
     greedy: bool,
     polish: int,
-    single: bool,
+    single: bool | None,
     num_threads: int,
     best_states_out: _U8,
     best_energies_out: _F64,
@@ -60,8 +61,9 @@ def sa_dense_batch(
     states_out: _U8 | None,
 ) -> None: ...
 def sa_default_beta_ranges(
-    q: _F64, offsets: _F64, k: int | None, single: bool, num_threads: int, out: _F64
+    q: _F64, offsets: _F64, k: int | None, single: bool | None, num_threads: int, out: _F64
 ) -> None: ...
+def sa_single_precision(q: _F64, num_threads: int) -> list[bool]: ...
 def sa_sparse(
     linear: _F64,
     rows: npt.NDArray[np.int64],

@@ -75,8 +75,8 @@ DEFAULT_SWEEPS_FLIP = 200
 #: per read barely grows from 10 to 1000 sweeps (the reads that miss end in distinct local minima
 #: 2-5 swaps away), so short reads give the best time to solution.
 DEFAULT_SWEEPS_SWAP = 10
-#: Coefficient dynamic range above which fields are kept in f64.
-SINGLE_PRECISION_MAX_RANGE = 1e4
+#: Coefficient dynamic range above which a problem's fields are kept in f64 (Rust's constant).
+SINGLE_PRECISION_MAX_RANGE: float = _core.SINGLE_PRECISION_MAX_RANGE
 
 
 def default_tabu_stall(n: int, k: int) -> int:
@@ -98,22 +98,26 @@ def default_tabu_stall(n: int, k: int) -> int:
 
 
 def _single_precision(q: np.ndarray) -> bool:
-    """f32 fields unless the bulk of the coefficients spans more than ``SINGLE_PRECISION_MAX_RANGE``.
+    """Whether every dense problem of ``q`` (``(n, n)`` or ``(B, n, n)``) anneals with f32 fields.
 
-    The span runs from the largest magnitude to the 1% quantile of the nonzero
-    magnitudes, both on a fixed strided sample of ~8k entries plus every
-    diagonal entry (no pass over all ``n^2`` coefficients): a few
-    near-zero couplings (``|cos|`` of nearly orthogonal maps) do not call for
-    f64, their rounding is far below any energy gap the anneal resolves, and
-    reported energies are recomputed in f64 anyway. ``q`` must be finite.
+    The rule is Rust's ``sa::prefers_single``, applied per problem by the
+    kernels themselves (a problem anneals the same alone or inside any batch):
+    f32 unless the bulk of the coefficients spans more than
+    ``SINGLE_PRECISION_MAX_RANGE``, measured from the largest magnitude to the
+    1% quantile of the nonzero magnitudes on a fixed strided sample plus the
+    diagonal. A few near-zero couplings (``|cos|`` of nearly orthogonal maps)
+    do not call for f64; reported energies are recomputed in f64 anyway.
     """
-    flat = q.reshape(-1)
-    if flat.size == 0:
-        return True
-    sample = flat[:: max(1, flat.size // 8192)]
-    if q.ndim == 3:  # the diagonals (linear terms, penalties) count in full
-        sample = np.concatenate([sample, np.diagonal(q, axis1=1, axis2=2).reshape(-1)])
-    top = float(np.abs(sample).max())
+    qa = np.ascontiguousarray(q, dtype=np.float64)
+    if qa.ndim == 2:
+        qa = qa[None]
+    return all(_core.sa_single_precision(qa, 0))
+
+
+def _single_precision_values(values: np.ndarray) -> bool:
+    """The same rule on the coefficients of a sparse model (its linear and quadratic values)."""
+    sample = values[:: max(1, values.size // 8192)]
+    top = float(np.abs(sample).max()) if sample.size else 0.0
     nz = np.abs(sample[sample != 0])
     if top == 0 or nz.size == 0:
         return True
@@ -179,7 +183,7 @@ def default_beta_range(q: np.ndarray, offsets: np.ndarray | None = None, k: int 
         q = q[None]
     off = np.zeros(q.shape[0]) if offsets is None else np.ascontiguousarray(np.broadcast_to(offsets, (q.shape[0],)), dtype=np.float64)
     out = np.empty((q.shape[0], 2))
-    _core.sa_default_beta_ranges(q, off, k, _single_precision(q), check_num_threads("num_threads", num_threads), out)
+    _core.sa_default_beta_ranges(q, off, k, None, check_num_threads("num_threads", num_threads), out)
     return out
 
 
@@ -263,13 +267,12 @@ def simulated_annealing(
     tabu_stall = check_int("tabu_stall", tabu_stall, low=0)
     polish = tabu_stall if (k is not None and greedy_descent) else 0
     br = _check_beta_range(beta_range)
-    single = _single_precision(qa)
     if beta_schedule_type == "custom" or br is not None:
         ranges = np.tile(np.asarray(br if br is not None else (1.0, 1.0), dtype=float), (b, 1))
     else:
         ranges = np.empty((b, 2))
         if n:
-            _core.sa_default_beta_ranges(qa, off, k, single, threads, ranges)
+            _core.sa_default_beta_ranges(qa, off, k, None, threads, ranges)
         else:
             ranges[:] = (0.1, 1.0)
     betas, s = _schedules(ranges, num_sweeps, beta_schedule_type, beta_schedule, br)
@@ -283,7 +286,7 @@ def simulated_annealing(
     energies = np.empty((b, num_reads))
     states = np.empty((b, num_reads, n), dtype=np.uint8) if return_states else None
     t1 = time.perf_counter()
-    _core.sa_dense_batch(qa, off, betas, num_reads, seed, k, init, bool(greedy_descent), polish, single, threads, best_states, best_e, energies, states)
+    _core.sa_dense_batch(qa, off, betas, num_reads, seed, k, init, bool(greedy_descent), polish, None, threads, best_states, best_e, energies, states)
     t2 = time.perf_counter()
     return {
         "best_states": best_states,
@@ -543,7 +546,7 @@ class SimulatedAnnealingSampler(dimod.Sampler):
         n = len(labels)
         states = np.empty((num_reads, n), dtype=np.uint8)
         energies = np.empty(num_reads)
-        single = _single_precision(np.concatenate([lin, vals]))
+        single = _single_precision_values(np.concatenate([lin, vals]))
         t1 = time.perf_counter_ns()
         _core.sa_sparse(lin, rows, cols, vals, float(off), np.ascontiguousarray(betas[0]), num_reads, seed, init,
                         bool(greedy), single, threads, states, energies)

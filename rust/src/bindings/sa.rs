@@ -40,8 +40,60 @@ fn check_init(init: &[u8], n: usize, k: Option<usize>) -> PyResult<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_batch<F: Real>(
+/// The reads of problem `p` on a model of precision `F` (read `r0` onwards).
+#[allow(clippy::too_many_arguments)]
+fn dense_reads<F: Real>(
+    qp: &[f64],
+    n: usize,
+    off: f64,
+    bs: &[f64],
+    cfg: &ReadConfig,
+    p: usize,
+    ini: Option<&[u8]>,
+    st: &mut [u8],
+    en: &mut [f64],
+) -> Result<(), crate::core::error::CoreError> {
+    let m = DenseModel::<F>::new(qp, n, off)?;
+    sa::run_dense_reads(&m, bs, cfg, p as u64, 0, ini, st, en);
+    Ok(())
+}
+
+/// All reads of one large problem `p` in chunks of `reads_per_chunk`, Ctrl-C checked between them.
+#[allow(clippy::too_many_arguments)]
+fn large_problem<F: Real>(
     py: Python<'_>,
+    qp: &[f64],
+    n: usize,
+    off: f64,
+    bs: &[f64],
+    cfg: &ReadConfig,
+    p: usize,
+    reads: usize,
+    reads_per_chunk: usize,
+    init: Option<&[u8]>,
+    num_threads: usize,
+    states: &mut [u8],
+    energies: &mut [f64],
+) -> PyResult<()> {
+    let m = DenseModel::<F>::new(qp, n, off).map_err(|e| to_py(py, e))?;
+    let mut r0 = 0;
+    while r0 < reads {
+        let r1 = (r0 + reads_per_chunk).min(reads);
+        let st = &mut states[r0 * n..r1 * n];
+        let en = &mut energies[r0..r1];
+        let ini = init.map(|v| &v[r0 * n..r1 * n]);
+        let mref = &m;
+        py.allow_threads(|| parallel::run(num_threads, || sa::run_dense_reads(mref, bs, cfg, p as u64, r0 as u64, ini, st, en)));
+        py.check_signals()?;
+        r0 = r1;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_batch(
+    py: Python<'_>,
+    singles: &[bool],
     q: &[f64],
     off: &[f64],
     b: usize,
@@ -85,10 +137,13 @@ fn run_batch<F: Real>(
             let work = || -> Result<(), crate::core::error::CoreError> {
                 let body = |(i, (st, en)): (usize, (&mut [u8], &mut [f64]))| {
                     let p = p0 + i;
-                    let m = DenseModel::<F>::new(&q[p * nn..(p + 1) * nn], n, off[p])?;
+                    let (qp, bs) = (&q[p * nn..(p + 1) * nn], &betas[p * s..(p + 1) * s]);
                     let ini = init.map(|v| &v[p * reads * n..(p + 1) * reads * n]);
-                    sa::run_dense_reads(&m, &betas[p * s..(p + 1) * s], cfg, p as u64, 0, ini, st, en);
-                    Ok(())
+                    if singles[p] {
+                        dense_reads::<f32>(qp, n, off[p], bs, cfg, p, ini, st, en)
+                    } else {
+                        dense_reads::<f64>(qp, n, off[p], bs, cfg, p, ini, st, en)
+                    }
                 };
                 if cfg.sequential {
                     st.chunks_mut(reads * n).zip(en.chunks_mut(reads)).enumerate().try_for_each(body)
@@ -105,20 +160,14 @@ fn run_batch<F: Real>(
         } else {
             // One large problem: its reads in chunks.
             for p in p0..p1 {
-                let m = DenseModel::<F>::new(&q[p * nn..(p + 1) * nn], n, off[p]).map_err(|e| to_py(py, e))?;
-                let mut r0 = 0;
-                while r0 < reads {
-                    let r1 = (r0 + reads_per_chunk).min(reads);
-                    let st = &mut states[(p * reads + r0) * n..(p * reads + r1) * n];
-                    let en = &mut energies[p * reads + r0..p * reads + r1];
-                    let ini = init.map(|v| &v[(p * reads + r0) * n..(p * reads + r1) * n]);
-                    let bs = &betas[p * s..(p + 1) * s];
-                    let mref = &m;
-                    py.allow_threads(|| {
-                        parallel::run(num_threads, || sa::run_dense_reads(mref, bs, cfg, p as u64, r0 as u64, ini, st, en))
-                    });
-                    py.check_signals()?;
-                    r0 = r1;
+                let (qp, bs) = (&q[p * nn..(p + 1) * nn], &betas[p * s..(p + 1) * s]);
+                let st = &mut states[p * reads * n..(p + 1) * reads * n];
+                let en = &mut energies[p * reads..(p + 1) * reads];
+                let ini = init.map(|v| &v[p * reads * n..(p + 1) * reads * n]);
+                if singles[p] {
+                    large_problem::<f32>(py, qp, n, off[p], bs, cfg, p, reads, reads_per_chunk, ini, num_threads, st, en)?;
+                } else {
+                    large_problem::<f64>(py, qp, n, off[p], bs, cfg, p, reads, reads_per_chunk, ini, num_threads, st, en)?;
                 }
             }
         }
@@ -126,6 +175,33 @@ fn run_batch<F: Real>(
         p0 = p1;
     }
     Ok(())
+}
+
+/// Per-problem precision: `single` when given, else `sa::prefers_single`.
+fn precisions(py: Python<'_>, q: &[f64], b: usize, n: usize, single: Option<bool>, num_threads: usize, sequential: bool) -> Vec<bool> {
+    let nn = n * n;
+    match single {
+        Some(s) => vec![s; b],
+        None if sequential || b <= 1 => (0..b).map(|p| sa::prefers_single(&q[p * nn..(p + 1) * nn], n)).collect(),
+        None => py.allow_threads(|| {
+            use rayon::prelude::*;
+            parallel::run(num_threads, || (0..b).into_par_iter().map(|p| sa::prefers_single(&q[p * nn..(p + 1) * nn], n)).collect())
+        }),
+    }
+}
+
+/// sa_single_precision(q, num_threads) -> list[bool]
+///
+/// The per-problem precision rule (`sa::prefers_single`) for q (B, n, n) f64.
+#[pyfunction]
+#[pyo3(text_signature = "(q, num_threads)")]
+fn sa_single_precision(py: Python<'_>, q: &PyAny, num_threads: usize) -> PyResult<Vec<bool>> {
+    let qv = View::<f64>::new(q, "Q", "float64", &[None, None, None])?;
+    let (b, n) = (qv.shape()[0], qv.shape()[1]);
+    if qv.shape()[2] != n {
+        return Err(invalid("Q", "square matrices", format!("shape {:?}", qv.shape())));
+    }
+    Ok(precisions(py, qv.as_slice(), b, n, None, num_threads, b * n * n <= 1 << 15))
 }
 
 /// sa_dense_batch(q, offsets, betas, num_reads, seed, k, initial_states, greedy, polish, single,
@@ -136,7 +212,8 @@ fn run_batch<F: Real>(
 /// single-flip moves; k: swap moves keeping exactly k ones. initial_states
 /// (B, R, n) uint8 or None (random). greedy: end every read at a local minimum;
 /// polish (swap moves with greedy only): stall limit of the final swap tabu
-/// search (0: plain steepest 1-swap descent). single: f32 local fields. Writes
+/// search (0: plain steepest 1-swap descent). single: f32 (True) or f64
+/// (False) local fields, None: per problem by `sa::prefers_single`. Writes
 /// best_states_out (B, n) uint8, best_energies_out (B,), energies_out (B, R)
 /// and, if not None, states_out (B, R, n) uint8. Energies are exact (f64).
 #[pyfunction]
@@ -153,7 +230,7 @@ fn sa_dense_batch(
     initial_states: Option<&PyAny>,
     greedy: bool,
     polish: usize,
-    single: bool,
+    single: Option<bool>,
     num_threads: usize,
     best_states_out: &PyAny,
     best_energies_out: &PyAny,
@@ -190,11 +267,8 @@ fn sa_dense_batch(
     let cfg = ReadConfig { seed, k, greedy, polish, sequential: attempts <= SEQUENTIAL_ATTEMPTS || num_threads == 1 && b * num_reads <= 1 };
     let mut states = vec![0u8; b * num_reads * n];
     let mut energies = vec![0.0f64; b * num_reads];
-    if single {
-        run_batch::<f32>(py, q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
-    } else {
-        run_batch::<f64>(py, q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
-    }
+    let singles = precisions(py, q, b, n, single, num_threads, cfg.sequential);
+    run_batch(py, &singles, q, &off, b, n, &betas, s, num_reads, &cfg, init.as_deref(), num_threads, &mut states, &mut energies)?;
     // Best read per problem: lowest energy, first read on ties.
     let mut best_states = vec![0u8; b * n];
     let mut best_e = vec![0.0f64; b];
@@ -223,7 +297,8 @@ fn sa_dense_batch(
 /// sa_default_beta_ranges(q, offsets, k, single, num_threads, out)
 ///
 /// The instance-derived default (beta0, beta1) of each of B dense QUBOs for
-/// the flip annealer (k None) or the swap annealer (k); writes out (B, 2).
+/// the flip annealer (k None) or the swap annealer (k); single as in
+/// sa_dense_batch (None: per problem); writes out (B, 2).
 #[pyfunction]
 #[pyo3(text_signature = "(q, offsets, k, single, num_threads, out)")]
 fn sa_default_beta_ranges(
@@ -231,7 +306,7 @@ fn sa_default_beta_ranges(
     q: &PyAny,
     offsets: &PyAny,
     k: Option<usize>,
-    single: bool,
+    single: Option<bool>,
     num_threads: usize,
     out: &PyAny,
 ) -> PyResult<()> {
@@ -258,7 +333,8 @@ fn sa_default_beta_ranges(
     let ranges: Vec<(f64, f64)> = py.allow_threads(|| {
         let f = |p: usize| {
             let qp = &q[p * nn..(p + 1) * nn];
-            if single {
+            // The swap range comes straight from Q (no model, precision moot).
+            if k.is_none() && single.unwrap_or_else(|| sa::prefers_single(qp, n)) {
                 one::<f32>(qp, n, off[p], k)
             } else {
                 one::<f64>(qp, n, off[p], k)
@@ -401,6 +477,8 @@ fn sa_sparse_default_beta_range(
 
 pub fn register(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sa_dense_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(sa_single_precision, m)?)?;
+    m.add("SINGLE_PRECISION_MAX_RANGE", sa::SINGLE_PRECISION_MAX_RANGE)?;
     m.add_function(wrap_pyfunction!(sa_default_beta_ranges, m)?)?;
     m.add_function(wrap_pyfunction!(sa_sparse, m)?)?;
     m.add_function(wrap_pyfunction!(sa_sparse_default_beta_range, m)?)?;

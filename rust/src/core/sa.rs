@@ -1001,6 +1001,37 @@ pub fn tabu_polish_fast<F: Real>(
     tabu_polish(m, stall, rng, x, f)
 }
 
+/// Coefficient dynamic range above which a problem's fields are kept in f64.
+pub const SINGLE_PRECISION_MAX_RANGE: f64 = 1e4;
+
+/// Whether one dense problem (`n x n`, upper-triangular) can anneal with f32
+/// fields: the span from its largest coefficient magnitude to the 1% quantile
+/// of its nonzero magnitudes is at most [`SINGLE_PRECISION_MAX_RANGE`]. Both
+/// come from a fixed strided sample of about 8k upper-triangle entries plus
+/// every diagonal entry, so the rule costs far less than a pass over `Q`. A few
+/// near-zero couplings (|cos| of nearly orthogonal maps) do not call for f64:
+/// their rounding is far below any energy gap the anneal resolves, and the
+/// reported energies are recomputed in f64 anyway. Decided per problem, so a
+/// problem anneals the same alone or inside any batch.
+pub fn prefers_single(q: &[f64], n: usize) -> bool {
+    let nn = n * n;
+    if nn == 0 {
+        return true;
+    }
+    let step = (nn / 8192).max(1);
+    let mut mags: Vec<f64> = Vec::with_capacity(nn / step + n + 1);
+    mags.extend(q.iter().step_by(step).map(|v| v.abs()));
+    mags.extend((0..n).map(|i| q[i * n + i].abs()));
+    let top = mags.iter().cloned().fold(0.0, f64::max);
+    mags.retain(|&v| v != 0.0);
+    if top == 0.0 || mags.is_empty() {
+        return true;
+    }
+    let at = mags.len() / 100;
+    let (_, low, _) = mags.select_nth_unstable_by(at, |a, b| a.total_cmp(b));
+    top / *low <= SINGLE_PRECISION_MAX_RANGE
+}
+
 /// Quantile of the nonzero `|delta|` at a local minimum that the hot end
 /// accepts with probability 1/2.
 pub const HOT_QUANTILE: f64 = 0.1;
@@ -1303,6 +1334,34 @@ pub fn run_dense_reads<F: Real>(
     match cfg.k {
         Some(k) => run_swap_reads(m, k, &b, cfg, p, first_read, init, states, energies),
         None => run_flip_reads(m, &b, cfg, p, first_read, init, states, energies),
+    }
+}
+
+#[cfg(test)]
+mod precision_tests {
+    use super::prefers_single;
+
+    #[test]
+    fn a_few_tiny_couplings_keep_f32_a_wide_bulk_does_not() {
+        let n = 64;
+        let mut q = vec![0.0; n * n];
+        for a in 0..n {
+            for b in a..n {
+                q[a * n + b] = 0.5 + ((a * 7 + b * 3) % 11) as f64 / 10.0;
+            }
+        }
+        q[1] = 1e-9; // one near-orthogonal pair
+        assert!(prefers_single(&q, n));
+        for a in 0..n {
+            for b in a + 1..n {
+                if (a + b) % 2 == 0 {
+                    q[a * n + b] = 1e-7;
+                }
+            }
+        }
+        assert!(!prefers_single(&q, n));
+        assert!(prefers_single(&[], 0));
+        assert!(prefers_single(&[0.0; 4], 2));
     }
 }
 
