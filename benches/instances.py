@@ -8,7 +8,18 @@ construction and local search stop short of the optimum.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def tts99(t_read: float, p: float) -> float:
+    """Time to solution with 99% confidence from the time per read and the success per read."""
+    if p <= 0:
+        return math.inf
+    if p >= 0.99:
+        return t_read
+    return t_read * math.log(0.01) / math.log(1 - p)
 
 
 def explanation_like(rng: np.random.Generator, b: int, k: int, *, redundancy_weight: float = 1.0, pixels: int = 49):

@@ -39,7 +39,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benches.instances import explanation_like, hard  # noqa: E402
+from benches.instances import explanation_like, hard, tts99  # noqa: E402
 from benches.test_bench_sa import explanation_instances  # noqa: E402
 
 from qfsel import ProblemBatch  # noqa: E402
@@ -58,12 +58,6 @@ CASES = [(64, 4, 6, 64, 16), (64, 8, 6, 64, 16), (256, 16, 4, 64, 16), (512, 16,
 EXACT_LIMIT = 5_000_000
 
 
-def tts99(t_read: float, p: float) -> float:
-    if p <= 0:
-        return math.inf
-    if p >= 0.99:
-        return t_read
-    return t_read * math.log(0.01) / math.log(1 - p)
 
 
 def timed(fn, repeats: int = 1):

@@ -26,7 +26,7 @@ from qfsel.samplers.exact import exact_ground_states
 from qfsel.samplers.greedy import greedy_descent
 from qfsel.samplers.tabu import tabu_search
 
-from .instances import explanation_like, hard
+from .instances import explanation_like, hard, tts99
 
 FAMILIES = {"explanation": explanation_like, "hard": hard}
 # (K, k, B)
@@ -34,12 +34,6 @@ CASES = [(24, 6, 6), (64, 8, 4), (256, 16, 3), (512, 16, 2), (1280, 16, 2)]
 EXACT_LIMIT = 5_000_000
 
 
-def tts99(t_read: float, p: float) -> float:
-    if p <= 0:
-        return math.inf
-    if p >= 0.99:
-        return t_read
-    return t_read * math.log(0.01) / math.log(1 - p)
 
 
 def run_qfsel_tabu(batch, reads, **kw):
@@ -98,8 +92,6 @@ def main() -> None:
                 "qfsel greedy+descent": run_greedy(batch),
                 "dwave-samplers TabuSampler (penalty)": run_dwave_tabu(batch, args.reads),
             }
-            from qfsel.samplers.exact import DEFAULT_MAX_SUBSETS  # noqa: F401
-
             if math.comb(n, k) <= EXACT_LIMIT:
                 q, off = batch.qubo(include_penalty=False)
                 best, _, _, _ = exact_ground_states(q, off, k)

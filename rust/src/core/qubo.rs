@@ -295,11 +295,6 @@ pub enum InputFault {
     NonZeroDiagonal { b: usize, i: usize, value: f64 },
 }
 
-/// Check a batch in one pass over memory: finite values, symmetric `J` (up to
-/// `rtol` times the largest magnitude of that problem, at least 1) and a zero
-/// diagonal. Returns the first fault in problem order. When `penalty` is
-/// `Some((beta, out))`, the same pass also writes each problem's
-/// [`safe_penalty`] into `out`.
 /// Check problem `b` (see [`check_feature_selection_batch`]); writes its
 /// safe penalty into `lam` when `beta` is given. Uses AVX2 where the CPU has
 /// it (no FMA, so results are identical either way).
@@ -434,6 +429,13 @@ fn check_one_generic(
     None
 }
 
+/// Check a batch in one pass over memory: finite values, symmetric `J` (up to
+/// `rtol` times the largest magnitude of that problem, at least 1) and a zero
+/// diagonal. Returns the first fault in problem order. When `penalty` is
+/// `Some((beta, out))`, the same pass also writes each problem's
+/// [`safe_penalty`] into `out`.
+/// With `copy = Some((h_out, j_out))` it also copies the inputs there, row by
+/// row while each row is in cache.
 pub fn check_feature_selection_batch(
     n: usize,
     h: &[f64],

@@ -1373,14 +1373,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn random_q(n: usize, seed: u64) -> Vec<f64> {
-        let mut r = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut q = vec![0.0; n * n];
-        for a in 0..n {
-            for b in a..n {
-                q[a * n + b] = r.gen_range(-1.0..1.0);
-            }
-        }
-        q
+        crate::core::greedy::tests::random_upper(n, seed)
     }
 
     #[test]
