@@ -181,3 +181,20 @@ def test_bad_states():
         ProblemBatch(np.ones((2, 2)), np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="index"):
         batch[5]
+
+
+def test_penalty_overflow_is_reported_not_propagated():
+    big = np.full(5, 1e308)
+    j = np.full((5, 5), 1e308)
+    np.fill_diagonal(j, 0)
+    with pytest.raises(ValueError, match="automatic cardinality penalty of problem 0 overflows float64"):
+        FeatureSelectionProblem(big, j, k=2)
+    # without k there is no penalty and the (finite) problem is accepted
+    assert FeatureSelectionProblem(big, j).num_variables == 5
+
+
+def test_solve_refuses_unknown_parameters_listing_the_accepted_ones():
+    p = FeatureSelectionProblem([1.0, 2.0], np.zeros((2, 2)))
+    for name in qfsel.available_solvers():
+        with pytest.raises(TypeError, match=rf"foo: not a parameter of sampler '{name}'; it takes \[.*'num_threads'"):
+            qfsel.solve(p, name, foo=1)

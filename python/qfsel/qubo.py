@@ -155,6 +155,14 @@ class ProblemBatch:
                 raise ValueError("penalty: only meaningful together with k; got a penalty but k=None")
             self.penalty: np.ndarray | None = None
         elif penalty is None:
+            assert lam is not None
+            if not np.all(np.isfinite(lam * (1.0 + float(self.k) ** 2))):
+                worst = int(np.argmax(~np.isfinite(lam * (1.0 + float(self.k) ** 2))))
+                raise ValueError(
+                    f"relevance, redundancy: the automatic cardinality penalty of problem {worst} overflows float64 "
+                    f"(largest |h| {float(np.abs(h[worst]).max()):.3g}, largest |J| {float(np.abs(j[worst]).max()):.3g}); "
+                    "rescale the problem"
+                )
             self.penalty = lam
         else:
             lam = as_array("penalty", penalty, ndim=(0, 1))

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -66,11 +67,26 @@ class Solution:
 
 SolverFn = Callable[..., Solution]
 _SOLVERS: dict[str, SolverFn] = {}
+_PARAMETERS: dict[str, frozenset[str] | None] = {}
 
 
-def register_solver(name: str, fn: SolverFn) -> None:
-    """Make ``solve(..., sampler=name)`` call ``fn(batch, **params)``, which returns a :class:`Solution`."""
+def register_solver(name: str, fn: SolverFn, *, parameters: Iterable[str] | None = None) -> None:
+    """Make ``solve(..., sampler=name)`` call ``fn(batch, **params)``, which returns a :class:`Solution`.
+
+    ``parameters`` names the keyword arguments the solver accepts; by default
+    they come from ``fn``'s signature (any name when it takes ``**kwargs``).
+    ``solve`` refuses other names with a ``TypeError`` listing the accepted ones.
+    """
+    if parameters is None:
+        sig = inspect.signature(fn)
+        if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            accepted = None
+        else:
+            accepted = frozenset(list(sig.parameters)[1:])
+    else:
+        accepted = frozenset(parameters)
     _SOLVERS[name] = fn
+    _PARAMETERS[name] = accepted
 
 
 def available_solvers() -> list[str]:
@@ -106,6 +122,10 @@ def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", 
     if isinstance(sampler, str):
         if sampler not in _SOLVERS:
             raise ValueError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {sampler!r}")
+        accepted = _PARAMETERS.get(sampler)
+        unknown = sorted(set(params) - accepted) if accepted is not None else []
+        if unknown:
+            raise TypeError(f"{unknown[0]}: not a parameter of sampler {sampler!r}; it takes {sorted(accepted or ())}")
         return _SOLVERS[sampler](batch, **params)
     import dimod
 

@@ -51,6 +51,7 @@ Seeds: read ``r`` of problem ``p`` uses its own random stream derived from
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Sequence
 
@@ -361,8 +362,10 @@ def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: i
     return _solution(batch, "sa-penalty", out, t0)
 
 
-register_solver("sa", _solve_sa)
-register_solver("sa-penalty", _solve_sa_penalty)
+# The batch solvers pass their keyword arguments on to simulated_annealing: accept exactly its own.
+_SA_PARAMETERS = [p for p in inspect.signature(simulated_annealing).parameters if p not in ("q", "offsets", "k")]
+register_solver("sa", _solve_sa, parameters=_SA_PARAMETERS)
+register_solver("sa-penalty", _solve_sa_penalty, parameters=_SA_PARAMETERS)
 
 
 # -- dimod sampler --------------------------------------------------------------
