@@ -220,3 +220,20 @@ def test_ctrl_c_interrupts_a_long_exhaustive_search_promptly():
         qfsel.solve(ProblemBatch(h, j), sampler="exact")
     assert time.perf_counter() - t0 < 2.0
     timer.join()
+
+
+def test_tiny_scale_problem_keeps_its_true_ground_state():
+    # Regression: an absolute tolerance (1e-13) made every state of a |Q| ~ 1e-40 problem a "ground state".
+    import dimod
+
+    from qfsel.samplers import ExactSampler
+
+    rng = np.random.default_rng(0)
+    n = 10
+    q = np.triu(rng.normal(size=(n, n)))
+    xs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
+    brute = float(np.min(np.einsum("si,ij,sj->s", xs, q, xs)))
+    bqm = dimod.BQM.from_qubo({(i, j): q[i, j] * 1e-40 for i in range(n) for j in range(i, n)})
+    ss = ExactSampler().sample(bqm)
+    assert ss.first.energy / 1e-40 == pytest.approx(brute, rel=1e-9)
+    assert len(ss) == 1

@@ -435,3 +435,39 @@ def test_precision_is_chosen_per_problem_so_batches_do_not_change_results():
         mixed = simulated_annealing(np.stack([qa, qb]), k=k, num_reads=6, seed=3, return_states=True)
         np.testing.assert_array_equal(alone["states"][0], mixed["states"][0])
         np.testing.assert_array_equal(alone["energies"][0], mixed["energies"][0])
+
+
+@pytest.mark.parametrize("scale", [1e39, 1e300, 1e-40, 1e-300])
+@pytest.mark.parametrize("cardinality", [None, 4])
+def test_huge_and_tiny_biases_reach_the_same_ground_state(scale, cardinality):
+    # Regression: |Q| ~ 1e39 overflowed the f32 fields (wrong states; "j is unselected" panic with
+    # cardinality); |Q| ~ 1e-300 flushed to zero. Energies scale linearly, so the argmin is unchanged.
+    import dimod
+
+    from qfsel.samplers import ExactSampler, SimulatedAnnealingSampler
+
+    rng = np.random.default_rng(0)
+    n = 12
+    q = np.triu(rng.normal(size=(n, n)))
+    unit = dimod.BQM.from_qubo({(i, j): q[i, j] for i in range(n) for j in range(i, n)})
+    big = dimod.BQM.from_qubo({(i, j): q[i, j] * scale for i in range(n) for j in range(i, n)})
+    ref = ExactSampler().sample(unit, cardinality=cardinality).first.energy
+    ss = SimulatedAnnealingSampler().sample(big, num_reads=8, seed=0, cardinality=cardinality)
+    assert ss.first.energy / scale == pytest.approx(ref, rel=1e-9)
+
+
+def test_sparse_path_with_huge_biases():
+    import dimod
+
+    from qfsel.samplers import SimulatedAnnealingSampler
+
+    rng = np.random.default_rng(1)
+    n = 400  # ring: sparse path; its ground state by dynamic programming is not needed, compare scales
+    lin = {i: rng.normal() for i in range(n)}
+    quad = {(i, (i + 1) % n): rng.normal() for i in range(n)}
+    unit = dimod.BQM(lin, quad, 0, "SPIN")
+    big = dimod.BQM({i: v * 1e300 for i, v in lin.items()}, {e: v * 1e300 for e, v in quad.items()}, 0, "SPIN")
+    a = SimulatedAnnealingSampler().sample(unit, num_reads=2, seed=3)
+    b = SimulatedAnnealingSampler().sample(big, num_reads=2, seed=3)
+    assert b.first.energy / 1e300 == pytest.approx(a.first.energy, rel=1e-9)
+    assert b.info["beta_range"][0] == pytest.approx(a.info["beta_range"][0] / 1e300, rel=1e-6)

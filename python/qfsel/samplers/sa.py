@@ -98,6 +98,28 @@ def default_tabu_stall(n: int, k: int) -> int:
 
 
 
+#: Coefficient magnitudes outside ``[2**-SCALE_EXPONENT, 2**SCALE_EXPONENT]`` are rescaled by a power of two.
+SCALE_EXPONENT = 32
+
+
+def _power_of_two_scales(maxabs: np.ndarray) -> np.ndarray:
+    """Per problem, a power of two ``s`` that brings the largest ``|coefficient|`` near 1.
+
+    Only for magnitudes outside ``[2**-32, 2**32]`` (else ``s = 1``: ordinary problems run
+    bit for bit as before). The kernels see ``s Q`` and betas ``beta / s``: every
+    ``beta * delta`` is unchanged (scaling by a power of two is exact), but f32 fields
+    neither overflow (``|Q| ~ 1e39`` and up) nor flush to zero (``|Q| ~ 1e-40``), and the
+    swap kernel's "selected" sentinel (``1e30``) stays above every real cost.
+    """
+    m = np.asarray(maxabs, dtype=np.float64)
+    out = np.ones_like(m)
+    ok = np.isfinite(m) & (m > 0) & ((m > 2.0**SCALE_EXPONENT) | (m < 2.0**-SCALE_EXPONENT))
+    if np.any(ok):
+        _, e = np.frexp(m[ok])
+        out[ok] = np.ldexp(1.0, -e)
+    return out
+
+
 def _single_precision(q: np.ndarray) -> bool:
     """Whether every dense problem of ``q`` (``(n, n)`` or ``(B, n, n)``) anneals with f32 fields.
 
@@ -268,12 +290,19 @@ def simulated_annealing(
     tabu_stall = check_int("tabu_stall", tabu_stall, low=0)
     polish = tabu_stall if (k is not None and greedy_descent) else 0
     br = _check_beta_range(beta_range)
+    # Huge or tiny coefficients: anneal s*Q with betas/s (same dynamics, see _power_of_two_scales).
+    scales = _power_of_two_scales(np.maximum(qa.max(axis=(1, 2)), -qa.min(axis=(1, 2)))) if qa.size else np.ones(b)
+    rescaled = bool(np.any(scales != 1.0))
+    if rescaled:
+        qa = qa * scales[:, None, None]
+        off = off * scales
     if beta_schedule_type == "custom" or br is not None:
         ranges = np.tile(np.asarray(br if br is not None else (1.0, 1.0), dtype=float), (b, 1))
     else:
         ranges = np.empty((b, 2))
         if n:
             _core.sa_default_beta_ranges(qa, off, k, None, threads, ranges)
+            ranges *= scales[:, None]
         else:
             ranges[:] = (0.1, 1.0)
     betas, s = _schedules(ranges, num_sweeps, beta_schedule_type, beta_schedule, br)
@@ -287,7 +316,11 @@ def simulated_annealing(
     energies = np.empty((b, num_reads))
     states = np.empty((b, num_reads, n), dtype=np.uint8) if return_states else None
     t1 = time.perf_counter()
-    _core.sa_dense_batch(qa, off, betas, num_reads, seed, k, init, bool(greedy_descent), polish, None, threads, best_states, best_e, energies, states)
+    kernel_betas = np.ascontiguousarray(betas / scales[:, None]) if rescaled else betas
+    _core.sa_dense_batch(qa, off, kernel_betas, num_reads, seed, k, init, bool(greedy_descent), polish, None, threads, best_states, best_e, energies, states)
+    if rescaled:
+        best_e /= scales
+        energies /= scales[:, None]
     t2 = time.perf_counter()
     return {
         "best_states": best_states,
@@ -539,10 +572,14 @@ class SimulatedAnnealingSampler(dimod.Sampler):
             raise ValueError("bqm: expected finite biases, got a NaN or infinite bias")
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         cols = np.ascontiguousarray(cols, dtype=np.int64)
+        top = max(float(np.abs(lin).max()) if lin.size else 0.0, float(np.abs(vals).max()) if vals.size else 0.0)
+        scale = float(_power_of_two_scales(np.array([top]))[0])
+        if scale != 1.0:  # huge or tiny biases: anneal scale*Q with betas/scale (same dynamics)
+            lin, vals, off = lin * scale, vals * scale, off * scale
         if schedule_type == "custom" or br is not None:
             rng_ = np.asarray([br if br is not None else (1.0, 1.0)], dtype=float)
         else:
-            rng_ = np.asarray([_core.sa_sparse_default_beta_range(lin, rows, cols, vals)])
+            rng_ = np.asarray([_core.sa_sparse_default_beta_range(lin, rows, cols, vals)]) * scale
         betas, _ = _schedules(rng_, num_sweeps, schedule_type, beta_schedule, br)
         if schedule_type == "custom":
             rng_ = np.asarray([[betas[0, 0], betas[0, -1]]])
@@ -551,7 +588,7 @@ class SimulatedAnnealingSampler(dimod.Sampler):
         energies = np.empty(num_reads)
         single = _single_precision_values(np.concatenate([lin, vals]))
         t1 = time.perf_counter_ns()
-        _core.sa_sparse(lin, rows, cols, vals, float(off), np.ascontiguousarray(betas[0]), num_reads, seed, init,
+        _core.sa_sparse(lin, rows, cols, vals, float(off), np.ascontiguousarray(betas[0] / scale), num_reads, seed, init,
                         bool(greedy), single, threads, states, energies)
         t2 = time.perf_counter_ns()
-        return states, energies, rng_[0], t1, t2
+        return states, energies / scale, rng_[0], t1, t2

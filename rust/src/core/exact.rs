@@ -150,7 +150,8 @@ impl<'a> Enumerator<'a> {
             None => {}
         }
         let scale: f64 = q.iter().map(|v| v.abs()).sum::<f64>() + offset.abs();
-        let tol = 1e-10 * scale + 1e-13;
+        // Relative only: an absolute floor would merge every state of a tiny-scale problem (|Q| ~ 1e-40).
+        let tol = 1e-10 * scale;
         let prefix_len = if n <= 16 { 0 } else { (n - 12).min(12) };
         let mut prefixes = Vec::new();
         for p in 0u64..(1u64 << prefix_len) {
