@@ -198,3 +198,30 @@ def test_solve_refuses_unknown_parameters_listing_the_accepted_ones():
     for name in qfsel.available_solvers():
         with pytest.raises(TypeError, match=rf"foo: not a parameter of sampler '{name}'; it takes \[.*'num_threads'"):
             qfsel.solve(p, name, foo=1)
+
+
+def test_batch_accepts_a_scalar_penalty_for_every_problem():
+    # Regression: as_array turned a 0-d penalty into shape (1,), so a number was refused for B > 1.
+    rng = np.random.default_rng(0)
+    h = rng.random((3, 5))
+    j = rng.random((3, 5, 5))
+    j = (j + j.transpose(0, 2, 1)) / 2
+    j[:, np.arange(5), np.arange(5)] = 0
+    batch = ProblemBatch(h, j, k=2, penalty=0.25)
+    np.testing.assert_array_equal(batch.penalty, [0.25, 0.25, 0.25])
+    with pytest.raises(ValueError, match="penalty: expected non-negative"):
+        ProblemBatch(h, j, k=2, penalty=-1.0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProblemBatch(np.broadcast_to(np.zeros(1), (2**40, 1)), np.broadcast_to(np.zeros((1, 1)), (2**40, 1, 1))),
+        lambda: FeatureSelectionProblem(np.zeros(2**20), np.broadcast_to(np.zeros((1, 1)), (2**20, 2**20))),
+        lambda: ProblemBatch(np.zeros((2**16, 2**12)), np.broadcast_to(np.zeros((1, 1)), (2**16, 2**12, 2**12))),
+    ],
+)
+def test_huge_broadcast_views_are_refused_before_any_copy(make):
+    # Regression: these tried to allocate 8 TiB (MemoryError) instead of a ValueError naming the argument.
+    with pytest.raises(ValueError, match=r"(relevance|redundancy): expected at most 4294967296 elements"):
+        make()

@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 
+#: Largest array ``as_array`` converts (2**32 elements: 32 GiB of float64).
+MAX_ARRAY_ELEMENTS = 2**32
+
+
 def describe(value: Any) -> str:
     """A short description of ``value`` for error messages."""
     if isinstance(value, np.ndarray):
@@ -60,7 +64,12 @@ def as_array(
         raise TypeError(f"{name}: expected an array of numbers, got {describe(value)}") from exc
     if raw.dtype == object or raw.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got {describe(raw)}")
-    arr = np.ascontiguousarray(raw, dtype=dtype)
+    if raw.size > MAX_ARRAY_ELEMENTS:  # e.g. a np.broadcast_to view: refuse before copying it
+        raise ValueError(
+            f"{name}: expected at most {MAX_ARRAY_ELEMENTS} elements (2**32), got shape {raw.shape} ({raw.size} elements)"
+        )
+    # asarray(order="C"), not ascontiguousarray: the latter turns a 0-d array into shape (1,).
+    arr = np.asarray(raw, dtype=dtype, order="C")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
