@@ -471,3 +471,18 @@ def test_sparse_path_with_huge_biases():
     b = SimulatedAnnealingSampler().sample(big, num_reads=2, seed=3)
     assert b.first.energy / 1e300 == pytest.approx(a.first.energy, rel=1e-9)
     assert b.info["beta_range"][0] == pytest.approx(a.info["beta_range"][0] / 1e300, rel=1e-6)
+
+
+def test_bare_initial_states_follow_the_bqm_order_and_bad_values_are_named():
+    # Regression: a bare array over string labels was refused as a "shape" problem, hiding the real fault.
+    import dimod
+
+    from qfsel.samplers import SimulatedAnnealingSampler
+
+    bqm = dimod.BQM({"a": -1.0, "b": 1.0}, {("a", "b"): 1.0}, 0, "BINARY")
+    ss = SimulatedAnnealingSampler().sample(bqm, initial_states=[[1, 0]], num_sweeps=1, beta_range=(1e6, 1e6), seed=0)
+    assert ss.first.sample == {"a": 1, "b": 0}
+    with pytest.raises(ValueError, match=r"initial_states: expected values in \(0, 1\).*2\)?$"):
+        SimulatedAnnealingSampler().sample(bqm, initial_states=[[2, 0]])
+    with pytest.raises(ValueError, match=r"initial_states: expected states over the BQM's 2 variables \['a', 'b'\]"):
+        SimulatedAnnealingSampler().sample(bqm, initial_states=[{"a": 0, "c": 1}])

@@ -537,8 +537,17 @@ class SimulatedAnnealingSampler(dimod.Sampler):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"initial_states: expected samples-like (array, list of dicts, SampleSet), got {describe(initial_states)}") from exc
         arr = np.asarray(arr)
+        init_labels = list(init_labels)
+        bare = isinstance(initial_states, np.ndarray) or (
+            isinstance(initial_states, list) and len(initial_states) > 0 and not isinstance(initial_states[0], (dict, tuple))
+        )
+        if bare and arr.ndim == 2 and arr.shape[1] == len(labels):
+            init_labels = list(labels)  # a bare array is in the BQM's variable order (as TabuSampler)
         if arr.ndim != 2 or arr.shape[1] != len(labels) or set(init_labels) != set(labels):
-            raise ValueError(f"initial_states: expected states over the BQM's {len(labels)} variables, got shape {arr.shape}")
+            raise ValueError(
+                f"initial_states: expected states over the BQM's {len(labels)} variables {labels[:8]}, "
+                f"got shape {arr.shape} over variables {init_labels[:8]}"
+            )
         order = [init_labels.index(v) for v in labels] if list(init_labels) != labels else slice(None)
         arr = arr[:, order]
         allowed = (-1, 1) if bqm.vartype is dimod.SPIN else (0, 1)
