@@ -174,6 +174,58 @@ def test_target_must_return_scalar():
         capture(model, images(1), ["bn"], targets=lambda out: out)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        lambda out: out[0].detach(),  # detached
+        lambda out: torch.tensor(1.0),  # a new tensor
+        lambda out: out.argmax(),  # an integer score
+    ],
+)
+def test_target_without_gradient_is_named(target):
+    """Was a bare StopIteration from deep inside capture."""
+    model = PaperNet()
+    with pytest.raises(ValueError, match=r"targets\[0\].*not differentiable"):
+        capture(model, images(2), ["bn"], targets=target)
+    assert no_hooks_left(model)
+
+
+def test_model_forward_under_no_grad_is_reported():
+    """Was silently all-zero gradients (flat maps)."""
+
+    class NoGrad(PaperNet):
+        def forward(self, x):
+            with torch.no_grad():
+                return super().forward(x)
+
+    with pytest.raises(ValueError, match="not differentiable.*no_grad"):
+        capture(NoGrad(), images(2), ["bn"])
+
+
+def test_non_finite_target_score_names_the_sample():
+    """A NaN logit was explained silently (gradients stayed finite)."""
+    model = PaperNet()
+    with pytest.raises(ValueError, match=r"NaN or inf for sample index 1 \(all: \[1\]\)"):
+        capture(model, images(2), ["bn"], targets=[0, lambda out: out[0] + float("nan")])
+    assert no_hooks_left(model)
+
+
+def test_capture_inside_no_grad_and_inference_mode_equals_plain():
+    """Under torch.inference_mode() the gradients were silently zero (flat maps), and an
+    inference tensor as input raised torch's 'Setting requires_grad=True on inference tensor'."""
+    model, x = PaperNet(), images(2)
+    plain = capture(model, x, ["bn"]).layers[0].gradients
+    with torch.no_grad():
+        no_grad = capture(model, x, ["bn"]).layers[0].gradients
+    with torch.inference_mode():
+        inside = capture(model, x, ["bn"]).layers[0].gradients
+        x_inf = x.clone()
+    made_inside = capture(model, x_inf, ["bn"]).layers[0].gradients
+    assert plain.abs().sum() > 0
+    for g in (no_grad, inside, made_inside):
+        torch.testing.assert_close(g, plain)
+
+
 def test_eval_mode_restores_on_error():
     model = PaperNet().train()
     with pytest.raises(KeyError):

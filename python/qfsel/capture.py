@@ -320,14 +320,27 @@ def capture(
     Returns:
         A :class:`Capture`.
 
+    Gradients are computed even when called inside ``torch.no_grad()`` or
+    ``torch.inference_mode()``.
+
     Raises:
-        ValueError: bad input, unknown layer, non-4-D layer output, a target that
-            is not a scalar, or NaN/inf activations or gradients (naming the sample).
+        ValueError: bad input, unknown layer, non-4-D layer output, a target score
+            that does not depend differentiably on the model output, or NaN/inf
+            target scores, activations or gradients (naming the sample).
+        TypeError: a target that does not return a scalar tensor.
     """
     layers = resolve_target_layers(model, target_layers)
     check_input(model, input_tensor)
-    x = input_tensor.detach().requires_grad_(True)
-    with eval_mode(model), LayerHooks(layers, reshape_transform) as hooks, torch.enable_grad():
+    # Gradients are needed even when the caller is inside torch.no_grad() or
+    # torch.inference_mode(): both are switched off for this pass. An inference
+    # tensor (made under inference_mode) cannot join a graph, so it is copied.
+    with torch.inference_mode(False), torch.enable_grad():
+        x = input_tensor.detach()
+        if x.is_inference():
+            x = x.clone()
+        x.requires_grad_(True)
+    hooks = LayerHooks(layers, reshape_transform)
+    with eval_mode(model), hooks, torch.inference_mode(False), torch.enable_grad():
         out = _forward(model, x)
         missing = [n for n, _ in layers if n not in hooks.outputs]
         if missing:
@@ -341,8 +354,22 @@ def capture(
                     f"targets[{i}] must map one sample's output to a scalar tensor; "
                     f"got {type(s).__name__} of shape {tuple(getattr(s, 'shape', ()))}"
                 )
+            if not s.requires_grad:
+                raise ValueError(
+                    f"targets[{i}] returned a score that is not differentiable with respect to the model "
+                    f"(dtype {s.dtype}, requires_grad=False): the target must compute a floating-point "
+                    "score from the model output without detaching it (no .detach(), .item(), argmax or "
+                    "new tensors), and the model's forward must not run under torch.no_grad()"
+                )
             scores.append(s.reshape(()))
         score_vec = torch.stack(scores)
+        bad = ~torch.isfinite(score_vec.detach())
+        if bool(bad.any()):
+            idx = torch.nonzero(bad).flatten().tolist()
+            raise ValueError(
+                f"the target score is NaN or inf for sample index {idx[0]} (all: {idx}); "
+                "check the model output for these samples"
+            )
         raw = [hooks.outputs[n] for n, _ in layers]
         needs = [r for r in raw if r.requires_grad]
         grads_needed = (
@@ -365,7 +392,7 @@ def capture(
         out.argmax(dim=1) if out.ndim == 2 else torch.full((out.shape[0],), -1, dtype=torch.long, device=out.device)
     )
     return Capture(
-        input=input_tensor.detach(),
+        input=x.detach(),
         layers=tuple(captured),
         output=out,
         scores=score_vec.detach(),
