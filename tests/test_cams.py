@@ -99,6 +99,34 @@ def test_gradcampp_matches_hand_formula():
     assert not np.allclose(GradCAM(model, ["bn"]).explain(x, targets=classes).heatmaps, res.heatmaps, atol=1e-3)
 
 
+@pytest.mark.parametrize("scale", [1e3, 1e4])
+def test_gradcampp_half_precision_with_large_gradients_matches_float32(scale):
+    """G^3 overflowed float16: wrong weights (0.63 for 1.55) at 1e3, NaN heatmaps at 1e4."""
+    x, classes = images(2), [0, 1]
+
+    def target(c):
+        return lambda out: out[c] * scale
+
+    full = GradCAMPlusPlus(PaperNet(), ["bn"]).explain(x, targets=[target(c) for c in classes])
+    half = GradCAMPlusPlus(PaperNet().half(), ["bn"]).explain(x.half(), targets=[target(c) for c in classes])
+    assert np.isfinite(half.heatmaps).all()
+    np.testing.assert_allclose(half.weights[0], full.weights[0], rtol=2e-2, atol=1e-2)
+    np.testing.assert_allclose(half.heatmaps, full.heatmaps, atol=2e-2)
+
+
+def test_non_finite_weights_are_refused_not_returned_as_nan():
+    class NanWeights(GradCAM):
+        def get_cam_weights(self, activations, gradients):
+            w = super().get_cam_weights(activations, gradients).clone()
+            w[1, 0] = float("nan")
+            return w
+
+    model = PaperNet()
+    with pytest.raises(ValueError, match=r"'bn' is NaN or inf for sample index 1"):
+        NanWeights(model, ["bn"]).explain(images(2))
+    assert no_hooks_left(model)
+
+
 def test_upsampling_is_bilinear_to_input_size():
     model, x = TwoLayerNet(), images(3, size=6)
     cam = GradCAM(model, ["act2"])

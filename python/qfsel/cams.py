@@ -215,8 +215,8 @@ class BaseCAM:
             An :class:`ExplanationResult`.
 
         Raises:
-            ValueError: bad input, non-4-D layer output, NaN activations (naming
-                the sample), and method-specific errors.
+            ValueError: bad input, non-4-D layer output, NaN activations or a
+                non-finite weighted map (naming the sample), and method-specific errors.
         """
         cap = capture(self.model, input_tensor, [m for _, m in self.target_layers], targets, self.reshape_transform)
         norms, raws, weights, selections = [], [], [], []
@@ -224,6 +224,13 @@ class BaseCAM:
         for layer in cap.layers:
             w, sel = self.layer_weights(layer, cap)
             raw = weighted_map(layer.activations, w)
+            bad = ~torch.isfinite(raw.flatten(1)).all(dim=1)
+            if bool(bad.any()):
+                idx = torch.nonzero(bad).flatten().tolist()
+                raise ValueError(
+                    f"{self.method}: the weighted map of target layer {layer.name!r} is NaN or inf for "
+                    f"sample index {idx[0]} (all: {idx}); the per-map weights or their sum overflowed"
+                )
             norm, flat = min_max_normalize(raw)
             if bool(flat.any()):
                 idx = torch.nonzero(flat).flatten().tolist()

@@ -20,13 +20,18 @@ FLAT_TOLERANCE = 1e-12
 
 
 def weighted_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``ReLU(sum_p w_p A_p)``: (B, K, H, W), (B, K) -> (B, H, W), in the activations' dtype."""
+    """``ReLU(sum_p w_p A_p)``: (B, K, H, W), (B, K) -> (B, H, W).
+
+    Computed in the activations' dtype, but at least float32: a sum over K maps
+    of a half-precision model would overflow or lose its small terms.
+    """
     if activations.ndim != 4 or weights.shape != activations.shape[:2]:
         raise ValueError(
             f"weights must be (B, K) matching activations (B, K, H, W) = {tuple(activations.shape)}; "
             f"got {tuple(weights.shape)}"
         )
-    cam = torch.einsum("bk,bkhw->bhw", weights.to(activations.dtype), activations)
+    dtype = torch.promote_types(activations.dtype, torch.float32)
+    cam = torch.einsum("bk,bkhw->bhw", weights.to(dtype), activations.to(dtype))
     return torch.relu(cam)
 
 

@@ -66,16 +66,21 @@ def gradcampp_weights(activations: torch.Tensor, gradients: torch.Tensor) -> tor
 
     ``a_pij = G^2 / (2 G^2 + (sum_ab A_pab) G^3)`` (0 where that denominator is 0),
     ``w_p = sum_ij a_pij relu(G_pij)``.
+
+    Computed in float64 (``G^3`` overflows half precision from ``|G| > 40`` and
+    float32 from ``|G| > 7e12``); returned in the gradients' dtype, at least float32.
     """
     _check_maps("activations", activations)
     _check_maps("gradients", gradients)
-    g2 = gradients.pow(2)
-    g3 = g2 * gradients
-    sum_a = activations.sum(dim=(2, 3), keepdim=True)
+    g = gradients.to(torch.float64)
+    g2 = g.pow(2)
+    g3 = g2 * g
+    sum_a = activations.to(torch.float64).sum(dim=(2, 3), keepdim=True)
     denom = 2 * g2 + sum_a * g3
     nonzero = denom != 0
     alpha = torch.where(nonzero, g2 / torch.where(nonzero, denom, torch.ones_like(denom)), torch.zeros_like(denom))
-    return (alpha * torch.relu(gradients)).sum(dim=(2, 3))
+    w = (alpha * torch.relu(g)).sum(dim=(2, 3))
+    return w.to(torch.promote_types(gradients.dtype, torch.float32))
 
 
 def taylor_relevance(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
