@@ -212,6 +212,76 @@ def test_explain_only_unreadable_files_is_an_error(digits, tmp_path, capsys):
     assert "no readable images" in err and "nothing.png" in err
 
 
+@pytest.mark.parametrize("command", ["explain", "demo"])
+def test_out_that_is_an_existing_file_is_a_clear_error_and_the_file_is_kept(digits, tmp_path, capsys, command):
+    """Was a FileExistsError traceback."""
+    _, paths, _ = digits
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    images = [str(paths[0]), "--sampler", "exact"] if command == "explain" else ["--no-photos", "--n", "1"]
+    assert main([command, *images, "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "--out: expected a folder" in err and "Traceback" not in err
+    assert target.read_text() == "mine"
+    assert main([command, *images, "--out", str(target / "sub")]) == 2  # under a file: cannot be created
+    err = capsys.readouterr().err
+    assert "--out: cannot create folder" in err and "Traceback" not in err
+
+
+def test_explain_lists_the_files_it_replaces(digits, tmp_path, capsys):
+    """Existing files were replaced silently."""
+    _, paths, _ = digits
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "digit3_gradcam.png").write_text("mine")
+    (out / "keep.txt").write_text("mine")
+    assert main(["explain", str(paths[0]), "--method", "gradcam", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "qfsel: note: replacing 1 existing file(s)" in err and "digit3_gradcam.png" in err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main(["explain", str(paths[0]), "--method", "gradcam", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "replacing 3 existing file(s)" in err and "explanations.json" in err and "selections.csv" in err
+
+
+def test_explain_never_replaces_an_input_image(digits, tmp_path, capsys):
+    """With --out the images' own folder, a second run overwrote the first run's PNGs, now inputs."""
+    _, paths, _ = digits
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "digit3.png").write_bytes(paths[0].read_bytes())
+    assert main(["explain", str(folder), "--method", "gradcam", "--out", str(folder)]) == 0
+    first = (folder / "digit3_gradcam.png").read_bytes()
+    assert main(["explain", str(folder), "--method", "gradcam", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "would replace the input image digit3_gradcam.png" in err and "Traceback" not in err
+    assert (folder / "digit3_gradcam.png").read_bytes() == first
+
+
+def test_explain_output_name_taken_by_a_folder_is_a_clear_error(digits, tmp_path, capsys):
+    _, paths, _ = digits
+    (tmp_path / "explanations.json").mkdir()
+    assert main(["explain", str(paths[0]), "--method", "gradcam", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "explanations.json: a folder of that name exists" in err and "Traceback" not in err
+    assert not (tmp_path / "digit3_gradcam.png").exists()  # checked before anything is written
+
+
+def test_explain_empty_layer_name_is_an_error(digits, tmp_path, capsys):
+    """--layer "" silently explained the default layer."""
+    _, paths, _ = digits
+    assert main(["explain", str(paths[0]), "--layer", "", "--out", str(tmp_path / "out")]) == 2
+    assert "--layer: expected a layer name" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_solve_demo_too_large_is_a_clear_error(capsys):
+    """Was a numpy MemoryError traceback (74.5 GiB for --k-maps 100000)."""
+    assert main(["solve-demo", "--batch", "1", "--k-maps", "100000", "--sampler", "sa"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch x --k-maps^2: expected at most 67108864" in err and "Traceback" not in err
+
+
 def test_demo_mnist_only(tmp_path, capsys, monkeypatch):
     grids = []
     real = viz.save_comparison_grid

@@ -1,8 +1,12 @@
 """The ``qfsel`` command line: ``explain``, ``demo`` and ``solve-demo``.
 
 Entry point ``qfsel = qfsel.cli:main`` (also ``python -m qfsel``). User errors (bad
-arguments, unknown layer names, missing files) print one ``qfsel: error: ...`` line and exit
-with status 2; no traceback.
+arguments, unknown layer names, missing files, an ``--out`` that cannot be written) print one
+``qfsel: error: ...`` line and exit with status 2; no traceback.
+
+Before anything is written, the files a run will write are checked: one that would replace an
+input image is an error; existing files of the same names are listed on stderr
+(``qfsel: note: replacing ...``) and then replaced.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ _FILE_TAG = {"qfs": "qfs", "gradcam": "gradcam", "gradcam++": "gradcampp"}
 _TITLE = {"qfs": "QFS-CAM", "gradcam": "GradCAM", "gradcam++": "GradCAM++"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 _DEFAULT_OUT = "qfsel-out"
+_SOLVE_DEMO_MAX_ENTRIES = 2**26
+"""Largest ``--batch x --k-maps^2`` of ``solve-demo`` (the redundancy matrices, 512 MiB of float64)."""
 
 
 class UserError(Exception):
@@ -90,6 +96,35 @@ def _check_candidates(args: argparse.Namespace) -> None:
         raise UserError(f"--candidates: expected an integer >= 1, got {args.candidates}")
     if args.k is not None and args.k > args.candidates:
         raise UserError(f"--k: expected an integer <= --candidates ({args.candidates}), got {args.k}")
+
+
+def _prepare_out(out: Path, planned: Sequence[Path], inputs: Sequence[Path] = ()) -> None:
+    """Creates the ``--out`` folder and checks the files about to be written into it.
+
+    Raises :class:`UserError` when ``out`` is not a folder or cannot be created, when a planned
+    file is a folder, or when it would replace one of ``inputs``; lists (stderr) the existing
+    files that will be replaced.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: expected a folder, got {out}, an existing file; choose a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out: cannot create folder {out}: {exc.strerror or exc}") from exc
+    sources = {p.resolve() for p in inputs}
+    replaced = []
+    for path in planned:
+        if path.resolve() in sources:
+            raise UserError(
+                f"--out: writing {path} would replace the input image {path.name}; choose another --out"
+            )
+        if path.is_dir():
+            raise UserError(f"--out: cannot write {path}: a folder of that name exists")
+        if path.exists():
+            replaced.append(path.name)
+    if replaced:
+        shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+        print(f"qfsel: note: replacing {len(replaced)} existing file(s) in {out}: {shown}", file=sys.stderr)
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -191,7 +226,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         bundle = load_model(args.model)
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from exc
-    layer = args.layer or bundle.default_layer
+    if args.layer is not None and not args.layer.strip():
+        raise UserError("--layer: expected a layer name from model.named_modules(), got an empty string")
+    layer = bundle.default_layer if args.layer is None else args.layer
     try:
         resolve_layer(bundle.model, layer)
     except ValueError as exc:
@@ -213,15 +250,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         raise UserError("no readable images to explain")
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     methods = _methods(args.method)
+    stems = _unique_stems(names)
+    planned = [out / f"{stem}_{_FILE_TAG[m]}.png" for stem in stems for m in methods]
+    _prepare_out(out, planned + [out / "explanations.json", out / "selections.csv"], inputs=files)
     cams = {m: _build_cam(m, bundle.model, layer, args, candidates=args.candidates) for m in methods}
     records: list[dict[str, Any]] = [
         {"file": str(p), "methods": {}} for p in names
     ]
     timing = {m: 0.0 for m in methods}
     notes: list[str] = []
-    stems = _unique_stems(names)
     for start in range(0, len(inputs), args.batch_size):
         batch = torch.cat(inputs[start : start + args.batch_size]).to(device)
         for method in methods:
@@ -402,7 +440,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _check_candidates(args)
     device = _device(args.device)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    grids = ["mnist_grid.png"] + ([] if args.no_photos else ["photos_grid.png"])
+    _prepare_out(out, [out / name for name in grids + ["summary.json", "summary.txt"]])
     t_start = time.perf_counter()
     solvers = available_solvers()
     summary: dict[str, Any] = {
@@ -523,6 +562,11 @@ def _cmd_solve_demo(args: argparse.Namespace) -> int:
         raise UserError(f"--batch: expected an integer >= 1, got {args.batch}")
     if args.k_maps < 1:
         raise UserError(f"--k-maps: expected an integer >= 1, got {args.k_maps}")
+    if args.batch * args.k_maps**2 > _SOLVE_DEMO_MAX_ENTRIES:
+        raise UserError(
+            f"--batch x --k-maps^2: expected at most {_SOLVE_DEMO_MAX_ENTRIES} redundancy entries "
+            f"(2**26), got {args.batch} x {args.k_maps}^2 = {args.batch * args.k_maps**2}"
+        )
     if args.k is not None and not 1 <= args.k <= args.k_maps:
         raise UserError(f"--k: expected an integer in [1, {args.k_maps}], got {args.k}")
     if not 0.0 <= args.beta <= 1.0:
@@ -618,7 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: all positive maps)")
     _add_device_option(ex)
     ex.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
-    ex.add_argument("--out", default=_DEFAULT_OUT, help=f"output folder (default: ./{_DEFAULT_OUT})")
+    ex.add_argument("--out", default=_DEFAULT_OUT,
+                    help=f"output folder; files of the same names in it are replaced, and listed on stderr "
+                         f"(default: ./{_DEFAULT_OUT})")
     ex.set_defaults(func=_cmd_explain)
 
     demo = sub.add_parser(
@@ -631,7 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
         "grids (mnist_grid.png, photos_grid.png) and a summary (summary.txt, summary.json: test "
         "accuracy, time per image per method, numbers of selected maps) to --out, and print it.",
     )
-    demo.add_argument("--out", default=_DEFAULT_OUT, help=f"output folder (default: ./{_DEFAULT_OUT})")
+    demo.add_argument("--out", default=_DEFAULT_OUT,
+                      help=f"output folder; files of the same names in it are replaced, and listed on stderr "
+                           f"(default: ./{_DEFAULT_OUT})")
     demo.add_argument("--n", type=int, default=12, help="number of MNIST test images (default: 12)")
     demo.add_argument("--no-photos", action="store_true", help="skip the EfficientNet-Lite0 photos")
     _add_qfs_options(demo, sampler_default=None)
@@ -673,7 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"qfsel: error: {exc}", file=sys.stderr)
         return 2
-    except (QFSelError, ValueError, FileNotFoundError, ModuleNotFoundError) as exc:
+    except (QFSelError, ValueError, OSError, ModuleNotFoundError) as exc:  # OSError: e.g. a file not writable
         print(f"qfsel: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
