@@ -47,6 +47,10 @@ def test_bad_inputs(image, heat, err, pattern):
 def test_bad_alpha_and_cmap():
     with pytest.raises(ValueError, match="alpha"):
         overlay(np.zeros((2, 2)), np.zeros((2, 2)), alpha=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(np.zeros((2, 2)), np.zeros((2, 2)), alpha=float("nan"))
+    with pytest.raises(TypeError, match="alpha"):
+        overlay(np.zeros((2, 2)), np.zeros((2, 2)), alpha="0.5")
     with pytest.raises(ValueError, match="cmap"):
         overlay(np.zeros((2, 2)), np.zeros((2, 2)), cmap="no-such-map")
 
@@ -83,3 +87,36 @@ def test_grid_argument_checks():
         comparison_grid(img, {"A": np.zeros((1, 4, 4))}, class_names=["a", "b"])
     with pytest.raises(ValueError, match="at least one method"):
         comparison_grid(img, {})
+
+
+def test_numpy_alpha_is_a_number():
+    """np.float32(0.3) was refused as 'expected a number in [0, 1]'."""
+    img, heat = np.zeros((2, 2)), np.ones((2, 2))
+    np.testing.assert_allclose(overlay(img, heat, alpha=np.float32(0.25)), overlay(img, heat, alpha=0.25), atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("image", "heat", "pattern"),
+    [
+        ("cat.png", np.zeros((2, 2)), r"image: expected an array of uint8 or float values, got str"),
+        (None, np.zeros((2, 2)), r"image: expected .* got NoneType"),
+        (np.zeros((2, 2)), "hot", r"heatmap: expected an \(H, W\) array of numbers"),
+    ],
+)
+def test_non_numeric_image_or_heatmap_is_named(image, heat, pattern):
+    """Were 'got shape ()' and numpy's 'could not convert string to float'."""
+    with pytest.raises(TypeError, match=pattern):
+        overlay(image, heat)
+
+
+def test_grid_bad_heatmaps_panel_size_and_dpi(tmp_path):
+    """Were an AttributeError ('list' has no 'items'), a LinAlgError (panel_size=0) and matplotlib's error."""
+    img, maps = np.zeros((1, 4, 4)), {"A": np.zeros((1, 4, 4))}
+    with pytest.raises(TypeError, match="heatmaps: expected a mapping"):
+        comparison_grid(img, [np.zeros((1, 4, 4))])
+    for size in (0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="panel_size"):
+            comparison_grid(img, maps, panel_size=size)
+    with pytest.raises(ValueError, match="dpi"):
+        save_comparison_grid(tmp_path / "g.png", img, maps, dpi=0)
+    assert not (tmp_path / "g.png").exists()

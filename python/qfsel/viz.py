@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +35,10 @@ __all__ = ["as_rgb", "comparison_grid", "overlay", "save_comparison_grid", "save
 def as_rgb(image: Any, name: str = "image") -> np.ndarray:
     """Converts an (H, W) or (H, W, 3) image (uint8, or float in [0, 1]) to float (H, W, 3) in [0, 1]."""
     arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: expected an array of uint8 or float values, got {type(image).__name__} of dtype {arr.dtype}"
+        )
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
@@ -61,7 +67,12 @@ def as_rgb(image: Any, name: str = "image") -> np.ndarray:
 
 
 def _check_heatmap(heatmap: Any, shape: tuple[int, int], name: str = "heatmap") -> np.ndarray:
-    h = np.asarray(heatmap, dtype=np.float64)
+    raw = np.asarray(heatmap)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: expected an (H, W) array of numbers in [0, 1], got {type(heatmap).__name__} of dtype {raw.dtype}"
+        )
+    h = raw.astype(np.float64)
     if h.ndim != 2:
         raise ValueError(f"{name}: expected an (H, W) map, got shape {h.shape}")
     if h.shape != shape:
@@ -90,8 +101,11 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") 
     """
     from matplotlib import colormaps
 
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"alpha: expected a number in [0, 1], got {type(alpha).__name__} {alpha!r}")
+    if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+    alpha = float(alpha)
     if cmap not in colormaps:
         raise ValueError(f"cmap: expected a matplotlib colormap name, got {cmap!r}")
     rgb = as_rgb(image)
@@ -141,6 +155,15 @@ def comparison_grid(
     n = len(images)
     if n == 0:
         raise ValueError("images: expected at least one image, got none")
+    if not isinstance(heatmaps, Mapping):
+        raise TypeError(
+            f"heatmaps: expected a mapping of method name -> N heatmaps (e.g. {{'GradCAM': maps}}), "
+            f"got {type(heatmaps).__name__}"
+        )
+    if isinstance(panel_size, bool) or not isinstance(panel_size, numbers.Real) or not (
+        math.isfinite(panel_size) and panel_size > 0
+    ):
+        raise ValueError(f"panel_size: expected a positive number of inches, got {panel_size!r}")
     if not heatmaps:
         raise ValueError("heatmaps: expected at least one method, got an empty mapping")
     for method, maps in heatmaps.items():
@@ -196,6 +219,8 @@ def save_comparison_grid(
     **kwargs: Any,
 ) -> Path:
     """Builds :func:`comparison_grid` and writes it as a PNG; returns the path."""
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Real) or not (math.isfinite(dpi) and dpi > 0):
+        raise ValueError(f"dpi: expected a positive number, got {dpi!r}")
     fig = comparison_grid(images, heatmaps, **kwargs)
     path = Path(path)
     fig.savefig(path, format="png", dpi=dpi)
