@@ -141,6 +141,25 @@ def test_bisect_beta_reaches_k():
         assert sol.num_selected[0] == k
 
 
+def test_bisect_beta_bad_arguments_are_named():
+    """A non-problem was an AttributeError; a wrong-sized solve_fn result was accepted silently."""
+    p = FeatureSelectionProblem([1.0, 0.9, 0.4], [[0, 0.9, 0.1], [0.9, 0, 0.2], [0.1, 0.2, 0]])
+    with pytest.raises(TypeError, match="problem: expected a FeatureSelectionProblem, got list"):
+        qfsel.bisect_beta([1.0, 0.9], 1)
+    with pytest.raises(TypeError, match="solve_fn: expected a callable"):
+        qfsel.bisect_beta(p, 1, solve_fn=3)
+    with pytest.raises(ValueError, match=r"solve_fn's result: expected shape \(3\)"):
+        qfsel.bisect_beta(p, 2, solve_fn=lambda q: np.array([1, 1]))
+    with pytest.raises(ValueError, match="0s and 1s"):
+        qfsel.bisect_beta(p, 2, solve_fn=lambda q: np.array([1, 2, 0]))
+    with pytest.raises(TypeError, match="solve_fn's result"):
+        qfsel.bisect_beta(p, 2, solve_fn=lambda q: None)
+    with pytest.raises(ValueError, match=r"k: expected an integer in \[1, 3\]"):
+        qfsel.bisect_beta(p, 4)
+    with pytest.raises(qfsel.InfeasibleError, match="exactly 2"):  # J = 0: all or nothing
+        qfsel.bisect_beta(FeatureSelectionProblem([1.0, 1.0, 1.0], np.zeros((3, 3))), 2)
+
+
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "h, j, kwargs, exc, words",

@@ -435,10 +435,20 @@ def bisect_beta(
     Args:
         problem: the problem (its own ``beta`` and ``k`` are ignored).
         k: the wanted number of selected maps.
-        solve_fn: maps an unconstrained problem to its best state; default: the exact solver.
+        solve_fn: maps an unconstrained problem to its best state (n values 0 or 1);
+            default: the exact solver.
         max_iter: bisection steps.
+
+    Raises:
+        TypeError: ``problem`` is not a FeatureSelectionProblem, ``solve_fn`` not callable.
+        ValueError: ``k`` outside [1, n]; ``solve_fn`` returned anything but n values 0 or 1.
+        InfeasibleError: no beta gives exactly ``k`` ones.
     """
+    if not isinstance(problem, FeatureSelectionProblem):
+        raise TypeError(f"problem: expected a FeatureSelectionProblem, got {type(problem).__name__}")
     k = check_int("k", k, low=1, high=problem.num_variables)
+    if solve_fn is not None and not callable(solve_fn):
+        raise TypeError(f"solve_fn: expected a callable or None, got {type(solve_fn).__name__}")
     if solve_fn is None:
         from .routing import solve
 
@@ -447,7 +457,9 @@ def bisect_beta(
 
     def count(beta: float) -> tuple[int, np.ndarray]:
         p = FeatureSelectionProblem(problem.relevance, problem.redundancy, beta=beta)
-        x = np.asarray(solve_fn(p))
+        x = as_array("solve_fn's result", solve_fn(p), dtype=None, shape=(problem.num_variables,))
+        if not np.isin(x, (0, 1)).all():
+            raise ValueError(f"solve_fn's result: expected a state of 0s and 1s, got {x!r}")
         return int(x.sum()), x
 
     lo, hi = 0.0, 1.0
