@@ -177,6 +177,21 @@ def test_mnist_preprocess():
     assert torch.allclose(mnist_preprocess(255 - digit, invert=False), 1 - x, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("image", "pattern"),
+    [
+        (np.full((28, 28), np.nan), "finite"),
+        (np.full((28, 28), 1000, dtype=np.uint16), r"8-bit values in \[0, 255\].*\[1000, 1000\]"),
+        (np.full((28, 28), -1, dtype=np.int64), r"8-bit values in \[0, 255\]"),
+    ],
+)
+@pytest.mark.parametrize("preprocess", [mnist_preprocess, imagenet_preprocess])
+def test_preprocess_refuses_pixels_it_would_misread(preprocess, image, pattern):
+    """NaN pixels went through as NaN inputs; a 16-bit image was divided by 255 and clipped to white."""
+    with pytest.raises(ValueError, match=pattern):
+        preprocess(image)
+
+
 def test_imagenet_preprocess_geometry_and_normalisation():
     image = np.zeros((100, 300, 3), dtype=np.uint8)
     image[:, :150] = 255  # left half white

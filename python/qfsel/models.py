@@ -456,14 +456,24 @@ def imagenet_classes() -> list[str]:
 
 
 def _as_float_rgb(image: Any) -> np.ndarray:
-    """Any image (PIL, uint8/float array, HxW or HxWxC) -> float32 (H, W, 3) in [0, 1]."""
+    """Any image (PIL, uint8/float array, HxW or HxWxC) -> float32 (H, W, 3) in [0, 1].
+
+    Integer pixels are 8-bit values in [0, 255]; float pixels lie in [0, 1].
+    """
     array = np.asarray(image)
     if array.dtype == bool:
         array = array.astype(np.float32)
     elif np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(
+                f"image: integer pixels must be 8-bit values in [0, 255], got range [{array.min()}, "
+                f"{array.max()}] (dtype {array.dtype}); scale other images to floats in [0, 1]"
+            )
         array = array.astype(np.float32) / np.float32(255.0)
     elif np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise ValueError("image: float pixels must be finite values in [0, 1], got NaN or inf")
         if array.size and (array.min() < 0.0 or array.max() > 1.0):
             raise ValueError(
                 f"image: float pixels must lie in [0, 1], got range [{array.min():.3g}, {array.max():.3g}]"
