@@ -282,6 +282,26 @@ def test_solve_demo_too_large_is_a_clear_error(capsys):
     assert "--batch x --k-maps^2: expected at most 67108864" in err and "Traceback" not in err
 
 
+def test_explain_reads_16_bit_and_float_images_at_their_real_scale(tmp_path):
+    """PIL's convert("RGB") clipped them: a float digit in [0, 1] became almost black (wrong class)."""
+    images, labels = mnist5k("test")
+    i = int(np.flatnonzero(labels.numpy() == 7)[0])
+    digit = images[i, 0].numpy()
+    Image.fromarray((digit * 255).round().astype(np.uint8)).save(tmp_path / "d8.png")
+    Image.fromarray((digit * 65535).round().astype(np.uint16)).save(tmp_path / "d16.png")
+    Image.fromarray(digit.astype(np.float32)).save(tmp_path / "dfloat.tif")
+    Image.fromarray((digit * 2).astype(np.float32)).save(tmp_path / "dbad.tif")  # floats beyond [0, 1]
+    out = tmp_path / "out"
+    files = [str(tmp_path / n) for n in ("d8.png", "d16.png", "dfloat.tif", "dbad.tif")]
+    assert main(["explain", *files, "--method", "gradcam", "--out", str(out)]) == 0
+    report = json.loads((out / "explanations.json").read_text())
+    assert [r["predicted"] for r in report["images"]] == [7, 7, 7]
+    scores = [r["score"] for r in report["images"]]
+    assert scores[1] == pytest.approx(scores[0], rel=1e-2) and scores[2] == pytest.approx(scores[0], rel=1e-2)
+    assert [r["file"] for r in report["skipped"]] == [files[3]]
+    assert "must lie in [0, 1]" in report["skipped"][0]["reason"]
+
+
 def test_demo_mnist_only(tmp_path, capsys, monkeypatch):
     grids = []
     real = viz.save_comparison_grid

@@ -127,11 +127,27 @@ def _prepare_out(out: Path, planned: Sequence[Path], inputs: Sequence[Path] = ()
         print(f"qfsel: note: replacing {len(replaced)} existing file(s) in {out}: {shown}", file=sys.stderr)
 
 
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
 def _read_image(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB; 16-bit and floating-point greyscale files as floats in [0, 1].
+
+    (PIL's ``convert("RGB")`` clips such pixels to 0..255 instead of scaling them: a 16-bit
+    digit became a saturated one, a float one in [0, 1] almost black.)
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+                array = np.asarray(image, dtype=np.float64)
+                top = 65535.0 if image.mode in _SIXTEEN_BIT_MODES else 1.0
+                if not np.isfinite(array).all() or array.min() < 0 or array.max() > top:
+                    raise ValueError(
+                        f"{image.mode} pixels must lie in [0, {top:g}], got range [{array.min():.6g}, {array.max():.6g}]"
+                    )
+                return array / top
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise OSError(f"cannot read image {path}: {exc}") from exc
