@@ -623,6 +623,9 @@ pub fn anneal_flip<F: Real, C: Couplings<F>>(
         *gv += d;
     }
     let one = F::from_f64(1.0);
+    // A local copy keeps the generator's state in registers (through the
+    // `&mut` it is stored back to memory after every draw).
+    let mut r = rng.clone();
     for &beta in betas {
         for i in 0..n {
             // s = +1 to switch on, -1 to switch off: delta = s g_i, and an
@@ -630,12 +633,13 @@ pub fn anneal_flip<F: Real, C: Couplings<F>>(
             let xi = x[i];
             let sgn = if xi != 0 { -one } else { one };
             let delta = sgn * g[i];
-            if metropolis(beta, delta, rng) {
+            if metropolis(beta, delta, &mut r) {
                 x[i] = xi ^ 1;
                 c.axpy_row(i, sgn, g);
             }
         }
     }
+    *rng = r;
     let f = g;
     if greedy {
         // Fresh fields: no rounding carried over from the anneal.
@@ -1370,7 +1374,6 @@ mod tests {
     use super::*;
     use crate::core::exact::ground_states;
     use crate::core::qubo::qubo_energy;
-    use rand::{Rng, SeedableRng};
 
     fn random_q(n: usize, seed: u64) -> Vec<f64> {
         crate::core::greedy::tests::random_upper(n, seed)
