@@ -226,6 +226,22 @@ def test_capture_inside_no_grad_and_inference_mode_equals_plain():
         torch.testing.assert_close(g, plain)
 
 
+def test_reshape_transform_that_mixes_the_batch_is_refused():
+    """Two images came back as one heatmap, silently."""
+    model = TokenNet()
+    pattern = r"'tokens' gives feature maps of shape \(1, 4, 6, 12\) for a batch of 2.*reshape"
+    with pytest.raises(ValueError, match=pattern):
+        capture(model, images(2), ["tokens"], targets=0,
+                reshape_transform=lambda t: t.transpose(1, 2).reshape(1, t.shape[2], 6, -1))
+    assert no_hooks_left(model)
+
+
+def test_forward_failure_names_dtypes_and_devices():
+    pattern = r"forward pass failed.*torch.float32 on cpu; the model's parameters: torch.float64"
+    with pytest.raises(ValueError, match=pattern):
+        capture(PaperNet().double(), images(2), ["bn"])
+
+
 def test_eval_mode_restores_on_error():
     model = PaperNet().train()
     with pytest.raises(KeyError):

@@ -280,9 +280,13 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     except torch.cuda.OutOfMemoryError:
         raise
     except RuntimeError as err:
+        param = next(model.parameters(), None)
+        where = f"{x.dtype} on {x.device}" + (
+            "" if param is None else f"; the model's parameters: {param.dtype} on {param.device}"
+        )
         raise ValueError(
-            f"the model's forward pass failed on input_tensor of shape {tuple(x.shape)} "
-            f"(check its rank, channel count and size): {err}"
+            f"the model's forward pass failed on input_tensor of shape {tuple(x.shape)} ({where}); "
+            f"check its rank, channel count, size, dtype and device: {err}"
         ) from err
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model must return a tensor (e.g. (B, C) logits); got {type(out).__name__}")
@@ -384,6 +388,12 @@ def capture(
         if reshape_transform is not None:
             a, g = reshape_transform(a), reshape_transform(g)
         a, g = a.detach(), g.detach()
+        if a.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"target layer {name!r} gives feature maps of shape {tuple(a.shape)} for a batch of "
+                f"{x.shape[0]}: their first axis must be the batch"
+                + ("; check reshape_transform" if reshape_transform is not None else "")
+            )
         _check_finite(name, "activations", a)
         _check_finite(name, "gradients", g)
         captured.append(LayerCapture(name=name, module=module, activations=a, gradients=g))
