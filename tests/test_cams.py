@@ -374,6 +374,13 @@ def test_all_zero_gradients_give_flat_map_and_warning(cls):
     assert np.isfinite(res.heatmaps).all() and (res.heatmaps == 0).all() and res.flat.all()
 
 
+def test_empty_selection_is_named_as_the_cause_of_a_flat_map():
+    """beta=0: the empty set is a minimiser; the warning blamed gradients or missing evidence."""
+    with pytest.warns(QFSelWarning, match=r"selected no map for sample index\(es\) \[0, 1\]"):
+        res = QFSCAM(PaperNet(), ["bn"], beta=0.0, sampler="exact").explain(images(2))
+    assert [len(s) for s in res.selected] == [0, 0] and res.flat.all() and (res.heatmaps == 0).all()
+
+
 def test_all_zero_gradients_qfscam_has_nothing_to_select():
     model = GapNet()
     with torch.no_grad():

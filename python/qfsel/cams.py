@@ -234,10 +234,14 @@ class BaseCAM:
             norm, flat = min_max_normalize(raw)
             if bool(flat.any()):
                 idx = torch.nonzero(flat).flatten().tolist()
+                cause = "e.g. all-zero gradients or no positive evidence"
+                empty = [] if sel is None else [i for i in idx if len(sel.selected[i]) == 0]
+                if empty:
+                    cause = f"the QUBO solution selected no map for sample index(es) {empty}, e.g. with a small beta"
                 warnings.warn(
                     QFSelWarning(
-                        f"{self.method}: the map of target layer {layer.name!r} is flat (e.g. all-zero "
-                        f"gradients or no positive evidence) for sample index(es) {idx}; returned as all zeros"
+                        f"{self.method}: the map of target layer {layer.name!r} is flat ({cause}) "
+                        f"for sample index(es) {idx}; returned as all zeros"
                     ),
                     stacklevel=3,
                 )
