@@ -250,6 +250,24 @@ def test_identical_results_whatever_the_thread_count(k):
     assert not np.array_equal(a["states"], c["states"])
 
 
+@pytest.mark.parametrize("n", [7, 64, 150])
+def test_flip_read_is_the_same_in_the_lane_kernel_and_alone(n):
+    # 16 reads of a dense single-precision problem run 8 at a time in SIMD lanes (n <= 192, where
+    # the CPU has AVX2); 13 reads run as 8 in lanes and 5 one by one; a single read always runs
+    # alone. Every read must be bit for bit the same whichever kernel ran it.
+    batch = _problems(2, n, seed=11, k=max(1, n // 8))
+    q, off = batch.qubo()  # penalty QUBO: many accepted and rejected moves
+    raw = dict(q=q, offsets=off, num_sweeps=60, seed=5, greedy_descent=False, return_states=True, num_threads=1)
+    lanes = simulated_annealing(num_reads=16, **raw)
+    mixed = simulated_annealing(num_reads=13, **raw)
+    np.testing.assert_array_equal(lanes["states"][:, :13], mixed["states"])
+    np.testing.assert_array_equal(lanes["energies"][:, :13], mixed["energies"])
+    alone = simulated_annealing(num_reads=1, **raw)
+    np.testing.assert_array_equal(lanes["states"][:, :1], alone["states"])
+    # Reads differ from each other (the lanes do not share a generator).
+    assert len({lanes["states"][0, r].tobytes() for r in range(16)}) > (8 if n >= 64 else 1)
+
+
 def test_read_of_a_problem_does_not_depend_on_batch_size():
     batch = _problems(4, 18, seed=5)
     q, off = batch.qubo()
