@@ -730,16 +730,12 @@ pub const LANES_MAX_N: usize = 192;
 /// reads cost at n = 192, 4.5 at n = 64.
 pub const LANES_MIN_READS: usize = 6;
 
-/// [`LANES`] reads of [`anneal_flip`] (without its final descent) on one dense
-/// `f32` model at once: lane `l` anneals `xs[l n..(l + 1) n]` (in place) with
-/// generator `rngs[l]`, making exactly the draws, decisions and field updates
-/// the scalar kernel makes, so its result is bit for bit the scalar one.
+/// Lane-major fields `g_j = Q_jj + f_j` of the states `xs` (lane `l` at
+/// `xs[l n..]`), computed as the scalar kernel computes them, and the move
+/// signs: +1 switches a 0 on, -1 a 1 off.
 #[inline(always)]
-pub fn anneal_flip_lanes(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &mut [OpenXoshiro; LANES], xs: &mut [u8]) {
+fn lane_fields(m: &DenseModel<'_, f32>, xs: &[u8]) -> (Vec<[f32; LANES]>, Vec<[f32; LANES]>) {
     let n = m.n;
-    assert!(xs.len() == LANES * n);
-    // Lane-major fields g_j = Q_jj + f_j as the scalar kernel computes them,
-    // and the move signs: +1 switches a 0 on, -1 a 1 off.
     let mut g = vec![[0.0f32; LANES]; n];
     let mut sg = vec![[0.0f32; LANES]; n];
     let mut f = vec![0.0f32; n];
@@ -751,6 +747,29 @@ pub fn anneal_flip_lanes(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &mut [Ope
             sg[j][l] = if x[j] != 0 { -1.0 } else { 1.0 };
         }
     }
+    (g, sg)
+}
+
+/// The states encoded by the move signs of [`lane_fields`] (a 1 moves by -1).
+#[inline(always)]
+fn lane_states(sg: &[[f32; LANES]], xs: &mut [u8]) {
+    let n = sg.len();
+    for l in 0..LANES {
+        for j in 0..n {
+            xs[l * n + j] = (sg[j][l] < 0.0) as u8;
+        }
+    }
+}
+
+/// [`LANES`] reads of [`anneal_flip`] (without its final descent) on one dense
+/// `f32` model at once: lane `l` anneals `xs[l n..(l + 1) n]` (in place) with
+/// generator `rngs[l]`, making exactly the draws, decisions and field updates
+/// the scalar kernel makes, so its result is bit for bit the scalar one.
+#[inline(always)]
+pub fn anneal_flip_lanes(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &mut [OpenXoshiro; LANES], xs: &mut [u8]) {
+    let n = m.n;
+    assert!(xs.len() == LANES * n);
+    let (mut g, mut sg) = lane_fields(m, xs);
     let (mut s0, mut s1, mut s2, mut s3) = ([0u64; LANES], [0u64; LANES], [0u64; LANES], [0u64; LANES]);
     for l in 0..LANES {
         [s0[l], s1[l], s2[l], s3[l]] = rngs[l].s;
@@ -785,10 +804,8 @@ pub fn anneal_flip_lanes(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &mut [Ope
     }
     for l in 0..LANES {
         rngs[l].s = [s0[l], s1[l], s2[l], s3[l]];
-        for j in 0..n {
-            xs[l * n + j] = (sg[j][l] < 0.0) as u8;
-        }
     }
+    lane_states(&sg, xs);
 }
 
 /// [`anneal_flip_lanes`] in AVX2 intrinsics, one register per lane vector
@@ -804,17 +821,7 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
     use std::arch::x86_64::*;
     let n = m.n;
     assert!(xs.len() == LANES * n && m.w.len() == n * n);
-    let mut g = vec![[0.0f32; LANES]; n];
-    let mut sg = vec![[0.0f32; LANES]; n];
-    let mut f = vec![0.0f32; n];
-    for l in 0..LANES {
-        let x = &xs[l * n..(l + 1) * n];
-        fields_of(m, x, &mut f);
-        for j in 0..n {
-            g[j][l] = f[j] + m.diag[j];
-            sg[j][l] = if x[j] != 0 { -1.0 } else { 1.0 };
-        }
-    }
+    let (mut g, mut sg) = lane_fields(m, xs);
     // Generator words: lanes 0-3 in `lo`, 4-7 in `hi`.
     let word = |w: usize, from: usize| {
         _mm256_set_epi64x(rngs[from + 3].s[w] as i64, rngs[from + 2].s[w] as i64, rngs[from + 1].s[w] as i64, rngs[from].s[w] as i64)
@@ -890,11 +897,7 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
             rngs[half + l].s = [words[0][l], words[1][l], words[2][l], words[3][l]];
         }
     }
-    for l in 0..LANES {
-        for j in 0..n {
-            xs[l * n + j] = (sg[j][l] < 0.0) as u8;
-        }
-    }
+    lane_states(&sg, xs);
 }
 
 /// [`anneal_flip_lanes`] where the CPU has AVX2 (returns `true`); `false`
