@@ -302,6 +302,22 @@ def test_explain_reads_16_bit_and_float_images_at_their_real_scale(tmp_path):
     assert "must lie in [0, 1]" in report["skipped"][0]["reason"]
 
 
+def test_explain_output_names_are_unique(digits, tmp_path):
+    """a/d.png, b/d.png and c/d-1.png all wrote d-1_gradcam.png: one overlay was lost."""
+    _, paths, _ = digits
+    files = []
+    for folder, name in (("a", "d.png"), ("b", "d.png"), ("c", "d-1.png")):
+        (tmp_path / folder).mkdir()
+        files.append(tmp_path / folder / name)
+        files[-1].write_bytes(paths[0].read_bytes())
+    out = tmp_path / "out"
+    assert main(["explain", *map(str, files), "--method", "gradcam", "--out", str(out)]) == 0
+    report = json.loads((out / "explanations.json").read_text())
+    pngs = [r["methods"]["gradcam"]["png"] for r in report["images"]]
+    assert pngs == ["d_gradcam.png", "d-1_gradcam.png", "d-1-1_gradcam.png"]
+    assert all((out / png).exists() for png in pngs)
+
+
 def test_demo_mnist_only(tmp_path, capsys, monkeypatch):
     grids = []
     real = viz.save_comparison_grid

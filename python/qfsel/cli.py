@@ -353,13 +353,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _unique_stems(paths: list[Path]) -> list[str]:
-    seen: dict[str, int] = {}
+    """File stems made unique with ``-1``, ``-2``, ... (also against stems that already end so)."""
+    taken: set[str] = set()
     stems = []
     for path in paths:
-        stem = path.stem or "image"
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        stems.append(stem if count == 0 else f"{stem}-{count}")
+        base = path.stem or "image"
+        stem, count = base, 0
+        while stem in taken:
+            count += 1
+            stem = f"{base}-{count}"
+        taken.add(stem)
+        stems.append(stem)
     return stems
 
 
