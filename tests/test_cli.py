@@ -318,6 +318,16 @@ def test_explain_output_names_are_unique(digits, tmp_path):
     assert all((out / png).exists() for png in pngs)
 
 
+def test_explain_errors_name_the_file_not_just_the_sample_index(digits, tmp_path, capsys):
+    """'k=12 exceeds ... for sample index 0' did not say which file (index 0 of which batch)."""
+    _, paths, _ = digits
+    argv = ["explain", *map(str, paths), "--k", "12", "--sampler", "exact", "--batch-size", "1"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "k=12 exceeds the number of candidate maps" in err and "Traceback" not in err
+    assert f"(sample index 0 = {paths[0]})" in err
+
+
 def test_demo_mnist_only(tmp_path, capsys, monkeypatch):
     grids = []
     real = viz.save_comparison_grid

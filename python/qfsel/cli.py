@@ -280,7 +280,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         batch = torch.cat(inputs[start : start + args.batch_size]).to(device)
         for method in methods:
             t0 = time.perf_counter()
-            result, method_notes = _run_cam(cams[method], batch)
+            try:
+                result, method_notes = _run_cam(cams[method], batch)
+            except ValueError as exc:  # its "sample index i" is the i-th file of this batch: name them
+                files_of_batch = ", ".join(f"{j} = {names[start + j]}" for j in range(batch.shape[0]))
+                raise UserError(f"{_TITLE[method]}: {exc} (sample index {files_of_batch})") from exc
             timing[method] += time.perf_counter() - t0
             notes.extend(method_notes)
             for j in range(batch.shape[0]):
