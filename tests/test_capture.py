@@ -242,6 +242,14 @@ def test_forward_failure_names_dtypes_and_devices():
         capture(PaperNet().double(), images(2), ["bn"])
 
 
+def test_layer_given_twice_is_named():
+    """Was reported as 'called more than once in one forward pass (a shared module)'."""
+    model = PaperNet()
+    with pytest.raises(ValueError, match=r"target_layers\[1\] \('bn'\) repeats target_layers\[0\]"):
+        capture(model, images(1), ["bn", model.bn])
+    assert no_hooks_left(model)
+
+
 def test_eval_mode_restores_on_error():
     model = PaperNet().train()
     with pytest.raises(KeyError):

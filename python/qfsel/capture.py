@@ -119,7 +119,8 @@ def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[
 
     Raises:
         ValueError: a name that is not a submodule (the message lists valid
-            names), a module that is not part of the model, or an empty list.
+            names), a module that is not part of the model, a layer given twice,
+            or an empty list.
         TypeError: an entry that is neither a str nor an nn.Module.
     """
     if not isinstance(model, nn.Module):
@@ -154,6 +155,11 @@ def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[
         else:
             raise TypeError(
                 f"target_layers[{i}] must be a layer name (str) or an nn.Module; got {type(layer).__name__}"
+            )
+        first = next(j for j, (_, m) in enumerate(out) if m is out[-1][1])
+        if first != i:
+            raise ValueError(
+                f"target_layers[{i}] ({out[-1][0]!r}) repeats target_layers[{first}]; give each layer once"
             )
     return out
 
