@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -372,6 +373,20 @@ def test_all_zero_gradients_give_flat_map_and_warning(cls):
     with pytest.warns(QFSelWarning, match=r"flat.*\[0, 1\]"):
         res = cls(model, ["act"]).explain(images(2), targets=2)
     assert np.isfinite(res.heatmaps).all() and (res.heatmaps == 0).all() and res.flat.all()
+
+
+@pytest.mark.parametrize("cls", [GradCAM, GradCAMPlusPlus])
+def test_tiny_scores_are_not_flat(cls):
+    """A map's scale must not decide flatness: scores of ~1e-32 (e.g. the softmax probability of an
+    unlikely class) gave 'flat' all-zero heatmaps, while GradCAM is invariant to the target's scale."""
+    model, x = PaperNet(), images(2)
+    plain = cls(model, ["bn"]).explain(x, targets=lambda out: out[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QFSelWarning)
+        tiny = cls(model, ["bn"]).explain(x, targets=lambda out: out[0] * 1e-30)
+    assert not tiny.flat.any()
+    if cls is GradCAM:  # GradCAM++ is not scale-invariant
+        np.testing.assert_allclose(tiny.heatmaps, plain.heatmaps, atol=1e-5)
 
 
 def test_empty_selection_is_named_as_the_cause_of_a_flat_map():

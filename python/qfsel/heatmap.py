@@ -15,7 +15,9 @@ import torch.nn.functional as F
 
 __all__ = ["aggregate_layers", "min_max_normalize", "upsample", "weighted_map"]
 
-#: Maps whose (max - min) is at or below this are treated as flat.
+#: Maps whose (max - min) is at or below this times their largest magnitude are treated as
+#: flat. Relative, so that a map's scale does not matter (the gradients of a softmax
+#: probability of 1e-14 give raw maps of about 1e-15 that are not flat).
 FLAT_TOLERANCE = 1e-12
 
 
@@ -40,13 +42,14 @@ def min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Returns:
         ``(normalised, flat)``: the maps in [0, 1] and a (B,) bool tensor marking
-        flat maps (max - min <= FLAT_TOLERANCE), which are returned as zeros.
+        flat maps (max - min <= FLAT_TOLERANCE * max(|min|, |max|), e.g. all zeros),
+        which are returned as zeros.
     """
     flat_view = maps.flatten(1)
     lo = flat_view.amin(dim=1)
     hi = flat_view.amax(dim=1)
     span = hi - lo
-    flat = span <= FLAT_TOLERANCE
+    flat = span <= FLAT_TOLERANCE * torch.maximum(lo.abs(), hi.abs())
     safe = torch.where(flat, torch.ones_like(span), span)
     out = (maps - lo[:, None, None]) / safe[:, None, None]
     out = torch.where(flat[:, None, None], torch.zeros_like(out), out)
