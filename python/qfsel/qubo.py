@@ -236,11 +236,15 @@ class ProblemBatch:
         ``(B, M, K)`` (returns ``(B, M)``).
         """
         x = _states_array("states", states, self.num_variables, (self.num_problems,))
+        if x.ndim not in (2, 3):
+            raise ValueError(f"states: expected shape (B, K) or (B, M, K), got shape {x.shape}")
+        return self._energies(x, include_penalty)
+
+    def _energies(self, x: np.ndarray, include_penalty: bool = False) -> np.ndarray:
+        """:meth:`energy` of checked states: C-contiguous uint8 0/1 of shape ``(B, K)`` or ``(B, M, K)``."""
         single = x.ndim == 2
         if single:
             x = x[:, None, :]
-        if x.ndim != 3:
-            raise ValueError(f"states: expected shape (B, K) or (B, M, K), got shape {x.shape}")
         out = np.empty(x.shape[:2])
         _core.fs_energies_batch(self.relevance, self.redundancy, self.beta, x, out, 0)
         if include_penalty and self.k is not None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .qubo import FeatureSelectionProblem, ProblemBatch
+from .qubo import FeatureSelectionProblem, ProblemBatch, _states_array
 
 __all__ = ["Solution", "solve", "register_solver", "available_solvers"]
 
@@ -53,12 +53,17 @@ class Solution:
     @classmethod
     def from_states(cls, batch: ProblemBatch, states: np.ndarray, sampler: str, timing: dict[str, float], info: dict | None = None) -> "Solution":
         """Evaluate ``states`` (``(B, K)``) on ``batch`` and wrap them."""
-        states = np.ascontiguousarray(states, dtype=np.uint8)
+        states = np.asarray(states)
+        if states.dtype != np.uint8 or not states.flags.c_contiguous or states.shape != (batch.num_problems, batch.num_variables):
+            states = _states_array("states", states, batch.num_variables, (batch.num_problems,))
+        if states.ndim != 2 or (states.size and states.max() > 1):
+            raise ValueError(f"states: expected one 0/1 state per problem, shape {(batch.num_problems, batch.num_variables)}")
+        num_selected = states.sum(axis=1, dtype=np.int64)
         return cls(
             states=states,
-            energies=batch.energy(states),
-            feasible=batch.is_feasible(states),
-            num_selected=states.sum(axis=1).astype(np.int64),
+            energies=batch._energies(states),
+            feasible=num_selected == batch.k if batch.k is not None else np.ones(len(states), dtype=bool),
+            num_selected=num_selected,
             timing=timing,
             sampler=sampler,
             info=info or {},

@@ -113,6 +113,8 @@ def _power_of_two_scales(maxabs: np.ndarray) -> np.ndarray:
     """
     m = np.asarray(maxabs, dtype=np.float64)
     out = np.ones_like(m)
+    if m.size and 2.0**-SCALE_EXPONENT <= m.min() and m.max() <= 2.0**SCALE_EXPONENT:
+        return out  # the usual case, in two reductions
     ok = np.isfinite(m) & (m > 0) & ((m > 2.0**SCALE_EXPONENT) | (m < 2.0**-SCALE_EXPONENT))
     if np.any(ok):
         _, e = np.frexp(m[ok])
@@ -271,7 +273,12 @@ def simulated_annealing(
     # Finiteness of q is checked by the kernel while it builds each problem's
     # couplings (the same pass over the data; a ValueError naming q).
     b, n = qa.shape[0], qa.shape[1]
-    off = np.zeros(b) if offsets is None else np.ascontiguousarray(np.broadcast_to(np.asarray(offsets, dtype=np.float64), (b,)))
+    if offsets is None:
+        off = np.zeros(b)
+    elif isinstance(offsets, np.ndarray) and offsets.dtype == np.float64 and offsets.shape == (b,) and offsets.flags.c_contiguous:
+        off = offsets  # already what the kernel takes (the usual call from a batch)
+    else:
+        off = np.ascontiguousarray(np.broadcast_to(np.asarray(offsets, dtype=np.float64), (b,)))
     if not np.all(np.isfinite(off)):
         raise ValueError("offsets: expected finite values, got a NaN or infinite value")
     num_reads = check_int("num_reads", num_reads, low=1)
