@@ -328,6 +328,20 @@ def test_explain_errors_name_the_file_not_just_the_sample_index(digits, tmp_path
     assert f"(sample index 0 = {paths[0]})" in err
 
 
+def test_explain_skips_an_image_over_pils_pixel_limit(digits, tmp_path, capsys, monkeypatch):
+    """PIL's DecompressionBombError (not an OSError) aborted the whole run with a traceback."""
+    _, paths, _ = digits
+    big = tmp_path / "big.png"
+    Image.new("L", (64, 64)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 > 2 x 1000: refused by PIL
+    out = tmp_path / "out"
+    assert main(["explain", str(big), str(paths[0]), "--method", "gradcam", "--out", str(out)]) == 0
+    assert "skipping" in capsys.readouterr().err
+    report = json.loads((out / "explanations.json").read_text())
+    assert [r["file"] for r in report["skipped"]] == [str(big)] and len(report["images"]) == 1
+    assert "decompression bomb" in report["skipped"][0]["reason"]
+
+
 def test_demo_mnist_only(tmp_path, capsys, monkeypatch):
     grids = []
     real = viz.save_comparison_grid

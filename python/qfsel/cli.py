@@ -149,7 +149,7 @@ def _read_image(path: Path) -> np.ndarray:
                     )
                 return array / top
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise OSError(f"cannot read image {path}: {exc}") from exc
 
 
