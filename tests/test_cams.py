@@ -389,6 +389,13 @@ def test_tiny_scores_are_not_flat(cls):
         np.testing.assert_allclose(tiny.heatmaps, plain.heatmaps, atol=1e-5)
 
 
+def test_one_by_one_layer_is_named_as_the_cause_of_a_flat_map():
+    """The warning blamed all-zero gradients for a layer whose maps are 1x1."""
+    with pytest.warns(QFSelWarning, match="1x1: no spatial extent"):
+        res = GradCAM(GapNet(), ["pool"]).explain(images(2))
+    assert res.flat.all()
+
+
 def test_empty_selection_is_named_as_the_cause_of_a_flat_map():
     """beta=0: the empty set is a minimiser; the warning blamed gradients or missing evidence."""
     with pytest.warns(QFSelWarning, match=r"selected no map for sample index\(es\) \[0, 1\]"):

@@ -236,7 +236,9 @@ class BaseCAM:
                 idx = torch.nonzero(flat).flatten().tolist()
                 cause = "e.g. all-zero gradients or no positive evidence"
                 empty = [] if sel is None else [i for i in idx if len(sel.selected[i]) == 0]
-                if empty:
+                if raw.shape[1] * raw.shape[2] == 1:
+                    cause = "its maps are 1x1: no spatial extent to explain; choose an earlier layer"
+                elif empty:
                     cause = f"the QUBO solution selected no map for sample index(es) {empty}, e.g. with a small beta"
                 warnings.warn(
                     QFSelWarning(
