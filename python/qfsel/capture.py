@@ -319,6 +319,9 @@ def capture(
 ) -> Capture:
     """Runs one forward and one backward pass and returns activations and gradients.
 
+    Gradients are computed even when called inside ``torch.no_grad()`` or
+    ``torch.inference_mode()``.
+
     Args:
         model: the network; run in eval mode, its flags restored afterwards.
         input_tensor: (B, C, H, W) floating batch on the model's device.
@@ -330,13 +333,11 @@ def capture(
     Returns:
         A :class:`Capture`.
 
-    Gradients are computed even when called inside ``torch.no_grad()`` or
-    ``torch.inference_mode()``.
-
     Raises:
-        ValueError: bad input, unknown layer, non-4-D layer output, a target score
-            that does not depend differentiably on the model output, or NaN/inf
-            target scores, activations or gradients (naming the sample).
+        ValueError: bad input, unknown layer, a layer output that is not
+            (B, K, H, W) (after reshape_transform), a target score that does not
+            depend differentiably on the model output, or NaN/inf target scores,
+            activations or gradients (naming the sample).
         TypeError: a target that does not return a scalar tensor.
     """
     layers = resolve_target_layers(model, target_layers)
