@@ -125,6 +125,9 @@ def test_ctrl_c_interrupts_promptly():
         tabu_search(q, off, 10, num_reads=4, seed=0, num_restarts=10**15)
     assert time.perf_counter() - t0 < 3.0
     timer.join()
+    # The pool is free again: the next call runs normally.
+    out = tabu_search(q, off, 10, num_reads=2, seed=0, num_restarts=0)
+    assert np.all(out["states"].sum(axis=-1) == 10)
 
 
 def test_initial_states_are_used():
