@@ -264,6 +264,11 @@ def test_flip_read_is_the_same_in_the_lane_kernel_and_alone(n):
     np.testing.assert_array_equal(lanes["energies"][:, :13], mixed["energies"])
     alone = simulated_annealing(num_reads=1, **raw)
     np.testing.assert_array_equal(lanes["states"][:, :1], alone["states"])
+    # The same with given initial states (16 reads in lanes, 5 one by one).
+    init = np.random.default_rng(n).integers(0, 2, size=(2, 16, n), dtype=np.uint8)
+    a = simulated_annealing(num_reads=16, initial_states=init, **raw)
+    b = simulated_annealing(num_reads=5, initial_states=init[:, :5], **raw)
+    np.testing.assert_array_equal(a["states"][:, :5], b["states"])
     # Reads differ from each other (the lanes do not share a generator).
     assert len({lanes["states"][0, r].tobytes() for r in range(16)}) > (8 if n >= 64 else 1)
 
