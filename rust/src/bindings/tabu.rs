@@ -29,6 +29,11 @@ const CHUNK_BYTES: usize = 128 << 20;
 /// pool, not a thread of its own: spawning one cost ~100 us per call.)
 fn run_interruptible<R: Send>(py: Python<'_>, threads: usize, f: impl FnOnce(&AtomicBool) -> R + Send) -> PyResult<R> {
     let cancel = AtomicBool::new(false);
+    if rayon::current_thread_index().is_some() {
+        // Called on a rayon worker (not from Python's threads): waiting there
+        // for a job of the same pool could deadlock it; run inline instead.
+        return Ok(py.allow_threads(|| parallel::run(threads, || f(&cancel))));
+    }
     let (tx, rx) = mpsc::channel::<R>();
     let flag = &cancel;
     parallel::pool(threads).in_place_scope(|scope| {

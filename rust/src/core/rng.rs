@@ -79,9 +79,18 @@ impl RngCore for OpenXoshiro {
         (self.next_u64() >> 32) as u32
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let b = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&b[..chunk.len()]);
+        // rand_core's fill_bytes_via_next, as rand_xoshiro uses it: whole
+        // words, then a tail of up to 4 bytes from next_u32.
+        let mut chunks = dest.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let tail = chunks.into_remainder();
+        let n = tail.len();
+        if n > 4 {
+            tail.copy_from_slice(&self.next_u64().to_le_bytes()[..n]);
+        } else if n > 0 {
+            tail.copy_from_slice(&self.next_u32().to_le_bytes()[..n]);
         }
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
@@ -127,6 +136,12 @@ mod tests {
                 assert_eq!(a.next_u64(), b.next_u64());
             }
             assert_eq!(a.next_u32(), b.next_u32());
+            for len in 0..20 {
+                let (mut x, mut y) = (vec![0u8; len], vec![0u8; len]);
+                a.fill_bytes(&mut x);
+                b.fill_bytes(&mut y);
+                assert_eq!(x, y, "fill_bytes of {len}");
+            }
         }
         // The all-zero seed, as rand_xoshiro treats it.
         let mut a = Xoshiro256PlusPlus::from_seed([0; 32]);
