@@ -517,10 +517,24 @@ impl<F: Real> Couplings<F> for CsrModel<F> {
     }
 }
 
-/// Metropolis test: `delta <= 0` accepted and `beta delta > CUTOFF` rejected
-/// without a random draw; otherwise one uniform `u`, decided by the bounds
-/// `1 - x <= exp(-x) <= 1 / (1 + x + x^2 / 2)` when they suffice (most
-/// draws) and by the exponential only in between.
+/// `u < exp(-bd)` for `0 < bd <= CUTOFF`, decided by the bounds
+/// `1 - x <= exp(-x) <= 1 / (1 + x + x^2 / 2)`, each widened by `margin`,
+/// where they suffice (most draws) and by the exponential only in between.
+#[inline(always)]
+fn accept_by_bounds<F: Real>(bd: F, u: F, margin: f64) -> bool {
+    let one = F::from_f64(1.0);
+    if u * (one + bd * (one + bd * F::from_f64(0.5))) >= F::from_f64(1.0 + margin) {
+        false
+    } else if u <= (one - bd) * F::from_f64(1.0 - margin) {
+        true
+    } else {
+        u < bd.exp_neg()
+    }
+}
+
+/// Metropolis test of the swap annealer: `delta <= 0` accepted and
+/// `beta delta > CUTOFF` rejected without a random draw; otherwise one uniform
+/// `u`, decided by [`accept_by_bounds`] without margin.
 #[inline(always)]
 fn metropolis<F: Real>(beta: F, delta: F, rng: &mut Xoshiro256PlusPlus) -> bool {
     let bd = beta * delta;
@@ -529,15 +543,7 @@ fn metropolis<F: Real>(beta: F, delta: F, rng: &mut Xoshiro256PlusPlus) -> bool 
     } else if bd > F::CUTOFF {
         false
     } else {
-        let u = F::unit(rng.next_u64());
-        let one = F::from_f64(1.0);
-        if u * (one + bd * (one + bd * F::from_f64(0.5))) >= one {
-            false
-        } else if u <= one - bd {
-            true
-        } else {
-            u < bd.exp_neg()
-        }
+        accept_by_bounds(bd, F::unit(rng.next_u64()), 0.0)
     }
 }
 
@@ -548,9 +554,8 @@ const BOUND_MARGIN: f64 = 1e-4;
 /// The flip annealer's Metropolis test of `bd = beta delta` with the uniform
 /// `u` drawn for this attempt. The decision is exactly
 /// `bd <= 0 || (bd <= CUTOFF && u < exp_neg(bd))`, as [`anneal_flip_lanes`]
-/// computes it; the bounds `1 - x <= exp(-x) <= 1 / (1 + x + x^2 / 2)`, each
-/// taken with [`BOUND_MARGIN`] to spare, settle most draws without the
-/// exponential and never disagree with it.
+/// computes it: [`accept_by_bounds`] with [`BOUND_MARGIN`] to spare never
+/// disagrees with the exponential.
 #[inline(always)]
 fn metropolis_flip<F: Real>(bd: F, u: F) -> bool {
     if !(bd > F::ZERO) {
@@ -558,14 +563,7 @@ fn metropolis_flip<F: Real>(bd: F, u: F) -> bool {
     } else if bd > F::CUTOFF {
         false
     } else {
-        let one = F::from_f64(1.0);
-        if u * (one + bd * (one + bd * F::from_f64(0.5))) >= F::from_f64(1.0 + BOUND_MARGIN) {
-            false
-        } else if u <= (one - bd) * F::from_f64(1.0 - BOUND_MARGIN) {
-            true
-        } else {
-            u < bd.exp_neg()
-        }
+        accept_by_bounds(bd, u, BOUND_MARGIN)
     }
 }
 
@@ -1480,15 +1478,28 @@ fn for_each_read(
     energies: &mut [f64],
     f: impl Fn(usize, &mut [u8], &mut f64) + Sync + Send,
 ) {
+    for_each_group(n, 1, sequential, states, energies, |t, x, e| f(t, x, &mut e[0]));
+}
+
+/// `f(g, states, energies)` for every group `g` of `per` consecutive reads
+/// (the last one may be shorter), in parallel unless `sequential`.
+fn for_each_group(
+    n: usize,
+    per: usize,
+    sequential: bool,
+    states: &mut [u8],
+    energies: &mut [f64],
+    f: impl Fn(usize, &mut [u8], &mut [f64]) + Sync + Send,
+) {
     if sequential {
-        states.chunks_mut(n).zip(energies.iter_mut()).enumerate().for_each(|(t, (x, e))| f(t, x, e));
+        states.chunks_mut(per * n).zip(energies.chunks_mut(per)).enumerate().for_each(|(g, (x, e))| f(g, x, e));
     } else {
         states
-            .par_chunks_mut(n)
-            .zip(energies.par_iter_mut())
+            .par_chunks_mut(per * n)
+            .zip(energies.par_chunks_mut(per))
             .enumerate()
             .with_min_len(1)
-            .for_each(|(t, (x, e))| f(t, x, e));
+            .for_each(|(g, (x, e))| f(g, x, e));
     }
 }
 
@@ -1563,7 +1574,7 @@ pub fn run_flip_reads<F: Real, C: Couplings<F>>(
         return;
     }
     let lanes = match (c.as_dense_f32(), F::dense_f32_betas(betas)) {
-        (Some(m), Some(b)) if n <= LANES_MAX_N && energies.len() >= LANES_MIN_READS => Some((m, b)),
+        (Some(m), Some(b)) if n <= LANES_MAX_N && energies.len() >= LANES_MIN_READS && has_avx2() => Some((m, b)),
         _ => None,
     };
     let Some((m, b32)) = lanes else {
@@ -1572,36 +1583,31 @@ pub fn run_flip_reads<F: Real, C: Couplings<F>>(
     };
     // Groups of LANES consecutive reads: the lane kernel where enough of a
     // group is real, read by read otherwise (the same results either way).
-    let group = |gi: usize, xs: &mut [u8], es: &mut [f64]| {
-        let reads = es.len();
+    for_each_group(n, LANES, cfg.sequential, states, energies, |gi, xs, es| {
         let t0 = gi * LANES;
+        let one_by_one = |xs: &mut [u8], es: &mut [f64]| {
+            for (l, (x, e)) in xs.chunks_mut(n).zip(es.iter_mut()).enumerate() {
+                run_one(t0 + l, x, e);
+            }
+        };
+        let reads = es.len();
+        if reads < LANES_MIN_READS {
+            return one_by_one(xs, es);
+        }
         let mut buf = vec![0u8; LANES * n];
         let mut rngs: [OpenXoshiro; LANES] = std::array::from_fn(|_| OpenXoshiro { s: [1, 2, 3, 4] });
         for (l, rng) in rngs.iter_mut().enumerate().take(reads) {
             *rng = start(t0 + l, &mut buf[l * n..(l + 1) * n]);
         }
-        if reads < LANES_MIN_READS || !anneal_flip_lanes_fast(m, b32, &mut rngs, &mut buf) {
-            for (l, (x, e)) in xs.chunks_mut(n).zip(es.iter_mut()).enumerate() {
-                run_one(t0 + l, x, e);
-            }
-            return;
+        if !anneal_flip_lanes_fast(m, b32, &mut rngs, &mut buf) {
+            return one_by_one(xs, es); // no AVX2 (excluded above; kept for safety)
         }
         let mut f = vec![F::ZERO; n];
         for (l, (x, e)) in xs.chunks_mut(n).zip(es.iter_mut()).enumerate() {
             x.copy_from_slice(&buf[l * n..(l + 1) * n]);
             finish(x, &mut f, e);
         }
-    };
-    if cfg.sequential {
-        states.chunks_mut(LANES * n).zip(energies.chunks_mut(LANES)).enumerate().for_each(|(gi, (xs, es))| group(gi, xs, es));
-    } else {
-        states
-            .par_chunks_mut(LANES * n)
-            .zip(energies.par_chunks_mut(LANES))
-            .enumerate()
-            .with_min_len(1)
-            .for_each(|(gi, (xs, es))| group(gi, xs, es));
-    }
+    });
 }
 
 /// Like [`run_flip_reads`] for the swap annealer with `k` ones; initial
