@@ -96,7 +96,8 @@ def _states_array(name: str, x: Any, num_variables: int, leading: tuple[int, ...
     if arr.shape[-1:] != (num_variables,) or arr.shape[: len(leading)] != leading:
         want = "(" + ", ".join(str(d) for d in leading) + (", " if leading else "") + f"[M,] {num_variables})"
         raise ValueError(f"{name}: expected shape {want}, got shape {arr.shape}")
-    if arr.size and not np.all((arr == 0) | (arr == 1)):
+    # For uint8 (the kernels' own states), 0/1 is max <= 1: one reduction.
+    if arr.size and not (arr.max() <= 1 if arr.dtype == np.uint8 else np.all((arr == 0) | (arr == 1))):
         bad = arr[(arr != 0) & (arr != 1)].flat[0].item()
         raise ValueError(f"{name}: expected binary values 0/1, got {bad!r}")
     return np.ascontiguousarray(arr, dtype=np.uint8)

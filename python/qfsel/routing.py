@@ -53,11 +53,10 @@ class Solution:
     @classmethod
     def from_states(cls, batch: ProblemBatch, states: np.ndarray, sampler: str, timing: dict[str, float], info: dict | None = None) -> "Solution":
         """Evaluate ``states`` (``(B, K)``) on ``batch`` and wrap them."""
-        states = np.asarray(states)
-        if states.dtype != np.uint8 or not states.flags.c_contiguous or states.shape != (batch.num_problems, batch.num_variables):
-            states = _states_array("states", states, batch.num_variables, (batch.num_problems,))
-        if states.ndim != 2 or (states.size and states.max() > 1):
-            raise ValueError(f"states: expected one 0/1 state per problem, shape {(batch.num_problems, batch.num_variables)}")
+        # Checked once here; energy() and is_feasible() would each check again.
+        states = _states_array("states", states, batch.num_variables, (batch.num_problems,))
+        if states.ndim != 2:
+            raise ValueError(f"states: expected one state per problem, shape {(batch.num_problems, batch.num_variables)}, got {states.shape}")
         num_selected = states.sum(axis=1, dtype=np.int64)
         return cls(
             states=states,

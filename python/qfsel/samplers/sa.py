@@ -273,12 +273,10 @@ def simulated_annealing(
     # Finiteness of q is checked by the kernel while it builds each problem's
     # couplings (the same pass over the data; a ValueError naming q).
     b, n = qa.shape[0], qa.shape[1]
-    if offsets is None:
-        off = np.zeros(b)
-    elif isinstance(offsets, np.ndarray) and offsets.dtype == np.float64 and offsets.shape == (b,) and offsets.flags.c_contiguous:
-        off = offsets  # already what the kernel takes (the usual call from a batch)
-    else:
-        off = np.ascontiguousarray(np.broadcast_to(np.asarray(offsets, dtype=np.float64), (b,)))
+    off = np.zeros(b) if offsets is None else np.asarray(offsets, dtype=np.float64)
+    if off.shape != (b,):  # a scalar (or broadcastable) offset; np.broadcast_to is slow on the hot path
+        off = np.broadcast_to(off, (b,))
+    off = np.ascontiguousarray(off)
     if not np.all(np.isfinite(off)):
         raise ValueError("offsets: expected finite values, got a NaN or infinite value")
     num_reads = check_int("num_reads", num_reads, low=1)
