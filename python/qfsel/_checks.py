@@ -6,6 +6,7 @@ only ever sees finite, contiguous arrays of the right dtype and shape.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from typing import Any, Sequence
@@ -17,6 +18,7 @@ __all__ = [
     "check_finite",
     "check_symmetric",
     "check_unit_interval",
+    "check_positive_real",
     "check_int",
     "check_positive_int",
     "check_seed",
@@ -118,6 +120,14 @@ def check_unit_interval(name: str, value: Any) -> float:
     v = float(value)
     if not (0.0 <= v <= 1.0):
         raise ValueError(f"{name}: expected a real number in [0, 1], got {value!r}")
+    return v
+
+
+def check_positive_real(name: str, value: Any, what: str = "a positive number") -> float:
+    """A finite real number > 0 (anything else is a ValueError saying ``what`` was expected)."""
+    v = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
     return v
 
 

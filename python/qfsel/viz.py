@@ -20,14 +20,14 @@ Example:
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._checks import check_positive_real, check_unit_interval
 
 __all__ = ["as_rgb", "comparison_grid", "overlay", "save_comparison_grid", "save_overlay"]
 
@@ -101,11 +101,7 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") 
     """
     from matplotlib import colormaps
 
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha: expected a number in [0, 1], got {type(alpha).__name__} {alpha!r}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
-    alpha = float(alpha)
+    alpha = check_unit_interval("alpha", alpha)
     if cmap not in colormaps:
         raise ValueError(f"cmap: expected a matplotlib colormap name, got {cmap!r}")
     rgb = as_rgb(image)
@@ -160,10 +156,7 @@ def comparison_grid(
             f"heatmaps: expected a mapping of method name -> N heatmaps (e.g. {{'GradCAM': maps}}), "
             f"got {type(heatmaps).__name__}"
         )
-    if isinstance(panel_size, bool) or not isinstance(panel_size, numbers.Real) or not (
-        math.isfinite(panel_size) and panel_size > 0
-    ):
-        raise ValueError(f"panel_size: expected a positive number of inches, got {panel_size!r}")
+    check_positive_real("panel_size", panel_size, "a positive number of inches")
     if not heatmaps:
         raise ValueError("heatmaps: expected at least one method, got an empty mapping")
     for method, maps in heatmaps.items():
@@ -219,8 +212,7 @@ def save_comparison_grid(
     **kwargs: Any,
 ) -> Path:
     """Builds :func:`comparison_grid` and writes it as a PNG; returns the path."""
-    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Real) or not (math.isfinite(dpi) and dpi > 0):
-        raise ValueError(f"dpi: expected a positive number, got {dpi!r}")
+    check_positive_real("dpi", dpi)
     fig = comparison_grid(images, heatmaps, **kwargs)
     path = Path(path)
     fig.savefig(path, format="png", dpi=dpi)
