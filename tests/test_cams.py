@@ -486,3 +486,39 @@ def test_cuda_matches_cpu(make):
     if cpu.selections is not None:
         assert [s.tolist() for s in gpu.selected] == [s.tolist() for s in cpu.selected]
     assert no_hooks_left(model)
+
+
+def test_explain_all_equals_each_method_alone_with_one_capture(monkeypatch):
+    import qfsel.cams as cams_mod
+    from qfsel import explain_all
+
+    model, x = PaperNet(), images(3, seed=2)
+    calls = []
+    real = cams_mod.capture
+    monkeypatch.setattr(cams_mod, "capture", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    res = explain_all(model, x, ["bn"], methods=("qfs", "gradcam", "gradcam++"), sampler="exact", k=2)
+    assert len(calls) == 1 and list(res) == ["qfs", "gradcam", "gradcam++"]
+    alone = {
+        "qfs": QFSCAM(model, ["bn"], sampler="exact", k=2),
+        "gradcam": GradCAM(model, ["bn"]),
+        "gradcam++": GradCAMPlusPlus(model, ["bn"]),
+    }
+    for name, cam in alone.items():
+        one = cam.explain(x)
+        np.testing.assert_array_equal(res[name].heatmaps, one.heatmaps)
+        np.testing.assert_array_equal(res[name].weights[0], one.weights[0])
+    assert [s.tolist() for s in res["qfs"].selected] == [s.tolist() for s in alone["qfs"].explain(x).selected]
+
+
+def test_explain_all_refuses_bad_methods_and_misplaced_parameters():
+    from qfsel import explain_all
+
+    model, x = PaperNet(), images(1)
+    with pytest.raises(ValueError, match="methods: expected names from"):
+        explain_all(model, x, ["bn"], methods=("gradcam", "bogus"))
+    with pytest.raises(ValueError, match="given twice"):
+        explain_all(model, x, ["bn"], methods=("gradcam", "GradCAM"))
+    with pytest.raises(ValueError, match="at least one"):
+        explain_all(model, x, ["bn"], methods=())
+    with pytest.raises(TypeError, match="'qfs' is not among methods"):
+        explain_all(model, x, ["bn"], methods=("gradcam",), beta=0.5)

@@ -30,6 +30,7 @@ _LAZY = {
     "GradCAMPlusPlus": "qfsel.cams",
     "QFSCAM": "qfsel.cams",
     "ExplanationResult": "qfsel.cams",
+    "explain_all": "qfsel.cams",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
 
@@ -67,6 +68,7 @@ __all__ = [
     "GradCAMPlusPlus",
     "QFSCAM",
     "ExplanationResult",
+    "explain_all",
     # errors
     "exceptions",
     "QFSelError",

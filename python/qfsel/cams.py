@@ -39,6 +39,10 @@ from qfsel.exceptions import QFSelWarning
 __all__ = [
     "BaseCAM",
     "ExplanationResult",
+    "METHODS",
+    "build_explainers",
+    "explain_all",
+    "method_names",
     "GradCAM",
     "GradCAMPlusPlus",
     "LayerSelection",
@@ -219,6 +223,15 @@ class BaseCAM:
                 non-finite weighted map (naming the sample), and method-specific errors.
         """
         cap = capture(self.model, input_tensor, [m for _, m in self.target_layers], targets, self.reshape_transform)
+        return self.from_capture(cap)
+
+    def from_capture(self, cap: Capture) -> ExplanationResult:
+        """This method's explanation of an existing :class:`~qfsel.capture.Capture`.
+
+        The capture must come from this explainer's model and target layers (as
+        :func:`explain_all` makes it): several methods then share one forward/backward pass.
+        """
+        input_tensor = cap.input
         norms, raws, weights, selections = [], [], [], []
         flat_any = torch.zeros(input_tensor.shape[0], dtype=torch.bool, device=input_tensor.device)
         for layer in cap.layers:
@@ -594,3 +607,113 @@ class QFSCAM(BaseCAM):
             f"relevance={self.relevance!r}, redundancy={self.redundancy!r}, objective={self.objective!r}, "
             f"candidates={self.candidates})"
         )
+
+
+METHODS: dict[str, type[BaseCAM]] = {"qfs": QFSCAM, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+"""Method names accepted by :func:`explain_all` (``"qfs-cam"`` is an alias of ``"qfs"``)."""
+
+_ALIASES = {"qfs-cam": "qfs", "gradcampp": "gradcam++", "gradcam-plus-plus": "gradcam++"}
+
+
+def method_names(methods: str | Sequence[str]) -> list[str]:
+    """Normalises ``methods`` (a name or a sequence of names) to :data:`METHODS` keys, in order.
+
+    Raises:
+        ValueError: an unknown name, a repeated name, or no method at all.
+        TypeError: a name that is not a string.
+    """
+    items = [methods] if isinstance(methods, str) else list(methods)
+    out: list[str] = []
+    for m in items:
+        if not isinstance(m, str):
+            raise TypeError(f"methods: expected method names (str), got {type(m).__name__}")
+        name = _ALIASES.get(m.lower(), m.lower())
+        if name not in METHODS:
+            raise ValueError(f"methods: expected names from {sorted(METHODS)}, got {m!r}")
+        if name in out:
+            raise ValueError(f"methods: {m!r} is given twice")
+        out.append(name)
+    if not out:
+        raise ValueError(f"methods: expected at least one of {sorted(METHODS)}, got none")
+    return out
+
+
+def build_explainers(
+    model: nn.Module,
+    target_layers: LayerSpec | Sequence[LayerSpec],
+    methods: str | Sequence[str] = ("qfs", "gradcam", "gradcam++"),
+    *,
+    reshape_transform: ReshapeTransform | None = None,
+    upsample: bool = True,
+    **qfs_params: Any,
+) -> dict[str, BaseCAM]:
+    """One explainer per method name, all on the same model and target layers.
+
+    ``qfs_params`` (beta, k, sampler, relevance, ...) go to :class:`QFSCAM`; they are
+    refused when QFS-CAM is not among ``methods`` (they would be silently ignored).
+    """
+    names = method_names(methods)
+    if qfs_params and "qfs" not in names:
+        raise TypeError(f"QFS-CAM parameters {sorted(qfs_params)} given, but 'qfs' is not among methods {names}")
+    cams: dict[str, BaseCAM] = {}
+    for name in names:
+        cls = METHODS[name]
+        extra = qfs_params if name == "qfs" else {}
+        cams[name] = cls(model, target_layers, reshape_transform=reshape_transform, upsample=upsample, **extra)
+    return cams
+
+
+def explain_all(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    target_layers: LayerSpec | Sequence[LayerSpec],
+    methods: str | Sequence[str] = ("qfs", "gradcam", "gradcam++"),
+    targets: TargetsLike = None,
+    *,
+    reshape_transform: ReshapeTransform | None = None,
+    upsample: bool = True,
+    explainers: Mapping[str, BaseCAM] | None = None,
+    **qfs_params: Any,
+) -> dict[str, ExplanationResult]:
+    """Every requested method from one capture (one forward and one backward pass).
+
+    GradCAM, GradCAM++ and QFS-CAM differ only in their per-map weights, so a batch is
+    captured once and each method computes its weights from the same activations and
+    gradients: the results equal those of calling each explainer on its own.
+
+    Args:
+        model, input_tensor, target_layers, targets, reshape_transform, upsample: as for
+            :class:`BaseCAM` and :meth:`BaseCAM.explain`.
+        methods: names from :data:`METHODS` ("qfs", "gradcam", "gradcam++").
+        explainers: explainers already built by :func:`build_explainers` (reused across
+            batches; ``methods`` and ``qfs_params`` are then ignored).
+        **qfs_params: keyword arguments of :class:`QFSCAM` (beta, k, sampler, seed, ...).
+
+    Returns:
+        ``{method name: ExplanationResult}`` in the order of ``methods``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from qfsel import explain_all
+        >>> _ = torch.manual_seed(0)
+        >>> model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
+        >>> res = explain_all(model, torch.rand(2, 3, 8, 8), ["1"], sampler="exact")
+        >>> sorted(res), res["qfs"].heatmaps.shape
+        (['gradcam', 'gradcam++', 'qfs'], (2, 8, 8))
+    """
+    cams = dict(explainers) if explainers is not None else build_explainers(
+        model, target_layers, methods, reshape_transform=reshape_transform, upsample=upsample, **qfs_params
+    )
+    if not cams:
+        raise ValueError("explainers: expected at least one explainer, got an empty mapping")
+    first = next(iter(cams.values()))
+    modules = [m for _, m in first.target_layers]
+    for name, cam in cams.items():
+        if not isinstance(cam, BaseCAM):
+            raise TypeError(f"explainers[{name!r}]: expected a qfsel CAM, got {type(cam).__name__}")
+        if cam.model is not first.model or [m for _, m in cam.target_layers] != modules:
+            raise ValueError(f"explainers[{name!r}]: every explainer must share one model and target layers")
+    cap = capture(first.model, input_tensor, modules, targets, first.reshape_transform)
+    return {name: cam.from_capture(cap) for name, cam in cams.items()}
