@@ -119,3 +119,54 @@ def no_hooks_left(model: nn.Module) -> bool:
         and not getattr(m, "_backward_pre_hooks", {})
         for m in model.modules()
     )
+
+
+class HeadFirstNet(nn.Module):
+    """Defines ``head = Conv2d(8, 4, 1)`` before ``stem = Conv2d(3, 8, 3)``: runs on 3-channel input."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        with _seeded(seed):
+            torch.manual_seed(seed)
+            self.head = nn.Conv2d(8, 4, 1)
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.act = nn.ReLU()
+            self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.act(self.head(self.stem(x))).mean(dim=(2, 3)))
+
+
+class GreyToRGBNet(GapNet):
+    """A GapNet (3-channel conv) that takes grey images: repeats the channel to three in forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.expand(-1, 3, -1, -1))
+
+
+class DictOutputNet(GapNet):
+    """A GapNet returning ``{"logits": (B, C), "features": (B, K)}`` like a Hugging Face classifier."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        feats = self.pool(self.act(self.conv(x))).flatten(1)
+        return {"features": feats, "logits": self.fc(feats)}
+
+
+class TupleOutputNet(GapNet):
+    """A GapNet returning ``(logits, features)``."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        feats = self.pool(self.act(self.conv(x))).flatten(1)
+        return self.fc(feats), feats
+
+
+def dead_map_gapnet(dead: tuple[int, ...] = (0,), k: int = 6, seed: int = 0) -> GapNet:
+    """A GapNet whose channels ``dead`` never fire (zero weights, negative bias before the ReLU)
+    while the classifier weights of every class on them are positive."""
+    model = GapNet(k=k, seed=seed)
+    with torch.no_grad():
+        for c in dead:
+            model.conv.weight[c] = 0.0
+            model.conv.bias[c] = -1.0
+            model.fc.weight[:, c] = 5.0
+    return model

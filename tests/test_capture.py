@@ -7,8 +7,19 @@ import pytest
 import torch
 from torch import nn
 
-from tests._tiny_models import GapNet, PaperNet, TokenNet, images, no_hooks_left, tokens_to_maps
-from qfsel.capture import capture, eval_mode, resolve_target_layers
+from tests._tiny_models import (
+    DictOutputNet,
+    GapNet,
+    GreyToRGBNet,
+    HeadFirstNet,
+    PaperNet,
+    TokenNet,
+    TupleOutputNet,
+    images,
+    no_hooks_left,
+    tokens_to_maps,
+)
+from qfsel.capture import capture, eval_mode, resolve_target_layers, select_output
 from qfsel.targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget, normalize_targets
 
 
@@ -138,7 +149,7 @@ def test_unknown_layer_name_lists_valid_names():
     ("x", "err", "pattern"),
     [
         (torch.rand(3, 6, 6), ValueError, r"4-D.*\(3, 6, 6\).*unsqueeze"),
-        (torch.rand(2, 1, 6, 6), ValueError, "1 channels.*expects 3"),
+        (torch.rand(2, 1, 6, 6), ValueError, r"in module 'conv' \(Conv2d: 3, 8.*given .*\(2, 1, 6, 6\).*3 channels, but got 1"),
         (torch.zeros(2, 3, 6, 6, dtype=torch.long), TypeError, "floating"),
         (np.zeros((2, 3, 6, 6)), TypeError, "torch.Tensor"),
         (torch.rand(2, 3, 7, 7), ValueError, "forward pass failed"),  # flatten head expects 6x6
@@ -288,3 +299,75 @@ def test_capture_on_cuda_matches_cpu():
     gpu = capture(model.cuda(), x.cuda(), ["bn"])
     assert gpu.layers[0].gradients.is_cuda
     np.testing.assert_allclose(gpu.layers[0].gradients.cpu().numpy(), cpu.layers[0].gradients.numpy(), atol=1e-5)
+
+
+def test_model_defining_head_before_stem_is_explained():
+    # The first *registered* Conv2d takes 8 channels, the first one to run takes 3.
+    model = HeadFirstNet()
+    x = images(2, 6)
+    cap = capture(model, x, ["act"])
+    assert tuple(cap.layers[0].activations.shape) == (2, 4, 6, 6)
+    torch.testing.assert_close(cap.output, model(x).detach())
+
+
+def test_model_repeating_a_grey_channel_is_explained():
+    model = GreyToRGBNet()
+    grey = images(2, 6)[:, :1]
+    cap = capture(model, grey, ["act"])
+    ref = capture(GapNet(), grey.expand(-1, 3, -1, -1).contiguous(), ["act"])
+    torch.testing.assert_close(cap.layers[0].gradients, ref.layers[0].gradients)
+    torch.testing.assert_close(cap.scores, ref.scores)
+
+
+def test_forward_failure_names_the_innermost_module_and_leaves_no_hooks():
+    model = HeadFirstNet()
+    with pytest.raises(ValueError, match=r"in module 'stem' \(Conv2d: 3, 8.*given a torch.float32 tensor of shape \(2, 1, 6, 6\)"):
+        capture(model, torch.rand(2, 1, 6, 6), ["act"])
+    assert no_hooks_left(model)
+    assert model.training  # flags restored after the locating re-run too
+
+
+@pytest.mark.parametrize(
+    ("model", "selector"),
+    [
+        (DictOutputNet(), "logits"),
+        (DictOutputNet(), lambda out: out["logits"]),
+        (DictOutputNet(), 1),  # position among the dict's values
+        (TupleOutputNet(), 0),
+        (TupleOutputNet(), -2),
+    ],
+)
+def test_output_selector_equals_the_plain_tensor_model(model, selector):
+    x = images(3, 6)
+    cap = capture(model, x, ["act"], output_selector=selector)
+    ref = capture(GapNet(), x, ["act"])
+    torch.testing.assert_close(cap.output, ref.output)
+    torch.testing.assert_close(cap.layers[0].gradients, ref.layers[0].gradients)
+    assert cap.predicted.tolist() == ref.predicted.tolist()
+
+
+def test_attribute_selector_like_hugging_face_outputs():
+    class Out:  # an object with a .logits attribute, as transformers' ModelOutput
+        def __init__(self, logits):
+            self.logits = logits
+
+    logits = torch.zeros(2, 3)
+    assert select_output(Out(logits), "logits") is logits
+
+
+@pytest.mark.parametrize(
+    ("model", "selector", "err", "pattern"),
+    [
+        (DictOutputNet(), None, TypeError, r"dict with keys \['features', 'logits'\].*output_selector='logits'"),
+        (TupleOutputNet(), None, TypeError, r"tuple of 2 items.*output_selector=0"),
+        (DictOutputNet(), "scores", ValueError, r"output_selector='scores'.*keys \['features', 'logits'\]"),
+        (TupleOutputNet(), 2, ValueError, "out of range"),
+        (TupleOutputNet(), lambda out: out[0].tolist(), TypeError, "gave a list, not a tensor"),
+        (GapNet(), 1.5, TypeError, "output_selector: expected None, a key"),
+        (GapNet(), True, TypeError, "output_selector: expected None, a key"),
+    ],
+)
+def test_bad_output_selector(model, selector, err, pattern):
+    with pytest.raises(err, match=pattern):
+        capture(model, images(2, 6), ["act"], output_selector=selector)
+    assert no_hooks_left(model)

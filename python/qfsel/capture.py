@@ -33,7 +33,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -48,9 +48,12 @@ __all__ = [
     "LayerHooks",
     "ReshapeTransform",
     "capture",
+    "OutputSelector",
     "check_input",
+    "check_output_selector",
     "eval_mode",
     "resolve_target_layers",
+    "select_output",
 ]
 
 #: Maps a layer's output (and its gradient) to a (B, K, H, W) tensor.
@@ -244,19 +247,18 @@ class LayerHooks:
         self.remove()
 
 
-def _first_conv_in_channels(model: nn.Module) -> int | None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return int(m.in_channels)
-    return None
-
-
 def check_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
-    """Checks that ``input_tensor`` is a floating (B, C, H, W) batch the model can take.
+    """Checks that ``input_tensor`` is a non-empty floating (B, C, H, W) batch.
+
+    The channel count, size, dtype and device are left to the model's forward pass:
+    guessing them from the model's modules (e.g. its first registered Conv2d) refuses
+    models that run, such as one that defines its head before its stem or repeats a
+    grey channel to three inside ``forward``. When the forward pass fails,
+    :func:`capture` names the module that raised and what it was given.
 
     Raises:
         TypeError: not a floating-point torch tensor.
-        ValueError: not 4-D, empty, or C differs from the first Conv2d's in_channels.
+        ValueError: not 4-D, or empty.
     """
     if not isinstance(input_tensor, torch.Tensor):
         raise TypeError(f"input_tensor must be a torch.Tensor (B, C, H, W); got {type(input_tensor).__name__}")
@@ -269,36 +271,185 @@ def check_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
         raise TypeError(f"input_tensor must be a floating-point tensor; got dtype {input_tensor.dtype}")
     if input_tensor.shape[0] == 0:
         raise ValueError("input_tensor must hold at least one sample; got B = 0")
-    expected = _first_conv_in_channels(model)
-    if expected is not None and input_tensor.shape[1] != expected:
-        raise ValueError(
-            f"input_tensor has {input_tensor.shape[1]} channels (shape {tuple(input_tensor.shape)}), "
-            f"but the model's first Conv2d expects {expected}"
-        )
     return input_tensor
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+#: What ``output_selector=`` accepts: None (the model returns a tensor), a key or attribute
+#: name (``"logits"`` for Hugging Face image classifiers), a position in a returned tuple,
+#: or a callable mapping the model's output to the (B, ...) tensor to explain.
+OutputSelector = Union[None, str, int, Callable[[Any], torch.Tensor]]
+
+
+def check_output_selector(output_selector: object) -> OutputSelector:
+    """Checks ``output_selector`` (see :data:`OutputSelector`); returns it."""
+    if output_selector is None or isinstance(output_selector, str) or callable(output_selector):
+        return output_selector  # type: ignore[return-value]
+    if isinstance(output_selector, int) and not isinstance(output_selector, bool):
+        return output_selector
+    raise TypeError(
+        "output_selector: expected None, a key or attribute name (str, e.g. 'logits'), a tuple "
+        f"position (int) or a callable; got {type(output_selector).__name__} {output_selector!r}"
+    )
+
+
+def _describe_output(out: object) -> str:
+    if isinstance(out, Mapping):
+        return f"a {type(out).__name__} with keys {list(out.keys())}"
+    if isinstance(out, (tuple, list)):
+        kinds = ", ".join(
+            f"{type(v).__name__}{tuple(v.shape) if isinstance(v, torch.Tensor) else ''}" for v in out[:8]
+        )
+        return f"a {type(out).__name__} of {len(out)} items ({kinds}{', ...' if len(out) > 8 else ''})"
+    return f"a {type(out).__name__}"
+
+
+def select_output(out: object, output_selector: OutputSelector = None) -> torch.Tensor:
+    """The tensor to explain from a model's output (see :data:`OutputSelector`).
+
+    Example:
+        >>> import torch
+        >>> from qfsel.capture import select_output
+        >>> select_output({"logits": torch.zeros(2, 3)}, "logits").shape
+        torch.Size([2, 3])
+        >>> select_output((torch.zeros(2, 3), torch.ones(2)), 0).shape
+        torch.Size([2, 3])
+    """
+    selected: object = out
+    if output_selector is None:
+        if not isinstance(out, torch.Tensor):
+            hint = (
+                "output_selector='logits' (a key or attribute of the output)"
+                if isinstance(out, Mapping) or hasattr(out, "logits")
+                else "output_selector=0 (a position in the returned tuple)"
+                if isinstance(out, (tuple, list))
+                else "output_selector= a callable mapping the output to the (B, C) tensor"
+            )
+            raise TypeError(
+                f"the model must return a tensor (e.g. (B, C) logits); it returned {_describe_output(out)}: "
+                f"pass {hint}"
+            )
+    elif isinstance(output_selector, str):
+        if isinstance(out, Mapping):
+            if output_selector not in out:
+                raise ValueError(
+                    f"output_selector={output_selector!r}: the model returned {_describe_output(out)}"
+                )
+            selected = out[output_selector]
+        elif hasattr(out, output_selector):
+            selected = getattr(out, output_selector)
+        else:
+            raise ValueError(
+                f"output_selector={output_selector!r}: the model returned {_describe_output(out)}, "
+                "which has no such key or attribute"
+            )
+    elif isinstance(output_selector, int):
+        items = list(out.values()) if isinstance(out, Mapping) else out
+        if not isinstance(items, (tuple, list)):
+            raise ValueError(
+                f"output_selector={output_selector}: a position needs a tuple, list or dict output; "
+                f"the model returned {_describe_output(out)}"
+            )
+        if not -len(items) <= output_selector < len(items):
+            raise ValueError(
+                f"output_selector={output_selector}: out of range, the model returned {_describe_output(out)}"
+            )
+        selected = items[output_selector]
+    else:
+        selected = output_selector(out)
+    if not isinstance(selected, torch.Tensor):
+        raise TypeError(
+            f"output_selector={output_selector!r} gave a {type(selected).__name__}, not a tensor "
+            f"(the model returned {_describe_output(out)})"
+        )
+    return selected
+
+
+class _ForwardFailed(Exception):
+    """The model's forward pass raised a RuntimeError; located and reported by :func:`capture`."""
+
+    def __init__(self, err: RuntimeError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _shape_of(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)} on {value.device}"
+    return f"a {type(value).__name__}"
+
+
+def _failing_module(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module, str] | None:
+    """Re-runs a failed forward pass with hooks on every module: the innermost one that raised.
+
+    Only called after a failure, so a forward pass that works pays nothing for it.
+    """
+    stack: list[tuple[str, nn.Module, str]] = []
+    failed: list[tuple[str, nn.Module, str]] = []
+    handles = []
+
+    def enter(name: str) -> Callable[..., None]:
+        def pre(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+            stack.append((name, module, _shape_of(inputs[0]) if inputs else "no positional input"))
+
+        return pre
+
+    def leave(module: nn.Module, inputs: Any, output: Any) -> None:
+        if stack:
+            stack.pop()
+
     try:
-        out = model(x)
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_pre_hook(enter(name or "<model>")))
+            handles.append(module.register_forward_hook(leave))
+        try:
+            with torch.no_grad():
+                model(x)
+        except Exception:
+            failed = list(stack)
+    finally:
+        for handle in handles:
+            handle.remove()
+    inner = [entry for entry in failed if entry[0] != "<model>"]
+    return inner[-1] if inner else None
+
+
+def _forward_error(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> ValueError:
+    param = next(model.parameters(), None)
+    where = f"{x.dtype} on {x.device}" + (
+        "" if param is None else f"; the model's parameters: {param.dtype} on {param.device}"
+    )
+    located = _failing_module(model, x)
+    at = (
+        ""
+        if located is None
+        else f" in module {located[0]!r} ({type(located[1]).__name__}: {_module_summary(located[1])}), "
+        f"which was given {located[2]}"
+    )
+    return ValueError(
+        f"the model's forward pass failed on input_tensor of shape {tuple(x.shape)} ({where}){at}; "
+        f"check the input's channel count, size, dtype and device: {err}"
+    )
+
+
+def _module_summary(module: nn.Module) -> str:
+    text = module.extra_repr() or "no arguments"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _forward(model: nn.Module, x: torch.Tensor, output_selector: OutputSelector = None) -> torch.Tensor:
+    try:
+        raw = model(x)
     except (ValueError, TypeError):
         raise
     except torch.cuda.OutOfMemoryError:
         raise
     except RuntimeError as err:
-        param = next(model.parameters(), None)
-        where = f"{x.dtype} on {x.device}" + (
-            "" if param is None else f"; the model's parameters: {param.dtype} on {param.device}"
-        )
-        raise ValueError(
-            f"the model's forward pass failed on input_tensor of shape {tuple(x.shape)} ({where}); "
-            f"check its rank, channel count, size, dtype and device: {err}"
-        ) from err
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the model must return a tensor (e.g. (B, C) logits); got {type(out).__name__}")
+        raise _ForwardFailed(err) from err
+    out = select_output(raw, output_selector)
     if out.ndim == 0 or out.shape[0] != x.shape[0]:
         raise ValueError(
             f"the model output must have the batch on axis 0 (B = {x.shape[0]}); got shape {tuple(out.shape)}"
+            + ("" if output_selector is None else f" (output_selector={output_selector!r})")
         )
     return out
 
@@ -316,6 +467,7 @@ def capture(
     target_layers: LayerSpec | Sequence[LayerSpec],
     targets: TargetsLike = None,
     reshape_transform: ReshapeTransform | None = None,
+    output_selector: OutputSelector = None,
 ) -> Capture:
     """Runs one forward and one backward pass and returns activations and gradients.
 
@@ -329,18 +481,25 @@ def capture(
         targets: see :func:`qfsel.targets.normalize_targets`; None = predicted class.
         reshape_transform: maps a non-(B, K, H, W) layer output (and its gradient)
             to (B, K, H, W).
+        output_selector: for a model that returns a dict, a tuple or an object
+            (e.g. a Hugging Face ``ImageClassifierOutput``), which part is explained:
+            a key or attribute name (``"logits"``), a tuple position, or a callable
+            (see :func:`select_output`). None: the model returns a tensor.
 
     Returns:
-        A :class:`Capture`.
+        A :class:`Capture` (its ``output`` is the selected tensor).
 
     Raises:
         ValueError: bad input, unknown layer, a layer output that is not
             (B, K, H, W) (after reshape_transform), a target score that does not
             depend differentiably on the model output, or NaN/inf target scores,
-            activations or gradients (naming the sample).
-        TypeError: a target that does not return a scalar tensor.
+            activations or gradients (naming the sample). A forward pass that fails
+            is reported with the module that raised and the input it was given.
+        TypeError: a target that does not return a scalar tensor, or a model
+            output that is not a tensor without an ``output_selector``.
     """
     layers = resolve_target_layers(model, target_layers)
+    check_output_selector(output_selector)
     check_input(model, input_tensor)
     # Gradients are needed even when the caller is inside torch.no_grad() or
     # torch.inference_mode(): both are switched off for this pass. An inference
@@ -351,43 +510,77 @@ def capture(
             x = x.clone()
         x.requires_grad_(True)
     hooks = LayerHooks(layers, reshape_transform)
-    with eval_mode(model), hooks, torch.inference_mode(False), torch.enable_grad():
-        out = _forward(model, x)
-        missing = [n for n, _ in layers if n not in hooks.outputs]
-        if missing:
-            raise ValueError(f"target layers {missing} did not run in the model's forward pass")
-        target_fns = normalize_targets(targets, out)
-        scores = []
-        for i, fn in enumerate(target_fns):
-            s = fn(out[i])
-            if not isinstance(s, torch.Tensor) or s.numel() != 1:
-                raise TypeError(
-                    f"targets[{i}] must map one sample's output to a scalar tensor; "
-                    f"got {type(s).__name__} of shape {tuple(getattr(s, 'shape', ()))}"
-                )
-            if not s.requires_grad:
-                raise ValueError(
-                    f"targets[{i}] returned a score that is not differentiable with respect to the model "
-                    f"(dtype {s.dtype}, requires_grad=False): the target must compute a floating-point "
-                    "score from the model output without detaching it (no .detach(), .item(), argmax or "
-                    "new tensors), and the model's forward must not run under torch.no_grad()"
-                )
-            scores.append(s.reshape(()))
-        score_vec = torch.stack(scores)
-        bad = ~torch.isfinite(score_vec.detach())
-        if bool(bad.any()):
-            idx = torch.nonzero(bad).flatten().tolist()
-            raise ValueError(
-                f"the target score is NaN or inf for sample index {idx[0]} (all: {idx}); "
-                "check the model output for these samples"
+    try:
+        with eval_mode(model), hooks, torch.inference_mode(False), torch.enable_grad():
+            out, target_fns, score_vec, grads = _forward_backward(
+                model, x, layers, hooks, targets, output_selector
             )
-        raw = [hooks.outputs[n] for n, _ in layers]
-        needs = [r for r in raw if r.requires_grad]
-        grads_needed = (
-            torch.autograd.grad(score_vec.sum(), needs, allow_unused=True) if needs and score_vec.requires_grad else ()
+    except _ForwardFailed as failed:
+        # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
+        with eval_mode(model):
+            error = _forward_error(model, x, failed.err)
+        raise error from failed.err
+    raw = [hooks.outputs[n] for n, _ in layers]
+    return _assemble(layers, x, raw, grads, out, target_fns, score_vec, reshape_transform)
+
+
+def _forward_backward(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Sequence[tuple[str, nn.Module]],
+    hooks: LayerHooks,
+    targets: TargetsLike,
+    output_selector: OutputSelector,
+) -> tuple[torch.Tensor, list[Target], torch.Tensor, list[torch.Tensor | None]]:
+    out = _forward(model, x, output_selector)
+    missing = [n for n, _ in layers if n not in hooks.outputs]
+    if missing:
+        raise ValueError(f"target layers {missing} did not run in the model's forward pass")
+    target_fns = normalize_targets(targets, out)
+    scores = []
+    for i, fn in enumerate(target_fns):
+        s = fn(out[i])
+        if not isinstance(s, torch.Tensor) or s.numel() != 1:
+            raise TypeError(
+                f"targets[{i}] must map one sample's output to a scalar tensor; "
+                f"got {type(s).__name__} of shape {tuple(getattr(s, 'shape', ()))}"
+            )
+        if not s.requires_grad:
+            raise ValueError(
+                f"targets[{i}] returned a score that is not differentiable with respect to the model "
+                f"(dtype {s.dtype}, requires_grad=False): the target must compute a floating-point "
+                "score from the model output without detaching it (no .detach(), .item(), argmax or "
+                "new tensors), and the model's forward must not run under torch.no_grad()"
+            )
+        scores.append(s.reshape(()))
+    score_vec = torch.stack(scores)
+    bad = ~torch.isfinite(score_vec.detach())
+    if bool(bad.any()):
+        idx = torch.nonzero(bad).flatten().tolist()
+        raise ValueError(
+            f"the target score is NaN or inf for sample index {idx[0]} (all: {idx}); "
+            "check the model output for these samples"
         )
-        it = iter(grads_needed)
-        grads = [next(it) if r.requires_grad else None for r in raw]
+    raw = [hooks.outputs[n] for n, _ in layers]
+    needs = [r for r in raw if r.requires_grad]
+    grads_needed = (
+        torch.autograd.grad(score_vec.sum(), needs, allow_unused=True) if needs and score_vec.requires_grad else ()
+    )
+    it = iter(grads_needed)
+    grads = [next(it) if r.requires_grad else None for r in raw]
+    return out, target_fns, score_vec, grads
+
+
+def _assemble(
+    layers: Sequence[tuple[str, nn.Module]],
+    x: torch.Tensor,
+    raw: list[torch.Tensor],
+    grads: list[torch.Tensor | None],
+    out: torch.Tensor,
+    target_fns: list[Target],
+    score_vec: torch.Tensor,
+    reshape_transform: ReshapeTransform | None,
+) -> Capture:
     captured: list[LayerCapture] = []
     for (name, module), r, g in zip(layers, raw, grads):
         g = torch.zeros_like(r) if g is None else g
