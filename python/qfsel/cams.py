@@ -18,6 +18,7 @@ restricted to the selected channels.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,14 +30,25 @@ import torch
 from torch import nn
 
 from qfsel import scoring
-from qfsel.capture import Capture, LayerCapture, LayerSpec, ReshapeTransform, capture, resolve_target_layers
-from qfsel.heatmap import aggregate_layers, min_max_normalize, weighted_map
+from qfsel.capture import (
+    Capture,
+    LayerCapture,
+    LayerSpec,
+    OutputSelector,
+    ReshapeTransform,
+    capture,
+    check_output_selector,
+    resolve_target_layers,
+    select_output,
+)
+from qfsel.heatmap import aggregate_layers, cam_map, min_max_normalize, weighted_map
 from qfsel.targets import TargetsLike
 
 from qfsel._checks import check_positive_int, check_unit_interval
 from qfsel.exceptions import QFSelWarning
 
 __all__ = [
+    "AUGMENTATIONS",
     "BaseCAM",
     "ExplanationResult",
     "METHODS",
@@ -83,6 +95,15 @@ class LayerSelection:
         """(B,) number of selected maps per sample."""
         return np.array([len(s) for s in self.selected], dtype=np.int64)
 
+    def __repr__(self) -> str:
+        counts = self.num_selected.tolist()
+        shown = str(counts[:8])[:-1] + (", ...]" if len(counts) > 8 else "]")
+        return (
+            f"LayerSelection(layer={self.layer!r}, images={len(counts)}, num_selected={shown}, "
+            f"d={str(self.d.tolist()[:8])[:-1] + (', ...]' if len(counts) > 8 else ']')}, "
+            f"feasible={int(np.sum(self.feasible))}/{len(counts)}, sampler={self.sampler!r})"
+        )
+
 
 @dataclass(frozen=True)
 class ExplanationResult:
@@ -91,10 +112,11 @@ class ExplanationResult:
     Attributes:
         method: "gradcam", "gradcam++" or "qfs-cam".
         heatmaps: (B, H, W) float32 in [0, 1]; input size unless ``upsample=False``.
+            A numpy array, or with ``as_tensor=True`` a torch tensor on the model's device.
         raw_maps: per target layer, (B, h, w) float32 ``ReLU(sum_p w_p A_p)``
-            before normalisation, at layer resolution.
+            before normalisation, at layer resolution (numpy, or tensors with ``as_tensor``).
         weights: per target layer, (B, K) float32 per-map weights used (for
-            QFS-CAM: alpha_p for selected maps, 0 elsewhere).
+            QFS-CAM: alpha_p for selected maps, 0 elsewhere; numpy, or tensors with ``as_tensor``).
         predicted: (B,) int64 argmax of the model output (-1 if not (B, C)).
         scores: (B,) float64 target scores.
         layer_names: names of the target layers.
@@ -111,17 +133,55 @@ class ExplanationResult:
         >>> res = GradCAM(model, ["1"]).explain(torch.rand(2, 3, 8, 8))
         >>> res.heatmaps.shape, res.predicted.shape
         ((2, 8, 8), (2,))
+        >>> res
+        ExplanationResult(method='gradcam', images=2, heatmaps=(2, 8, 8) float32 numpy, layers=['1'], predicted=[...], flat=0)
     """
 
     method: str
-    heatmaps: np.ndarray
-    raw_maps: list[np.ndarray]
-    weights: list[np.ndarray]
+    heatmaps: Any
+    raw_maps: list[Any]
+    weights: list[Any]
     predicted: np.ndarray
     scores: np.ndarray
     layer_names: list[str]
     flat: np.ndarray
     selections: list[LayerSelection] | None = field(default=None)
+
+    def numpy(self) -> ExplanationResult:
+        """This result with heatmaps, raw maps and weights as numpy arrays (copied to the CPU)."""
+
+        def arr(t: Any) -> np.ndarray:
+            return t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
+
+        return dataclasses.replace(
+            self,
+            heatmaps=arr(self.heatmaps),
+            raw_maps=[arr(r) for r in self.raw_maps],
+            weights=[arr(w) for w in self.weights],
+        )
+
+    def __repr__(self) -> str:
+        heat = self.heatmaps
+        kind = f"torch on {heat.device}" if isinstance(heat, torch.Tensor) else "numpy"
+        dtype = str(heat.dtype).removeprefix("torch.")
+        pred = self.predicted.tolist()
+        shown = str(pred[:8])[:-1] + (", ...]" if len(pred) > 8 else "]")
+        parts = [
+            f"method={self.method!r}",
+            f"images={len(pred)}",
+            f"heatmaps={tuple(heat.shape)} {dtype} {kind}",
+            f"layers={self.layer_names}",
+            f"predicted={shown}",
+            f"flat={int(np.sum(self.flat))}",
+        ]
+        if self.selections:
+            counts = np.concatenate([s.num_selected for s in self.selections])
+            d = np.concatenate([s.d for s in self.selections])
+            parts.append(
+                f"selected={int(counts.min())}-{int(counts.max())} of {int(d.min())}-{int(d.max())} candidate maps"
+                f" ({self.selections[0].sampler})"
+            )
+        return f"ExplanationResult({', '.join(parts)})"
 
     def _single(self) -> LayerSelection | None:
         if self.selections is None:
@@ -163,21 +223,43 @@ class ExplanationResult:
         return None if s is None else s.timing
 
 
+#: Test-time augmentations of ``aug_smooth``: (horizontal flip, intensity factor) pairs; the
+#: first is the unaugmented pass, whose fields the result reports.
+AUGMENTATIONS: tuple[tuple[bool, float], ...] = tuple(
+    (flip, factor) for flip in (False, True) for factor in (1.0, 0.9, 1.1)
+)
+
+
+def _augment(x: torch.Tensor, flip: bool, factor: float) -> torch.Tensor:
+    x = x * factor if factor != 1.0 else x
+    return torch.flip(x, dims=(3,)) if flip else x
+
+
 class BaseCAM:
     """Shared machinery: capture, weighted sum + ReLU, normalisation, upsampling.
 
     Subclasses implement :meth:`get_cam_weights` (or, when they need more than
     the captured tensors, :meth:`layer_weights`).
 
+    A CAM object is also a context manager, as in pytorch-grad-cam
+    (``with GradCAM(model, layers) as cam: ...``). qfsel holds hooks only for the
+    duration of each pass, so nothing stays registered between calls; on exit every
+    hook of this explainer is released (checked) and exceptions are never swallowed.
+
     Args:
         model: a torch model returning (B, C) scores (or any (B, ...) output
-            with explicit targets).
+            with explicit targets), or, with ``output_selector``, a dict, tuple or
+            object holding them.
         target_layers: a layer name, a module, or a list of them. With several
             layers the per-layer normalised maps are averaged.
         reshape_transform: maps a layer output that is not (B, K, H, W) (e.g.
             transformer tokens) to (B, K, H, W).
         upsample: True (default) resizes heatmaps to the input's H x W; False
             keeps layer resolution (the largest one with several layers).
+        output_selector: what to explain of a model that does not return a tensor:
+            a key or attribute name (``"logits"`` for Hugging Face image classifiers,
+            whose outputs are dict-like), a tuple position (``0``), or a callable
+            mapping the output to a (B, ...) tensor. None (default): the output itself.
     """
 
     method: ClassVar[str] = "base"
@@ -189,6 +271,7 @@ class BaseCAM:
         *,
         reshape_transform: ReshapeTransform | None = None,
         upsample: bool = True,
+        output_selector: OutputSelector = None,
     ) -> None:
         self.model = model
         self.target_layers = resolve_target_layers(model, target_layers)
@@ -198,7 +281,25 @@ class BaseCAM:
         if not isinstance(upsample, bool):
             raise TypeError(f"upsample must be a bool; got {type(upsample).__name__}")
         self.upsample = upsample
+        self.output_selector = check_output_selector(output_selector)
 
+    # -- context manager (pytorch-grad-cam's ``with GradCAM(...) as cam``) -------------------
+    def __enter__(self) -> BaseCAM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        # Returns None: an exception raised in the with block propagates unchanged.
+
+    def release(self) -> None:
+        """Releases what this explainer holds on its model.
+
+        Hooks live only inside each pass (removed in ``finally`` even on error), so none
+        should remain; a hook left on a target layer would be another library's, and
+        is not touched. Provided for pytorch-grad-cam parity and called on ``with`` exit.
+        """
+
+    # -- weights -----------------------------------------------------------------------------
     def get_cam_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """Per-map weights (B, K) from activations and gradients (B, K, H, W)."""
         raise NotImplementedError
@@ -207,13 +308,44 @@ class BaseCAM:
         """Per-map weights for one layer; default: :meth:`get_cam_weights`."""
         return self.get_cam_weights(layer.activations, layer.gradients), None
 
-    def explain(self, input_tensor: torch.Tensor, targets: TargetsLike = None) -> ExplanationResult:
+    # -- explaining ----------------------------------------------------------------------------
+    def capture(self, input_tensor: torch.Tensor, targets: TargetsLike = None) -> Capture:
+        """One forward/backward pass of this explainer's model and target layers (see :func:`~qfsel.capture.capture`)."""
+        return capture(
+            self.model,
+            input_tensor,
+            [m for _, m in self.target_layers],
+            targets,
+            self.reshape_transform,
+            self.output_selector,
+        )
+
+    def explain(
+        self,
+        input_tensor: torch.Tensor,
+        targets: TargetsLike = None,
+        *,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+        as_tensor: bool = False,
+    ) -> ExplanationResult:
         """Explains a batch.
 
         Args:
             input_tensor: (B, C, H, W) floating batch on the model's device.
             targets: None (predicted class), an int, a callable, or one int /
-                callable per sample (see :mod:`qfsel.targets`).
+                callable per sample (see :mod:`qfsel.targets`), e.g.
+                ``[ClassifierOutputTarget(3)]``.
+            aug_smooth: test-time augmentation: the heatmaps are the mean over the
+                passes of :data:`AUGMENTATIONS` (horizontal flip x input scaled by 1,
+                0.9 and 1.1; flipped maps are flipped back), each explaining the
+                targets of the unaugmented pass. Six passes instead of one; the other
+                fields of the result describe the unaugmented pass.
+            eigen_smooth: each layer's map is ReLU of the first principal component
+                of the weighted maps ``w_p A_p`` instead of their sum
+                (:func:`qfsel.heatmap.eigen_map`); ``raw_maps`` hold that map.
+            as_tensor: return heatmaps, raw maps and weights as torch tensors on the
+                model's device (no copy to the CPU) instead of numpy arrays.
 
         Returns:
             An :class:`ExplanationResult`.
@@ -222,21 +354,29 @@ class BaseCAM:
             ValueError: bad input, non-4-D layer output, NaN activations or a
                 non-finite weighted map (naming the sample), and method-specific errors.
         """
-        cap = capture(self.model, input_tensor, [m for _, m in self.target_layers], targets, self.reshape_transform)
-        return self.from_capture(cap)
+        return _explain_with({self.method: self}, input_tensor, targets, aug_smooth, eigen_smooth, as_tensor)[
+            self.method
+        ]
 
-    def from_capture(self, cap: Capture) -> ExplanationResult:
+    def from_capture(self, cap: Capture, *, eigen_smooth: bool = False, as_tensor: bool = False) -> ExplanationResult:
         """This method's explanation of an existing :class:`~qfsel.capture.Capture`.
 
         The capture must come from this explainer's model and target layers (as
         :func:`explain_all` makes it): several methods then share one forward/backward pass.
+        ``eigen_smooth`` and ``as_tensor`` as for :meth:`explain`.
         """
+        _check_flag("eigen_smooth", eigen_smooth)
+        _check_flag("as_tensor", as_tensor)
+        result = self._from_capture(cap, eigen_smooth)
+        return result if as_tensor else result.numpy()
+
+    def _from_capture(self, cap: Capture, eigen_smooth: bool, warn: bool = True) -> ExplanationResult:
         input_tensor = cap.input
         norms, raws, weights, selections = [], [], [], []
         flat_any = torch.zeros(input_tensor.shape[0], dtype=torch.bool, device=input_tensor.device)
         for layer in cap.layers:
             w, sel = self.layer_weights(layer, cap)
-            raw = weighted_map(layer.activations, w)
+            raw = cam_map(layer.activations, w, eigen_smooth)
             bad = ~torch.isfinite(raw.flatten(1)).all(dim=1)
             if bool(bad.any()):
                 idx = torch.nonzero(bad).flatten().tolist()
@@ -245,7 +385,7 @@ class BaseCAM:
                     f"sample index {idx[0]} (all: {idx}); the per-map weights or their sum overflowed"
                 )
             norm, flat = min_max_normalize(raw)
-            if bool(flat.any()):
+            if warn and bool(flat.any()):
                 idx = torch.nonzero(flat).flatten().tolist()
                 cause = "e.g. all-zero gradients or no positive evidence"
                 empty = [] if sel is None else [i for i in idx if len(sel.selected[i]) == 0]
@@ -258,12 +398,12 @@ class BaseCAM:
                         f"{self.method}: the map of target layer {layer.name!r} is flat ({cause}) "
                         f"for sample index(es) {idx}; returned as all zeros"
                     ),
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             flat_any |= flat.to(flat_any.device)
             norms.append(norm)
-            raws.append(raw.detach().float().cpu().numpy())
-            weights.append(w.detach().float().cpu().numpy())
+            raws.append(raw.detach().float())
+            weights.append(w.detach().float())
             if sel is not None:
                 selections.append(sel)
         if self.upsample:
@@ -274,7 +414,7 @@ class BaseCAM:
         heat = aggregate_layers(norms, size)
         return ExplanationResult(
             method=self.method,
-            heatmaps=heat.detach().float().cpu().numpy().astype(np.float32),
+            heatmaps=heat.detach().float(),
             raw_maps=raws,
             weights=weights,
             predicted=cap.predicted.cpu().numpy().astype(np.int64),
@@ -284,13 +424,57 @@ class BaseCAM:
             selections=selections or None,
         )
 
-    def __call__(self, input_tensor: torch.Tensor, targets: TargetsLike = None) -> np.ndarray:
-        """Heatmaps (B, H, W) float32 in [0, 1]; see :meth:`explain`."""
-        return self.explain(input_tensor, targets).heatmaps
+    def __call__(
+        self,
+        input_tensor: torch.Tensor,
+        targets: TargetsLike = None,
+        *,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+        as_tensor: bool = False,
+    ) -> Any:
+        """Heatmaps (B, H, W) float32 in [0, 1] (a numpy array, or a tensor with ``as_tensor``); see :meth:`explain`."""
+        return self.explain(
+            input_tensor, targets, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, as_tensor=as_tensor
+        ).heatmaps
 
     def __repr__(self) -> str:
         names = [n for n, _ in self.target_layers]
         return f"{type(self).__name__}(target_layers={names})"
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _explain_with(
+    cams: Mapping[str, BaseCAM],
+    input_tensor: torch.Tensor,
+    targets: TargetsLike,
+    aug_smooth: bool,
+    eigen_smooth: bool,
+    as_tensor: bool,
+) -> dict[str, ExplanationResult]:
+    """Every explainer of ``cams`` (one model and target layers) from shared captures."""
+    for name, value in (("aug_smooth", aug_smooth), ("eigen_smooth", eigen_smooth), ("as_tensor", as_tensor)):
+        _check_flag(name, value)
+    first = next(iter(cams.values()))
+    cap = first.capture(input_tensor, targets)
+    results = {name: cam._from_capture(cap, eigen_smooth) for name, cam in cams.items()}
+    if aug_smooth:
+        sums = {name: r.heatmaps.clone() for name, r in results.items()}
+        for flip, factor in AUGMENTATIONS[1:]:
+            # The unaugmented pass's targets (its predicted classes for targets=None).
+            aug = first.capture(_augment(cap.input, flip, factor), list(cap.targets))
+            for name, cam in cams.items():
+                heat = cam._from_capture(aug, eigen_smooth, warn=False).heatmaps
+                sums[name] += torch.flip(heat, dims=(2,)) if flip else heat
+        results = {
+            name: dataclasses.replace(r, heatmaps=sums[name] / len(AUGMENTATIONS)) for name, r in results.items()
+        }
+    return results if as_tensor else {name: r.numpy() for name, r in results.items()}
 
 
 class GradCAM(BaseCAM):
@@ -367,6 +551,10 @@ class QFSCAM(BaseCAM):
     the maps with a positive GradCAM weight alpha_p *and* a positive relevance
     of the chosen kind, so that every selected map adds to the heatmap
     ``ReLU(sum_{p in S} alpha_p A_p)``; h is that relevance over its maximum.
+    Maps whose activations are identically zero (dead channels, e.g. a ReLU that
+    never fires) are never candidates, whatever their weight: they add nothing to
+    the heatmap and are redundant with nothing, so the QUBO would always select
+    them and inflate ``num_selected``. ``d`` counts the candidates after this.
     Redundancy ``"contribution"`` is ``|<alpha_p A_p, alpha_q A_q>| / max_r ||alpha_r A_r||^2``
     with r over the candidates (see :mod:`qfsel.scoring`).
 
@@ -391,8 +579,14 @@ class QFSCAM(BaseCAM):
         candidates: keep only the N most relevant positive maps before the QUBO.
         seed: passed to ``qfsel.solve``.
         sampler_params: extra keyword arguments for ``qfsel.solve``.
-        reshape_transform, upsample: see :class:`BaseCAM`.
+        reshape_transform, upsample, output_selector: see :class:`BaseCAM`.
         ablation_batch_size: rows per forward pass for ``relevance="ablation"``.
+
+    Raises:
+        ValueError: bad arguments; an unknown sampler name, a bad seed (as ``qfsel.solve``
+            would raise them, but here, before any image is explained).
+        TypeError: a ``sampler_params`` key the sampler does not take, a sampler that is
+            neither a name nor a dimod sampler.
 
     Example:
         >>> import torch
@@ -425,9 +619,12 @@ class QFSCAM(BaseCAM):
         *,
         reshape_transform: ReshapeTransform | None = None,
         upsample: bool = True,
+        output_selector: OutputSelector = None,
         ablation_batch_size: int = 64,
     ) -> None:
-        super().__init__(model, target_layers, reshape_transform=reshape_transform, upsample=upsample)
+        super().__init__(
+            model, target_layers, reshape_transform=reshape_transform, upsample=upsample, output_selector=output_selector
+        )
         self.beta = check_unit_interval("beta", beta)
         self.k = None if k is None else check_positive_int("k", k)
         if relevance not in RELEVANCES:
@@ -451,11 +648,20 @@ class QFSCAM(BaseCAM):
             raise ValueError('relevance="ablation" zeroes channels of the layer output itself; '
                              "it cannot be combined with reshape_transform")
         self.ablation_batch_size = check_positive_int("ablation_batch_size", ablation_batch_size)
-        self.sampler = sampler
-        self.seed = seed
         if sampler_params is not None and not isinstance(sampler_params, Mapping):
             raise TypeError(f"sampler_params must be a mapping or None; got {type(sampler_params).__name__}")
+        self.sampler = sampler
+        self.seed = seed
         self.sampler_params = dict(sampler_params or {})
+        # Refused here, not at the first explain(): an unknown sampler, a bad seed or a
+        # parameter the sampler does not take.
+        _validate_solver(sampler, self._solve_params())
+
+    def _solve_params(self) -> dict[str, Any]:
+        params = dict(self.sampler_params)
+        if self.seed is not None:
+            params.setdefault("seed", self.seed)
+        return params
 
     # -- scoring ---------------------------------------------------------------------------
     def _relevance(self, layer: LayerCapture, cap: Capture, alpha: torch.Tensor) -> torch.Tensor:
@@ -464,7 +670,7 @@ class QFSCAM(BaseCAM):
         if self.relevance == "taylor":
             return scoring.taylor_relevance(layer.activations, layer.gradients)
         return scoring.ablation_relevance(
-            self.model,
+            self.model if self.output_selector is None else _SelectedOutput(self.model, self.output_selector),
             layer.module,
             cap.input,
             cap.targets,
@@ -473,16 +679,18 @@ class QFSCAM(BaseCAM):
             batch_size=self.ablation_batch_size,
         )
 
-    def _candidates(self, name: str, rel: np.ndarray, alpha: np.ndarray) -> list[np.ndarray]:
+    def _candidates(self, name: str, rel: np.ndarray, alpha: np.ndarray, alive: np.ndarray) -> list[np.ndarray]:
         out = []
         for i, r in enumerate(rel):
-            cand = np.flatnonzero((r > 0) & (alpha[i] > 0))
+            cand = np.flatnonzero((r > 0) & (alpha[i] > 0) & alive[i])
             if cand.size == 0:
                 what = "GradCAM weight" if self.relevance == "gradcam" else f"GradCAM weight and {self.relevance} relevance"
+                dead = int((~alive[i]).sum())
                 raise ValueError(
-                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} for sample "
-                    f"index {i}, so there is nothing to select (the target score may not depend on this "
-                    "layer, e.g. all-zero gradients)"
+                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} and non-zero "
+                    f"activations for sample index {i} ({dead} of its {alive.shape[1]} maps are all zero), so "
+                    "there is nothing to select (the target score may not depend on this layer, e.g. "
+                    "all-zero gradients)"
                 )
             if self.candidates is not None and cand.size > self.candidates:
                 order = np.argsort(-r[cand], kind="stable")[: self.candidates]
@@ -492,7 +700,8 @@ class QFSCAM(BaseCAM):
         if self.k is not None and (d < self.k).any():
             i = int(np.flatnonzero(d < self.k)[0])
             raise ValueError(
-                f"k={self.k} exceeds the number of candidate maps d={d[i]} (maps with positive weight and relevance"
+                f"k={self.k} exceeds the number of candidate maps d={d[i]} (maps with positive weight and relevance "
+                f"that are not all zero"
                 f"{'' if self.candidates is None else f', at most candidates={self.candidates}'}) of target "
                 f"layer {name!r} for sample index {i}; d per sample: {d.tolist()}"
             )
@@ -565,10 +774,7 @@ class QFSCAM(BaseCAM):
                 k=self.k,
                 copy=False,  # freshly stacked, private arrays
             )
-            params = dict(self.sampler_params)
-            if self.seed is not None:
-                params.setdefault("seed", self.seed)
-            sol = qfsel.solve(batch, self.sampler, **params)
+            sol = qfsel.solve(batch, self.sampler, **self._solve_params())
             calls += 1
             states = np.asarray(sol.states).astype(bool)
             energies[members] = np.asarray(sol.energies, dtype=np.float64)
@@ -592,7 +798,10 @@ class QFSCAM(BaseCAM):
     def layer_weights(self, layer: LayerCapture, cap: Capture) -> tuple[torch.Tensor, LayerSelection]:
         alpha = scoring.gradcam_weights(layer.gradients)
         rel = self._relevance(layer, cap, alpha).detach().double().cpu().numpy()
-        cands = self._candidates(layer.name, rel, alpha.detach().double().cpu().numpy())
+        # A map that is identically zero adds nothing to the heatmap and has zero redundancy
+        # with every map, so the QUBO would always select it: it is never a candidate.
+        alive = (layer.activations.flatten(2) != 0).any(dim=2).cpu().numpy()
+        cands = self._candidates(layer.name, rel, alpha.detach().double().cpu().numpy(), alive)
         hs, js, beta = self._problems(layer, alpha, rel, cands)
         sel = self._solve(layer.name, hs, js, beta, cands)
         mask = torch.zeros_like(alpha)
@@ -607,6 +816,49 @@ class QFSCAM(BaseCAM):
             f"relevance={self.relevance!r}, redundancy={self.redundancy!r}, objective={self.objective!r}, "
             f"candidates={self.candidates})"
         )
+
+
+class _SelectedOutput(nn.Module):
+    """``model`` followed by its output selector: a tensor-returning model for re-runs (ablation)."""
+
+    def __init__(self, model: nn.Module, output_selector: OutputSelector) -> None:
+        super().__init__()
+        self.model = model
+        self.output_selector = output_selector
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return select_output(self.model(x), self.output_selector)
+
+
+def _validate_solver(sampler: Any, params: Mapping[str, Any]) -> None:
+    """Raises what ``qfsel.solve(problem, sampler, **params)`` would raise for the sampler and
+    its parameters (unknown name, bad seed, unknown parameter), without solving anything."""
+    from qfsel import routing
+
+    validate = getattr(routing, "validate_solver", None)
+    if validate is not None:
+        validate(sampler, dict(params))
+        return
+    # Fallback for a routing module without validate_solver: the same checks from what it offers.
+    from qfsel._checks import check_seed
+
+    available = routing.available_solvers()
+    if isinstance(sampler, str):
+        if sampler not in available:
+            raise ValueError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {sampler!r}")
+        accepted = routing._PARAMETERS.get(sampler)
+        unknown = sorted(set(params) - accepted) if accepted is not None else []
+        if unknown:
+            raise TypeError(f"{unknown[0]}: not a parameter of sampler {sampler!r}; it takes {sorted(accepted or ())}")
+    else:
+        import dimod
+
+        if not (isinstance(sampler, dimod.Sampler) or hasattr(sampler, "sample_cqm")):
+            raise TypeError(
+                f"sampler: expected one of {available} or a dimod.Sampler instance, got {type(sampler).__name__}"
+            )
+    if params.get("seed") is not None:
+        check_seed("seed", params["seed"])
 
 
 METHODS: dict[str, type[BaseCAM]] = {"qfs": QFSCAM, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
@@ -645,6 +897,7 @@ def build_explainers(
     *,
     reshape_transform: ReshapeTransform | None = None,
     upsample: bool = True,
+    output_selector: OutputSelector = None,
     **qfs_params: Any,
 ) -> dict[str, BaseCAM]:
     """One explainer per method name, all on the same model and target layers.
@@ -659,7 +912,14 @@ def build_explainers(
     for name in names:
         cls = METHODS[name]
         extra = qfs_params if name == "qfs" else {}
-        cams[name] = cls(model, target_layers, reshape_transform=reshape_transform, upsample=upsample, **extra)
+        cams[name] = cls(
+            model,
+            target_layers,
+            reshape_transform=reshape_transform,
+            upsample=upsample,
+            output_selector=output_selector,
+            **extra,
+        )
     return cams
 
 
@@ -672,7 +932,11 @@ def explain_all(
     *,
     reshape_transform: ReshapeTransform | None = None,
     upsample: bool = True,
+    output_selector: OutputSelector = None,
     explainers: Mapping[str, BaseCAM] | None = None,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    as_tensor: bool = False,
     **qfs_params: Any,
 ) -> dict[str, ExplanationResult]:
     """Every requested method from one capture (one forward and one backward pass).
@@ -682,11 +946,13 @@ def explain_all(
     gradients: the results equal those of calling each explainer on its own.
 
     Args:
-        model, input_tensor, target_layers, targets, reshape_transform, upsample: as for
-            :class:`BaseCAM` and :meth:`BaseCAM.explain`.
+        model, input_tensor, target_layers, targets, reshape_transform, upsample,
+            output_selector: as for :class:`BaseCAM` and :meth:`BaseCAM.explain`.
+        aug_smooth, eigen_smooth, as_tensor: as for :meth:`BaseCAM.explain`; with
+            ``aug_smooth`` each augmented pass is captured once too, for every method.
         methods: names from :data:`METHODS` ("qfs", "gradcam", "gradcam++").
         explainers: explainers already built by :func:`build_explainers` (reused across
-            batches; ``methods`` and ``qfs_params`` are then ignored).
+            batches; ``methods``, ``output_selector`` and ``qfs_params`` are then ignored).
         **qfs_params: keyword arguments of :class:`QFSCAM` (beta, k, sampler, seed, ...).
 
     Returns:
@@ -704,7 +970,13 @@ def explain_all(
         (['gradcam', 'gradcam++', 'qfs'], (2, 8, 8))
     """
     cams = dict(explainers) if explainers is not None else build_explainers(
-        model, target_layers, methods, reshape_transform=reshape_transform, upsample=upsample, **qfs_params
+        model,
+        target_layers,
+        methods,
+        reshape_transform=reshape_transform,
+        upsample=upsample,
+        output_selector=output_selector,
+        **qfs_params,
     )
     if not cams:
         raise ValueError("explainers: expected at least one explainer, got an empty mapping")
@@ -713,7 +985,14 @@ def explain_all(
     for name, cam in cams.items():
         if not isinstance(cam, BaseCAM):
             raise TypeError(f"explainers[{name!r}]: expected a qfsel CAM, got {type(cam).__name__}")
-        if cam.model is not first.model or [m for _, m in cam.target_layers] != modules:
-            raise ValueError(f"explainers[{name!r}]: every explainer must share one model and target layers")
-    cap = capture(first.model, input_tensor, modules, targets, first.reshape_transform)
-    return {name: cam.from_capture(cap) for name, cam in cams.items()}
+        if (
+            cam.model is not first.model
+            or [m for _, m in cam.target_layers] != modules
+            or cam.reshape_transform is not first.reshape_transform
+            or cam.output_selector is not first.output_selector
+        ):
+            raise ValueError(
+                f"explainers[{name!r}]: every explainer must share one model, target layers, "
+                "reshape_transform and output_selector"
+            )
+    return _explain_with(cams, input_tensor, targets, aug_smooth, eigen_smooth, as_tensor)

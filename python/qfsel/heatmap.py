@@ -3,7 +3,8 @@
 Shared by every CAM method so that baselines and QFS-CAM are compared on equal
 terms: a method only supplies the per-map weights ``w`` (B, K).
 
-``raw = ReLU(sum_p w_p A_p)``; ``normalised = (raw - min) / (max - min)`` per
+``raw = ReLU(sum_p w_p A_p)`` (or, with ``eigen_smooth``, ReLU of the first principal
+component of the weighted maps ``w_p A_p``, see :func:`eigen_map`); ``normalised = (raw - min) / (max - min)`` per
 sample (a flat map becomes all zeros and is reported); then a bilinear resize
 (``align_corners=False``), which keeps values in [0, 1].
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["aggregate_layers", "min_max_normalize", "upsample", "weighted_map"]
+__all__ = ["aggregate_layers", "cam_map", "eigen_map", "min_max_normalize", "upsample", "weighted_map"]
 
 #: Maps whose (max - min) is at or below this times their largest magnitude are treated as
 #: flat. Relative, so that a map's scale does not matter (the gradients of a softmax
@@ -35,6 +36,46 @@ def weighted_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     dtype = torch.promote_types(activations.dtype, torch.float32)
     cam = torch.einsum("bk,bkhw->bhw", weights.to(dtype), activations.to(dtype))
     return torch.relu(cam)
+
+
+def eigen_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``ReLU`` of the first principal component of the weighted maps: (B, K, H, W), (B, K) -> (B, H, W).
+
+    Per sample, the H*W pixels are points in R^K with coordinates ``w_p A_p[pixel]``; they
+    are centred (mean over pixels) and projected on their first principal direction
+    (the top right singular vector). The direction's sign is chosen so that the
+    projection correlates positively with the plain weighted sum ``sum_p w_p A_p`` (the
+    map it smooths), and positive on a tie; maps with no variance give zeros.
+    Computed on the activations' device, in at least float32.
+
+    Example:
+        >>> import torch
+        >>> from qfsel.heatmap import eigen_map
+        >>> a = torch.zeros(1, 2, 2, 2); a[0, 0, 0, 0] = 1.0; a[0, 1, 0, 0] = 1.0
+        >>> eigen_map(a, torch.ones(1, 2))[0]
+        tensor([[1.0607, 0.0000],
+                [0.0000, 0.0000]])
+    """
+    if activations.ndim != 4 or weights.shape != activations.shape[:2]:
+        raise ValueError(
+            f"weights must be (B, K) matching activations (B, K, H, W) = {tuple(activations.shape)}; "
+            f"got {tuple(weights.shape)}"
+        )
+    dtype = torch.promote_types(activations.dtype, torch.float32)
+    b, _, h, w = activations.shape
+    points = (weights.to(dtype)[:, :, None, None] * activations.to(dtype)).flatten(2).transpose(1, 2)  # (B, HW, K)
+    centred = points - points.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    projection = (centred @ vh[:, 0, :, None]).squeeze(-1)  # (B, HW)
+    plain = points.sum(dim=2)
+    agree = ((projection * (plain - plain.mean(dim=1, keepdim=True))).sum(dim=1) >= 0).to(dtype)
+    projection = projection * (2.0 * agree - 1.0)[:, None]
+    return torch.relu(projection).reshape(b, h, w)
+
+
+def cam_map(activations: torch.Tensor, weights: torch.Tensor, eigen_smooth: bool = False) -> torch.Tensor:
+    """:func:`weighted_map`, or :func:`eigen_map` with ``eigen_smooth=True``."""
+    return eigen_map(activations, weights) if eigen_smooth else weighted_map(activations, weights)
 
 
 def min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
