@@ -9,7 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from tests._tiny_models import GapNet, PaperNet, TokenNet, TwoLayerNet, images, no_hooks_left, tokens_to_maps
+from tests._tiny_models import (
+    DictOutputNet,
+    GapNet,
+    PaperNet,
+    TokenNet,
+    TupleOutputNet,
+    TwoLayerNet,
+    dead_map_gapnet,
+    images,
+    no_hooks_left,
+    tokens_to_maps,
+)
 from qfsel.capture import capture
 from qfsel.cams import QFSCAM, ExplanationResult, GradCAM, GradCAMPlusPlus, QFSelWarning
 from qfsel import scoring
@@ -464,9 +475,39 @@ def test_bad_qfscam_arguments(kwargs, err, pattern):
         QFSCAM(PaperNet(), ["bn"], **kwargs)
 
 
-def test_unknown_sampler_is_reported():
-    with pytest.raises(ValueError, match="sampler"):
-        QFSCAM(PaperNet(), ["bn"], sampler="no-such-sampler")(images(1))
+@pytest.mark.parametrize(
+    ("kwargs", "err", "pattern"),
+    [
+        ({"sampler": "no-such-sampler"}, ValueError, "sampler: expected one of"),
+        ({"sampler": object()}, TypeError, "sampler: expected one of"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**64}, ValueError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": "abc"}, TypeError, "seed"),
+        ({"sampler_params": {"num_sweep": 10}}, TypeError, "num_sweep: not a parameter of sampler 'sa'"),
+        ({"sampler": "exact", "sampler_params": {"num_reads": 3}}, TypeError, "num_reads: not a parameter"),
+        ({"sampler_params": {"seed": -3}}, ValueError, "seed"),
+    ],
+)
+def test_solver_arguments_are_refused_at_construction(kwargs, err, pattern, monkeypatch):
+    import qfsel
+
+    def no_solving(*args, **kw):  # construction must not solve anything
+        raise AssertionError("solve called")
+
+    monkeypatch.setattr(qfsel, "solve", no_solving)
+    with pytest.raises(err, match=pattern):
+        QFSCAM(PaperNet(), ["bn"], **kwargs)
+
+
+def test_valid_solver_arguments_and_dimod_samplers_are_accepted():
+    import dimod
+
+    x = images(2)
+    ref = QFSCAM(PaperNet(), ["bn"], sampler="exact").explain(x)
+    res = QFSCAM(PaperNet(), ["bn"], sampler=dimod.ExactSolver()).explain(x)
+    assert [s.tolist() for s in res.selected] == [s.tolist() for s in ref.selected]
+    QFSCAM(PaperNet(), ["bn"], seed=2**64 - 1, sampler_params={"num_reads": 4, "num_sweeps": 50})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -525,3 +566,180 @@ def test_explain_all_refuses_bad_methods_and_misplaced_parameters():
         explain_all(model, x, ["bn"], methods=())
     with pytest.raises(TypeError, match="'qfs' is not among methods"):
         explain_all(model, x, ["bn"], methods=("gradcam",), beta=0.5)
+
+
+# ---------------------------------------------------------------- dead maps
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sampler": "exact"},
+        {"sampler": "exact", "beta": 1.0},
+        {"sampler": "exact", "k": 2},
+        {"sampler": "exact", "objective": "representative", "k": 2},
+        {"sampler": "exact", "relevance": "taylor", "redundancy": "contribution"},
+    ],
+)
+def test_dead_maps_are_never_candidates(kwargs):
+    # Maps 0 and 3 never fire, but the classifier weighs them most: before the fix every
+    # relevance-redundancy solution selected them (top relevance, zero redundancy).
+    model, x = dead_map_gapnet(dead=(0, 3)), images(4)
+    acts = model.act(model.conv(x)).detach()
+    assert (acts[:, [0, 3]] == 0).all()
+    res = QFSCAM(model, ["act"], **kwargs).explain(x)
+    alpha = scoring.gradcam_weights(capture(model, x, ["act"]).layers[0].gradients)
+    assert (alpha[:, [0, 3]] > 0).all()  # positive weights: only their zero maps exclude them
+    for i, (sel, cand) in enumerate(zip(res.selected, res.selections[0].candidates)):
+        assert 0 not in cand and 3 not in cand
+        assert set(sel.tolist()) <= set(cand.tolist())
+        alive = (acts[i].flatten(1) != 0).any(dim=1) & (alpha[i] > 0)
+        if kwargs.get("relevance") != "taylor":
+            assert cand.tolist() == torch.nonzero(alive).flatten().tolist()
+    np.testing.assert_array_equal(res.selections[0].num_selected, [len(s) for s in res.selected])
+    # dropping maps that add nothing leaves the heatmap as it was: with beta=1 every live map
+    # is selected and the raw map is ReLU(sum of all positive-weight maps), dead ones included
+    if kwargs.get("beta") == 1.0:
+        want = torch.relu(torch.einsum("bk,bkhw->bhw", alpha.clamp(min=0), acts)).numpy()
+        np.testing.assert_allclose(res.raw_maps[0], want, rtol=1e-6, atol=1e-7)
+
+
+def test_all_maps_dead_is_a_clear_error():
+    model = dead_map_gapnet(dead=tuple(range(6)))
+    with pytest.raises(ValueError, match=r"non-zero activations for sample index 0 \(6 of its 6 maps are all zero\)"):
+        QFSCAM(model, ["act"], sampler="exact").explain(images(1))
+
+
+# ---------------------------------------------------------------- pytorch-grad-cam parity
+CAMS = [
+    lambda m, **kw: GradCAM(m, ["bn"], **kw),
+    lambda m, **kw: GradCAMPlusPlus(m, ["bn"], **kw),
+    lambda m, **kw: QFSCAM(m, ["bn"], sampler="exact", **kw),
+]
+
+
+@pytest.mark.parametrize("make", CAMS)
+def test_context_manager_releases_hooks_and_never_swallows(make):
+    model, x = PaperNet(), images(2)
+    with make(model) as cam:
+        heat = cam(x)
+        assert no_hooks_left(model)
+    assert heat.shape == (2, 6, 6) and no_hooks_left(model)
+    with pytest.raises(ZeroDivisionError):
+        with make(model) as cam:
+            cam(x)
+            1 / 0
+    with pytest.raises(ValueError, match="forward pass failed"):
+        with make(model) as cam:
+            cam(torch.rand(2, 3, 7, 7))  # fails inside the capture, hooks registered
+    assert no_hooks_left(model)
+
+
+@pytest.mark.parametrize("make", CAMS)
+def test_as_tensor_keeps_results_on_the_model_device(make):
+    model, x = PaperNet(), images(3)
+    ref = make(model).explain(x)
+    res = make(model).explain(x, as_tensor=True)
+    assert isinstance(res.heatmaps, torch.Tensor) and res.heatmaps.device == x.device
+    assert all(isinstance(t, torch.Tensor) for t in res.raw_maps + res.weights)
+    np.testing.assert_array_equal(res.heatmaps.numpy(), ref.heatmaps)
+    np.testing.assert_array_equal(res.numpy().weights[0], ref.weights[0])
+    assert isinstance(make(model)(x, as_tensor=True), torch.Tensor)
+    assert "torch on cpu" in repr(res)
+
+
+def hand_eigen(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """ReLU of the first principal component of w_p A_p, sign agreeing with sum_p w_p A_p (numpy)."""
+    out = []
+    for ai, wi in zip(a, w):
+        pts = (wi[:, None] * ai.reshape(len(wi), -1)).T.astype(np.float64)
+        c = pts - pts.mean(axis=0)
+        v = np.linalg.svd(c, full_matrices=False)[2][0]
+        proj = c @ v
+        plain = pts.sum(axis=1)
+        if proj @ (plain - plain.mean()) < 0:
+            proj = -proj
+        out.append(np.maximum(proj, 0).reshape(ai.shape[1:]))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("make", CAMS)
+def test_eigen_smooth_is_the_first_principal_component(make):
+    model, x = PaperNet(), images(3, seed=4)
+    res = make(model).explain(x, eigen_smooth=True)
+    plain = make(model).explain(x)
+    np.testing.assert_array_equal(res.weights[0], plain.weights[0])
+    a = capture(model, x, ["bn"]).layers[0].activations.numpy()
+    want = hand_eigen(a, res.weights[0])
+    np.testing.assert_allclose(res.raw_maps[0], want, rtol=1e-4, atol=1e-5 * want.max())
+    np.testing.assert_allclose(res.heatmaps, minmax(want), atol=1e-4)
+    assert not np.allclose(res.heatmaps, plain.heatmaps, atol=1e-2)  # it does change the map
+
+
+@pytest.mark.parametrize("make", CAMS)
+def test_aug_smooth_is_the_mean_over_flips_and_scalings(make):
+    from qfsel.cams import AUGMENTATIONS
+
+    model, x = PaperNet(), images(2, seed=3)
+    res = make(model).explain(x, aug_smooth=True)
+    plain = make(model).explain(x)
+    assert len(AUGMENTATIONS) == 6 and AUGMENTATIONS[0] == (False, 1.0)
+    want = np.zeros_like(plain.heatmaps)
+    for flip, factor in AUGMENTATIONS:
+        xa = x * factor
+        xa = torch.flip(xa, dims=(3,)) if flip else xa
+        h = make(model).explain(xa, targets=plain.predicted.tolist()).heatmaps  # the unaugmented classes
+        want += h[:, :, ::-1] if flip else h
+    np.testing.assert_allclose(res.heatmaps, want / 6, atol=1e-6)
+    np.testing.assert_array_equal(res.weights[0], plain.weights[0])  # other fields: unaugmented pass
+    assert res.predicted.tolist() == plain.predicted.tolist()
+    assert 0.0 <= res.heatmaps.min() and res.heatmaps.max() <= 1.0
+
+
+def test_explain_all_with_smoothing_shares_each_augmented_capture(monkeypatch):
+    import qfsel.cams as cams_mod
+    from qfsel import explain_all
+
+    model, x = PaperNet(), images(2, seed=7)
+    calls = []
+    real = cams_mod.capture
+    monkeypatch.setattr(cams_mod, "capture", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    res = explain_all(model, x, ["bn"], sampler="exact", aug_smooth=True, eigen_smooth=True, as_tensor=True)
+    assert len(calls) == 6  # one capture per augmentation, shared by the three methods
+    for name, cam in {"qfs": QFSCAM(model, ["bn"], sampler="exact"), "gradcam": GradCAM(model, ["bn"]),
+                      "gradcam++": GradCAMPlusPlus(model, ["bn"])}.items():
+        one = cam.explain(x, aug_smooth=True, eigen_smooth=True)
+        assert isinstance(res[name].heatmaps, torch.Tensor)
+        np.testing.assert_allclose(res[name].heatmaps.numpy(), one.heatmaps, atol=1e-6)
+
+
+@pytest.mark.parametrize("flag", ["aug_smooth", "eigen_smooth", "as_tensor"])
+def test_smoothing_flags_must_be_bools(flag):
+    with pytest.raises(TypeError, match=f"{flag}: expected a bool"):
+        GradCAM(PaperNet(), ["bn"]).explain(images(1), **{flag: 1})
+
+
+@pytest.mark.parametrize(
+    ("model", "selector"), [(DictOutputNet(), "logits"), (TupleOutputNet(), 0), (DictOutputNet(), lambda o: o["logits"])]
+)
+def test_output_selector_for_every_method(model, selector):
+    x = images(3)
+    for cls in (GradCAM, GradCAMPlusPlus):
+        np.testing.assert_array_equal(
+            cls(model, ["act"], output_selector=selector)(x), cls(GapNet(), ["act"])(x)
+        )
+    kw = {"sampler": "exact", "relevance": "ablation", "k": 2}  # ablation re-runs the model
+    q = QFSCAM(model, ["act"], output_selector=selector, **kw).explain(x)
+    ref = QFSCAM(GapNet(), ["act"], **kw).explain(x)
+    assert [s.tolist() for s in q.selected] == [s.tolist() for s in ref.selected]
+    with pytest.raises(TypeError, match="output_selector"):
+        GradCAM(model, ["act"])(x)
+
+
+def test_short_reprs():
+    res = QFSCAM(PaperNet(), ["bn"], sampler="exact").explain(images(12))
+    text = repr(res)
+    assert len(text) < 300 and "\n" not in text and "array" not in text
+    assert text.startswith("ExplanationResult(method='qfs-cam', images=12, heatmaps=(12, 6, 6) float32 numpy")
+    assert "candidate maps (exact)" in text and ", ...]" in text
+    sel = repr(res.selections[0])
+    assert sel.startswith("LayerSelection(layer='bn', images=12") and len(sel) < 300
+    assert str(res) == text
