@@ -371,3 +371,64 @@ def test_bad_output_selector(model, selector, err, pattern):
     with pytest.raises(err, match=pattern):
         capture(model, images(2, 6), ["act"], output_selector=selector)
     assert no_hooks_left(model)
+
+
+def test_pytorch_grad_cam_targets_importable_from_qfsel():
+    import qfsel
+    from qfsel import targets as t
+
+    for name in ("ClassifierOutputTarget", "ClassifierOutputSoftmaxTarget", "BinaryClassifierOutputTarget",
+                 "RegressionOutputTarget"):
+        assert getattr(qfsel, name) is getattr(t, name) and name in qfsel.__all__
+
+
+class OneLogitNet(nn.Module):
+    """conv -> ReLU ("act") -> GAP -> Linear(K -> 1): a binary classifier or a regressor, (B, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.base = GapNet(k=4, classes=1)
+
+    def forward(self, x):
+        return self.base(x)
+
+
+def test_binary_and_regression_targets_score_and_gradient():
+    from qfsel.targets import BinaryClassifierOutputTarget, RegressionOutputTarget
+
+    model, x = OneLogitNet(), images(3)
+    logit = model(x)[:, 0].detach()
+    w = model.base.fc.weight[0].detach()
+    pos = capture(model, x, ["base.act"], targets=BinaryClassifierOutputTarget(1))
+    neg = capture(model, x, ["base.act"], targets=BinaryClassifierOutputTarget(0))
+    reg = capture(model, x, ["base.act"], targets=RegressionOutputTarget())
+    torch.testing.assert_close(pos.scores, logit)
+    torch.testing.assert_close(neg.scores, -logit)
+    torch.testing.assert_close(reg.scores, logit)
+    # d logit / dA_kij = w_k / (H W), the sign flipped for class 0
+    g = w[None, :, None, None].expand(3, 4, 6, 6) / 36
+    torch.testing.assert_close(pos.layers[0].gradients, g)
+    torch.testing.assert_close(neg.layers[0].gradients, -g)
+    three = GapNet(classes=3)
+    out = three(x)
+    cap = capture(three, x, ["act"], targets=RegressionOutputTarget(2))
+    torch.testing.assert_close(cap.scores, out[:, 2].detach())
+
+
+def test_binary_and_regression_targets_refuse_bad_use():
+    from qfsel.targets import BinaryClassifierOutputTarget, RegressionOutputTarget
+
+    with pytest.raises(ValueError, match="0 or 1"):
+        BinaryClassifierOutputTarget(2)
+    with pytest.raises(TypeError, match="category"):
+        BinaryClassifierOutputTarget(1.0)
+    with pytest.raises(ValueError, match=r"one logit per sample.*shape \(3,\).*ClassifierOutputTarget"):
+        BinaryClassifierOutputTarget(1)(torch.zeros(3))
+    with pytest.raises(ValueError, match="one value per sample"):
+        RegressionOutputTarget()(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"RegressionOutputTarget\(5\): out of range"):
+        RegressionOutputTarget(5)(torch.zeros(3))
+    with pytest.raises(TypeError, match="index"):
+        RegressionOutputTarget("a")
+    assert repr(RegressionOutputTarget()) == "RegressionOutputTarget()"
+    assert repr(BinaryClassifierOutputTarget(0)) == "BinaryClassifierOutputTarget(0)"

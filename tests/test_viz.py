@@ -120,3 +120,39 @@ def test_grid_bad_heatmaps_panel_size_and_dpi(tmp_path):
     with pytest.raises(ValueError, match="dpi"):
         save_comparison_grid(tmp_path / "g.png", img, maps, dpi=0)
     assert not (tmp_path / "g.png").exists()
+
+
+def test_show_cam_on_image_is_the_overlay_in_uint8():
+    from PIL import Image
+
+    import qfsel
+    from qfsel.viz import show_cam_on_image
+
+    rng = np.random.default_rng(1)
+    img = (rng.random((9, 11, 3)) * 255).astype(np.uint8)
+    heat = rng.random((9, 11))
+    out = show_cam_on_image(img, heat, alpha=0.4)
+    assert out.dtype == np.uint8 and out.shape == (9, 11, 3)
+    np.testing.assert_array_equal(out, np.rint(overlay(img, heat, alpha=0.4) * 255).astype(np.uint8))
+    assert np.abs(out.astype(int) - np.rint(overlay(img, heat, alpha=0.4) * 255)).max() == 0
+    assert Image.fromarray(out).mode == "RGB"
+    assert qfsel.show_cam_on_image is show_cam_on_image
+    with pytest.raises(ValueError, match="heatmap: expected the image's size"):
+        show_cam_on_image(img, heat[:5])
+
+
+def test_save_overlay_with_a_title_labels_the_png(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    img, heat = rng.random((40, 30, 3)), rng.random((40, 30))
+    plain = save_overlay(tmp_path / "plain.png", img, heat)
+    assert imread(plain).shape[:2] == (40, 30)  # pixel for pixel without a title
+    titled = save_overlay(tmp_path / "titled.png", img, heat, title="7 - QFS-CAM, 3 maps")
+    with Image.open(titled) as png:
+        assert png.text["Title"] == "7 - QFS-CAM, 3 maps"
+        assert png.size == (30, 40 + 28)
+    pixels = imread(titled)
+    assert pixels[:28].std() > 0  # the title band holds text, not a flat colour
+    with pytest.raises(TypeError, match="title"):
+        save_overlay(tmp_path / "bad.png", img, heat, title=3)

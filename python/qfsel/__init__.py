@@ -31,6 +31,12 @@ _LAZY = {
     "QFSCAM": "qfsel.cams",
     "ExplanationResult": "qfsel.cams",
     "explain_all": "qfsel.cams",
+    # issue 8 (i8b): pytorch-grad-cam style targets and overlay
+    "ClassifierOutputTarget": "qfsel.targets",
+    "ClassifierOutputSoftmaxTarget": "qfsel.targets",
+    "BinaryClassifierOutputTarget": "qfsel.targets",
+    "RegressionOutputTarget": "qfsel.targets",
+    "show_cam_on_image": "qfsel.viz",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
 
@@ -69,6 +75,12 @@ __all__ = [
     "QFSCAM",
     "ExplanationResult",
     "explain_all",
+    # targets and overlays (torch / matplotlib; issue 8)
+    "ClassifierOutputTarget",
+    "ClassifierOutputSoftmaxTarget",
+    "BinaryClassifierOutputTarget",
+    "RegressionOutputTarget",
+    "show_cam_on_image",
     # errors
     "exceptions",
     "QFSelError",

@@ -12,6 +12,9 @@ Example:
     3.0
     >>> round(float(ClassifierOutputSoftmaxTarget(1)(logits)), 4)
     0.8214
+
+The same classes are importable from ``qfsel`` itself (``from qfsel import
+ClassifierOutputTarget``), as from ``pytorch_grad_cam.utils.model_targets``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import numpy as np
 import torch
 
 __all__ = [
+    "BinaryClassifierOutputTarget",
     "ClassifierOutputTarget",
     "ClassifierOutputSoftmaxTarget",
+    "RegressionOutputTarget",
     "Target",
     "TargetsLike",
     "normalize_targets",
@@ -98,6 +103,85 @@ class ClassifierOutputSoftmaxTarget(ClassifierOutputTarget):
 
     def __repr__(self) -> str:
         return f"ClassifierOutputSoftmaxTarget({self.category})"
+
+
+class BinaryClassifierOutputTarget:
+    """One-logit binary classifier: the logit for ``category=1``, minus the logit for ``0``.
+
+    For models whose output is one logit per sample, ``(B,)`` or ``(B, 1)``
+    (the positive class's probability is ``sigmoid(logit)``). Explaining class 0
+    then shows what argues *against* the positive class.
+
+    Args:
+        category: 1 (the positive class) or 0.
+
+    Example:
+        >>> import torch
+        >>> float(BinaryClassifierOutputTarget(1)(torch.tensor([2.5]))), float(BinaryClassifierOutputTarget(0)(torch.tensor(2.5)))
+        (2.5, -2.5)
+    """
+
+    def __init__(self, category: int) -> None:
+        category = _check_category(category)
+        if category not in (0, 1):
+            raise ValueError(f"category must be 0 or 1 for a binary classifier; got {category}")
+        self.category = category
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        value = _one_value(model_output, "BinaryClassifierOutputTarget", "one logit per sample, (B,) or (B, 1)")
+        return value if self.category == 1 else -value
+
+    def __repr__(self) -> str:
+        return f"BinaryClassifierOutputTarget({self.category})"
+
+
+class RegressionOutputTarget:
+    """The raw output value of a regression model (no softmax, no class).
+
+    Args:
+        index: None for a model with one output per sample (``(B,)`` or ``(B, 1)``);
+            otherwise the position of the explained value in one sample's output
+            (an int, or a tuple of ints for a multi-axis output).
+
+    Example:
+        >>> import torch
+        >>> float(RegressionOutputTarget()(torch.tensor([0.3]))), float(RegressionOutputTarget(1)(torch.tensor([0.3, 7.0])))
+        (0.30000001192092896, 7.0)
+    """
+
+    def __init__(self, index: int | tuple[int, ...] | None = None) -> None:
+        if index is not None:
+            items = index if isinstance(index, tuple) else (index,)
+            if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
+                raise TypeError(f"index must be None, an int or a tuple of ints; got {index!r}")
+            index = tuple(int(v) for v in items) if isinstance(index, tuple) else int(index)  # type: ignore[arg-type]
+        self.index = index
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        if self.index is None:
+            return _one_value(model_output, "RegressionOutputTarget()", "one value per sample, (B,) or (B, 1)")
+        if not isinstance(model_output, torch.Tensor):
+            raise TypeError(f"RegressionOutputTarget expects a tensor; got {type(model_output).__name__}")
+        try:
+            return model_output[self.index]
+        except IndexError as exc:
+            raise ValueError(
+                f"RegressionOutputTarget({self.index!r}): out of range for one sample's output of shape "
+                f"{tuple(model_output.shape)}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"RegressionOutputTarget({'' if self.index is None else repr(self.index)})"
+
+
+def _one_value(model_output: torch.Tensor, who: str, what: str) -> torch.Tensor:
+    if not isinstance(model_output, torch.Tensor) or model_output.numel() != 1:
+        shape = tuple(getattr(model_output, "shape", ()))
+        raise ValueError(
+            f"{who} expects {what}; one sample's output has shape {shape}"
+            + (" (a multi-class output? use ClassifierOutputTarget)" if len(shape) == 1 and shape[0] > 1 else "")
+        )
+    return model_output.reshape(())
 
 
 def _check_class_index(model_output: torch.Tensor, category: int) -> None:

@@ -7,11 +7,13 @@ no window, no ``plt.show``).
 
 Example:
     >>> import numpy as np, tempfile, os
-    >>> from qfsel.viz import overlay, save_comparison_grid
+    >>> from qfsel.viz import overlay, save_comparison_grid, show_cam_on_image
     >>> img = np.random.default_rng(0).random((16, 16, 3))
     >>> heat = np.linspace(0, 1, 256).reshape(16, 16)
     >>> overlay(img, heat).shape
     (16, 16, 3)
+    >>> show_cam_on_image(img, heat).dtype   # pytorch-grad-cam style: uint8 RGB
+    dtype('uint8')
     >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
     >>> _ = save_comparison_grid(path, img[None], {"GradCAM": heat[None]}, class_names=["cat"])
     >>> os.path.getsize(path) > 0
@@ -29,7 +31,7 @@ import numpy as np
 
 from ._checks import check_positive_real, check_unit_interval
 
-__all__ = ["as_rgb", "comparison_grid", "overlay", "save_comparison_grid", "save_overlay"]
+__all__ = ["as_rgb", "comparison_grid", "overlay", "save_comparison_grid", "save_overlay", "show_cam_on_image"]
 
 
 def as_rgb(image: Any, name: str = "image") -> np.ndarray:
@@ -110,12 +112,59 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") 
     return np.clip((1.0 - alpha) * rgb + alpha * colour, 0.0, 1.0)
 
 
-def save_overlay(path: str | os.PathLike[str], image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") -> Path:
-    """Writes :func:`overlay` as a PNG at the image's resolution; returns the path."""
-    from matplotlib.image import imsave
+def show_cam_on_image(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """:func:`overlay` as an 8-bit RGB picture, like pytorch-grad-cam's ``show_cam_on_image``.
 
+    Args:
+        image: (H, W) or (H, W, 3), uint8 or float in [0, 1] (RGB order).
+        heatmap: (H, W) in [0, 1], e.g. ``cam(batch)[0]``.
+        alpha: weight of the heatmap colour, in [0, 1] (pytorch-grad-cam's
+            ``image_weight`` is ``1 - alpha``).
+        cmap: a matplotlib colormap name.
+
+    Returns:
+        (H, W, 3) uint8 RGB, ready for ``PIL.Image.fromarray`` or ``imageio``.
+    """
+    return np.rint(overlay(image, heatmap, alpha=alpha, cmap=cmap) * 255.0).astype(np.uint8)
+
+
+def save_overlay(
+    path: str | os.PathLike[str],
+    image: Any,
+    heatmap: Any,
+    *,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    title: str | None = None,
+) -> Path:
+    """Writes :func:`overlay` as a PNG; returns the path.
+
+    Without ``title``, the PNG has the image's resolution, pixel for pixel. With a
+    ``title`` (e.g. ``"7 - QFS-CAM, 3 maps"``) the overlay is drawn below that text
+    line, and the title is also stored as the PNG's ``Title`` text chunk.
+    """
     path = Path(path)
-    imsave(path, overlay(image, heatmap, alpha=alpha, cmap=cmap), format="png")
+    pixels = overlay(image, heatmap, alpha=alpha, cmap=cmap)
+    if title is None:
+        from matplotlib.image import imsave
+
+        imsave(path, pixels, format="png")
+        return path
+    if not isinstance(title, str):
+        raise TypeError(f"title: expected a str or None, got {type(title).__name__}")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    height, width = pixels.shape[:2]
+    dpi = 100
+    band = 28  # pixels of title
+    fig = Figure(figsize=(width / dpi, (height + band) / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, 1.0, height / (height + band)))
+    ax.imshow(pixels, interpolation="nearest")
+    ax.set_axis_off()
+    fig.text(0.5, 1.0 - 0.5 * band / (height + band), title, ha="center", va="center", fontsize=9)
+    fig.savefig(path, format="png", dpi=dpi, metadata={"Title": title})
     return path
 
 
