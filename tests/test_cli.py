@@ -17,6 +17,7 @@ from PIL import Image
 from qfsel import viz
 from qfsel.cams import GradCAM, QFSCAM
 from qfsel.cli import build_parser, main, random_explanation_batch
+from qfsel.cli._common import _TITLE
 from qfsel.datasets import mnist5k
 from qfsel.models import load_model
 
@@ -58,8 +59,12 @@ def test_explain_all_methods_writes_overlays_json_and_csv(digits, tmp_path, caps
         assert qfs["feasible"] is True and qfs["energy"] < 0  # a good selection has negative energy
         for method in ("qfs", "gradcam", "gradcam++"):
             png = out / record["methods"][method]["png"]
-            with Image.open(png) as image:  # 28x28 digits enlarged 8x, written by qfsel.viz
-                assert image.size == (224, 224) and image.mode in ("RGB", "RGBA")
+            with Image.open(png) as image:  # 28x28 digits enlarged 8x below a title line, by qfsel.viz
+                assert image.size == (224, 224 + 28) and image.mode in ("RGB", "RGBA")
+                title = f"{record['class_name']} - {_TITLE[method]}"
+                if method == "qfs":
+                    title += f", {record['methods']['qfs']['num_selected']} maps"
+                assert image.text["Title"] == title
 
     with open(out / "selections.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -94,7 +99,8 @@ def test_explain_overlays_are_qfsel_viz_overlays(digits, tmp_path, monkeypatch):
     big = lambda a: np.repeat(np.repeat(a, 8, axis=0), 8, axis=1)  # noqa: E731
     expected = viz.overlay(big(bundle.display(pixels)), big(heat))
     with Image.open(out / report["images"][0]["methods"]["gradcam"]["png"]) as image:
-        written = np.asarray(image.convert("RGB")).astype(float) / 255
+        assert image.text["Title"] == f"{report['images'][0]['class_name']} - GradCAM"
+        written = np.asarray(image.convert("RGB")).astype(float)[28:] / 255  # below the title line
     assert written.shape == expected.shape == (224, 224, 3)
     assert np.abs(written - expected).max() <= 1.5 / 255
 
@@ -129,7 +135,7 @@ def test_explain_candidates_keeps_the_top_n(digits, tmp_path):
         ("explain", ["--candidates", "0"], "--candidates: expected an integer >= 1, got 0"),
         ("demo", ["--candidates", "-2"], "--candidates: expected an integer >= 1, got -2"),
         ("explain", ["--candidates", "3", "--k", "4"], "--k: expected an integer <= --candidates (3), got 4"),
-        ("explain", ["--candidates", "many"], "invalid int value"),
+        ("explain", ["--candidates", "many"], "expected an integer or 'all', got 'many'"),
         ("demo", ["--device", "tpu"], "invalid choice"),
     ],
 )
@@ -442,3 +448,90 @@ def test_help_and_python_m(capsys):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert main(["explain", "x.png", "--beta", "high"]) == 2
     assert "invalid float value" in capsys.readouterr().err
+
+
+def test_explain_warns_when_an_input_is_converted_far_from_the_training_images(digits, tmp_path, capsys):
+    _, paths, _ = digits
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.png"  # a colour 320x200 picture, nothing like an MNIST digit
+    Image.fromarray((rng.random((200, 320, 3)) * 255).astype(np.uint8)).save(photo)
+    out = tmp_path / "out"
+    assert main(["explain", str(paths[0]), str(photo), "--method", "gradcam", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if line.startswith("qfsel: warning:")]
+    assert len(warned) == 1 and str(photo) in warned[0]
+    assert "a colour image is turned grey" in warned[0] and "28x28 grey MNIST digits" in warned[0]
+    assert "a 320x200 image is shrunk 7-fold to 28x28" in warned[0]
+    assert "its 1.6:1 aspect ratio is squashed to a square" in warned[0]
+    records = json.loads((out / "explanations.json").read_text())["images"]
+    assert "warning" not in records[0] and "colour" in records[1]["warning"]
+
+
+def test_explain_efficientnet_defaults_to_64_candidates_like_demo(tmp_path, capsys):
+    from qfsel.datasets import sample_photos
+    from qfsel.cli._common import _PHOTO_CANDIDATES
+    from qfsel.models import EFFICIENTNET_LITE0_CANDIDATES
+
+    assert _PHOTO_CANDIDATES == EFFICIENTNET_LITE0_CANDIDATES == 64
+    path = tmp_path / "chelsea.png"
+    Image.fromarray(sample_photos(["chelsea"])["chelsea"]).save(path)
+    out = tmp_path / "out"
+    argv = ["explain", str(path), "--model", "efficientnet-lite0", "--method", "qfs", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads((out / "explanations.json").read_text())
+    assert "warning:" not in capsys.readouterr().err  # a photo is what this model was trained on
+    assert report["candidates"] == 64 and report["images"][0]["methods"]["qfs"]["candidates"] == 64
+    assert build_parser().parse_args(["explain", "x.png", "--candidates", "all"]).candidates == "all"
+    help_text = build_parser()._subparsers._group_actions[0].choices["explain"].format_help()
+    assert "64 for efficientnet-lite0, as in demo" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not a checkpoint", r"not a PyTorch weights file \(torch.save writes a zip archive"),
+        (b"PK\x03\x04broken zip", r"not a PyTorch weights file"),
+        (None, r"pickles Python objects \(.*Payload\).*weights only"),
+    ],
+)
+def test_explain_bad_model_file_never_advises_weights_only_false(digits, tmp_path, capsys, content, message):
+    _, paths, _ = digits
+    bad = tmp_path / "bad.pt"
+    if content is None:
+        torch.save({"state_dict": _Payload()}, bad)
+    else:
+        bad.write_bytes(content)
+    assert main(["explain", str(paths[0]), "--model", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+    assert "weights_only=False" not in err and "weights_only` set to `False" not in err
+
+
+class _Payload:
+    """Pickled into a checkpoint by the test above: an object, not a tensor."""
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", ["explain", "demo", "solve-demo"])
+def test_readme_synopsis_matches_help(command):
+    """The README's command-line synopsis is each command's --help usage, word for word."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Command line\n\n```text\n(.*?)```", readme, flags=re.S)
+    assert block, "README.md should have a Command line section with a text block"
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    usage = _normalized(sub.format_usage()).removeprefix("usage: ")
+    assert usage in _normalized(block.group(1)), f"README synopsis of {command!r} differs from --help: {usage}"
+
+
+def test_explain_candidates_all_means_no_cap(digits, tmp_path):
+    _, paths, _ = digits
+    out = tmp_path / "out"
+    assert main(["explain", str(paths[0]), "--method", "qfs", "--candidates", "all", "--sampler", "exact",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "explanations.json").read_text())
+    assert report["candidates"] is None and report["images"][0]["methods"]["qfs"]["candidates"] > 2

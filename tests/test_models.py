@@ -148,8 +148,9 @@ class _NotWeights:
 def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": _NotWeights()}, path)
-    with pytest.raises(ValueError, match="weights_only"):
+    with pytest.raises(ValueError, match=r"pickles Python objects \(.*_NotWeights\)") as info:
         load_narrow_cnn(path)
+    _never_advises_unsafe_loading(info.value)
     other = tmp_path / "other.pt"
     torch.save({"foo": torch.zeros(2)}, other)
     with pytest.raises(ValueError, match="not a qfsel narrow-CNN checkpoint"):
@@ -277,3 +278,53 @@ def test_training_is_deterministic_on_cpu():
         assert torch.equal(ta, tb), name
     c, _ = train_narrow_mnist(4, seed=4, **quick)
     assert not torch.equal(a.head.conv.weight, c.head.conv.weight)
+
+
+def _never_advises_unsafe_loading(error: BaseException) -> None:
+    """Neither the message nor anything chained to it suggests weights_only=False."""
+    seen = error
+    while seen is not None:
+        text = str(seen)
+        assert "weights_only=False" not in text and "weights_only` set to `False" not in text, text
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (b"", "not a PyTorch weights file"),
+        (bytes(range(256)) * 3, r"not a PyTorch weights file .*starts with bytes"),
+        (b"PK\x03\x04" + b"\x00" * 40, "not a PyTorch weights file"),
+    ],
+)
+def test_garbage_weights_files_get_a_clear_error(tmp_path, content, pattern):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    for load in (load_narrow_cnn, lambda p: narrow_cnn(16, pretrained=p), models.load_model):
+        with pytest.raises(ValueError, match=pattern) as info:
+            load(path)
+        _never_advises_unsafe_loading(info.value)
+
+
+def test_checkpoint_of_another_shape_is_a_value_error(tmp_path):
+    path = tmp_path / "n24.pt"
+    torch.save(narrow_cnn(24).state_dict(), path)
+    with pytest.raises(ValueError, match="do not fit"):
+        narrow_cnn(16, pretrained=path)
+
+
+def test_input_notes_flag_conversions_far_from_the_training_images():
+    rng = np.random.default_rng(0)
+    assert models.mnist_input_notes(np.zeros((28, 28), np.uint8)) == []
+    assert models.mnist_input_notes(np.zeros((100, 100, 3))) == []  # grey in RGB, 3.6-fold: close enough
+    assert models.mnist_input_notes(rng.random((40, 40, 3))) == ["a colour image is turned grey"]
+    assert models.mnist_input_notes(np.zeros((28, 56))) == ["its 2.0:1 aspect ratio is squashed to a square"]
+    assert models.mnist_input_notes(np.zeros((6, 6))) == ["a 6x6 image is enlarged 5-fold to 28x28"]
+    assert models.imagenet_input_notes(np.zeros((224, 300, 3))) == []
+    assert models.imagenet_input_notes(np.zeros((100, 500))) == ["its 5.0:1 aspect ratio is squashed to a square"]
+    bundle = models.load_model("narrow-mnist-16")
+    assert bundle.conversion_warning(np.zeros((28, 28))) is None
+    assert "far from what narrow-mnist-16 was trained on (28x28 grey MNIST digits)" in bundle.conversion_warning(
+        rng.random((28, 28, 3))
+    )
+    assert bundle.default_candidates is None

@@ -49,6 +49,7 @@ __all__ = [
     "BUNDLED_ACCURACY",
     "BUNDLED_MODELS",
     "EXPLAINED_LAYER",
+    "EFFICIENTNET_LITE0_CANDIDATES",
     "EFFICIENTNET_LITE0_LAYER",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -61,7 +62,9 @@ __all__ = [
     "layer_names",
     "load_model",
     "load_narrow_cnn",
+    "imagenet_input_notes",
     "mnist_backbone",
+    "mnist_input_notes",
     "mnist_preprocess",
     "narrow_cnn",
     "resolve_layer",
@@ -72,6 +75,10 @@ EXPLAINED_LAYER = "head.bn"
 
 EFFICIENTNET_LITE0_LAYER = "_head_act"
 """Default explained layer of :func:`efficientnet_lite0`: the last activation, 1280 maps of 7x7."""
+
+EFFICIENTNET_LITE0_CANDIDATES = 64
+"""QFS-CAM's default ``candidates`` for efficientnet-lite0 in the CLI (``explain`` and ``demo``):
+the 64 most relevant of its 1280 maps (without a cap it selects hundreds)."""
 
 NARROW_WIDTHS = (16, 24, 32)
 
@@ -230,6 +237,38 @@ def _bundled_weights_path(n_features: int) -> Path:
     return _weights_dir() / f"narrow-mnist-{n_features}.pt"
 
 
+def _unreadable_checkpoint(path: Path, exc: BaseException) -> ValueError:
+    """A clear error for a file ``torch.load(weights_only=True)`` refused.
+
+    torch's own message suggests re-running with ``weights_only=False``, which would
+    execute code from the file: it is never passed on. What the file is (not a
+    ``torch.save`` archive, or one that pickles Python objects) is said instead.
+    """
+    import re
+    import zipfile
+
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if found is not None:
+        return ValueError(
+            f"{path}: this checkpoint pickles Python objects ({found.group(1)}), not only tensors and plain "
+            "containers; qfsel loads weights only (weights_only=True), since unpickling objects runs code "
+            "from the file. Save a state dict instead: torch.save(model.state_dict(), path)"
+        )
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        return ValueError(
+            f"{path}: not a PyTorch weights file (torch.save writes a zip archive; this file is not one, "
+            f"it starts with bytes {head!r}); give a checkpoint written by python -m qfsel.train or "
+            "torch.save(model.state_dict(), path)"
+        )
+    return ValueError(
+        f"{path}: not a readable PyTorch weights file ({type(exc).__name__} while reading it with "
+        "weights_only=True: damaged, truncated or not a checkpoint); give a checkpoint written by "
+        "python -m qfsel.train or torch.save(model.state_dict(), path)"
+    )
+
+
 def _load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a narrow-CNN checkpoint safely (``weights_only=True``): state dict and metadata."""
     path = Path(path)
@@ -237,8 +276,14 @@ def _load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tens
         raise FileNotFoundError(f"weights file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(f"{path}: not a readable weights file (torch.load with weights_only=True failed: {exc})") from exc
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, KeyError, ...
+        error = _unreadable_checkpoint(path, exc)
+    else:
+        error = None
+    if error is not None:
+        # ``from None``: torch's message (chained, it would show in tracebacks) advises
+        # weights_only=False, i.e. running the file's code.
+        raise error from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(payload).__name__}")
     if "state_dict" in payload:
@@ -317,7 +362,10 @@ def narrow_cnn(
         model.load_state_dict(state)
     elif isinstance(pretrained, (str, os.PathLike)):
         state, _ = _load_checkpoint(pretrained)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"pretrained={str(pretrained)!r}: the weights do not fit this model: {exc}") from exc
     elif pretrained is not False:
         raise TypeError(f"pretrained must be None, a bool or a path, got {type(pretrained).__name__}")
     return model.eval()
@@ -568,6 +616,67 @@ def mnist_preprocess(image: Any, *, invert: bool | None = None) -> torch.Tensor:
     return tensor.clamp(0.0, 1.0).contiguous()
 
 
+#: Largest shrink or enlargement factor (short side) before an input counts as far from the
+#: training images; and largest aspect ratio squashed to a square.
+_FAR_SCALE = 4.0
+_FAR_ASPECT = 1.5
+#: Mean spread between an image's colour channels (on [0, 1]) above which it is a colour image.
+_COLOUR_SPREAD = 0.04
+
+
+def _size_notes(height: int, width: int, side: int, aspect_limit: float) -> list[str]:
+    notes = []
+    short = min(height, width)
+    if short > _FAR_SCALE * side:
+        notes.append(f"a {width}x{height} image is shrunk {short / side:.0f}-fold to {side}x{side}")
+    elif short * _FAR_SCALE < side:
+        notes.append(f"a {width}x{height} image is enlarged {side / short:.0f}-fold to {side}x{side}")
+    aspect = max(height, width) / max(1, short)
+    if aspect > aspect_limit:
+        notes.append(f"its {aspect:.1f}:1 aspect ratio is squashed to a square")
+    return notes
+
+
+def mnist_input_notes(image: Any) -> list[str]:
+    """Why :func:`mnist_preprocess` turns ``image`` into something unlike an MNIST digit.
+
+    MNIST digits are small, square and grey; a colour photo (channels that differ by
+    more than 0.04 on average), an image shrunk or enlarged more than 4-fold, or one
+    whose aspect ratio is beyond 1.5:1 is converted far from them, and the model's
+    prediction (and its explanation) may mean little. Empty when the image is close.
+
+    Example:
+        >>> import numpy as np
+        >>> from qfsel.models import mnist_input_notes
+        >>> mnist_input_notes(np.zeros((28, 28)))
+        []
+        >>> mnist_input_notes(np.random.default_rng(0).random((480, 640, 3)))
+        ['a colour image is turned grey', 'a 640x480 image is shrunk 17-fold to 28x28']
+    """
+    rgb = _as_float_rgb(image)
+    notes = []
+    if float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) > _COLOUR_SPREAD:
+        notes.append("a colour image is turned grey")
+    return notes + _size_notes(rgb.shape[0], rgb.shape[1], 28, _FAR_ASPECT)
+
+
+def imagenet_input_notes(image: Any, size: int = 224) -> list[str]:
+    """Why :func:`imagenet_preprocess` turns ``image`` into something unlike an ImageNet photo.
+
+    An image enlarged or shrunk more than 4-fold (e.g. a 28x28 digit blown up to
+    224x224), or stretched from an aspect ratio beyond 2:1, is converted far from the
+    photos the model was trained on. Empty when the image is close.
+
+    Example:
+        >>> import numpy as np
+        >>> from qfsel.models import imagenet_input_notes
+        >>> imagenet_input_notes(np.zeros((28, 28)))
+        ['a 28x28 image is enlarged 8-fold to 224x224']
+    """
+    rgb = _as_float_rgb(image)
+    return _size_notes(rgb.shape[0], rgb.shape[1], size, 2.0)
+
+
 # --------------------------------------------------------------------------------------------
 # lookup by name (for the CLI and scripts)
 # --------------------------------------------------------------------------------------------
@@ -604,6 +713,10 @@ class BundledModel:
         display: image -> float ``(H, W, 3)`` in [0, 1] with the geometry of the input tensor
             (for overlays).
         accuracy: measured test accuracy, when known.
+        default_candidates: how many of the most relevant maps QFS-CAM keeps by default
+            (None: all positive maps): 64 of efficientnet-lite0's 1280, as ``qfsel demo``.
+        input_notes: image -> reasons its conversion by ``preprocess`` is far from the
+            model's training images (empty when it is close).
 
     Example:
         >>> from qfsel.models import load_model
@@ -620,6 +733,19 @@ class BundledModel:
     display: Callable[[Any], np.ndarray]
     accuracy: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    default_candidates: int | None = None
+    input_notes: Callable[[Any], list[str]] = field(default=lambda image: [])
+
+    def conversion_warning(self, image: Any) -> str | None:
+        """One sentence when ``image`` is converted far from the training images, else None."""
+        notes = self.input_notes(image)
+        if not notes:
+            return None
+        trained = self.extra.get("trained_on", "its training images")
+        return (
+            f"{'; '.join(notes)}: far from what {self.name} was trained on ({trained}), so its prediction "
+            "and explanation may mean little"
+        )
 
 
 def _mnist_display(image: Any) -> np.ndarray:
@@ -647,7 +773,17 @@ def load_model(name: str | os.PathLike[str]) -> BundledModel:
             raise ValueError(f"model: unknown model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}")
         model: nn.Module = narrow_cnn(int(width), pretrained=True)
         accuracy = BUNDLED_ACCURACY.get(name)
-        return BundledModel(name, model, EXPLAINED_LAYER, list(MNIST_CLASS_NAMES), mnist_preprocess, _mnist_display, accuracy)
+        return BundledModel(
+            name,
+            model,
+            EXPLAINED_LAYER,
+            list(MNIST_CLASS_NAMES),
+            mnist_preprocess,
+            _mnist_display,
+            accuracy,
+            extra={"trained_on": _MNIST_TRAINED_ON},
+            input_notes=mnist_input_notes,
+        )
     if name == "efficientnet-lite0":
         return BundledModel(
             name,
@@ -656,8 +792,11 @@ def load_model(name: str | os.PathLike[str]) -> BundledModel:
             imagenet_classes(),
             imagenet_preprocess,
             imagenet_resize,
+            extra={"trained_on": "ImageNet photos, 224x224"},
+            default_candidates=EFFICIENTNET_LITE0_CANDIDATES,
+            input_notes=imagenet_input_notes,
         )
-    if isinstance(name, (str, os.PathLike)) and str(name).endswith(".pt"):
+    if isinstance(name, (str, os.PathLike)) and (str(name).endswith((".pt", ".pth")) or Path(name).is_file()):
         model = load_narrow_cnn(name)
         _, meta = _load_checkpoint(name)
         accuracy = meta.get("test_accuracy")
@@ -669,6 +808,8 @@ def load_model(name: str | os.PathLike[str]) -> BundledModel:
             mnist_preprocess,
             _mnist_display,
             float(accuracy) if isinstance(accuracy, (int, float)) else None,
+            extra={"trained_on": _MNIST_TRAINED_ON},
+            input_notes=mnist_input_notes,
         )
     raise ValueError(
         f"model: unknown model {name!r}; use one of {', '.join(BUNDLED_MODELS)} or a path to a .pt checkpoint"
@@ -676,3 +817,4 @@ def load_model(name: str | os.PathLike[str]) -> BundledModel:
 
 
 MNIST_CLASS_NAMES = tuple(str(d) for d in range(10))
+_MNIST_TRAINED_ON = "28x28 grey MNIST digits"

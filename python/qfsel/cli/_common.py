@@ -18,6 +18,9 @@ _FILE_TAG = {"qfs": "qfs", "gradcam": "gradcam", "gradcam++": "gradcampp"}
 _TITLE = {"qfs": "QFS-CAM", "gradcam": "GradCAM", "gradcam++": "GradCAM++"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 _DEFAULT_OUT = "qfsel-out"
+_PHOTO_CANDIDATES = 64
+"""Default ``--candidates`` for efficientnet-lite0 (``models.EFFICIENTNET_LITE0_CANDIDATES``,
+repeated here so that building the parser does not import torch)."""
 _SOLVE_DEMO_MAX_ENTRIES = 2**26
 """Largest ``--batch x --k-maps^2`` of ``solve-demo`` (the redundancy matrices, 512 MiB of float64)."""
 
@@ -75,8 +78,25 @@ def _device(choice: str) -> Any:
     return torch.device(choice)
 
 
+def _candidates_arg(text: str) -> int | str:
+    """``--candidates``: an integer, or ``all`` (no cap)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
+def _effective_candidates(value: int | str | None, default: int | None) -> int | None:
+    """The cap QFS-CAM gets: ``--candidates N``, None for ``all``, the model's default when not given."""
+    if value is None:
+        return default
+    return None if value == "all" else int(value)
+
+
 def _check_candidates(args: argparse.Namespace) -> None:
-    if args.candidates is None:
+    if args.candidates is None or args.candidates == "all":
         return
     if args.candidates < 1:
         raise UserError(f"--candidates: expected an integer >= 1, got {args.candidates}")

@@ -12,14 +12,17 @@ import numpy as np
 
 from ._common import (
     _DEFAULT_OUT,
+    _PHOTO_CANDIDATES,
     _TITLE,
     METHODS,
     UserError,
     _add_device_option,
     _add_qfs_options,
     _build_cam,
+    _candidates_arg,
     _check_candidates,
     _device,
+    _effective_candidates,
     _jsonable,
     _prepare_out,
     _run_cam,
@@ -154,10 +157,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         net.model.to(device)
         batch = torch.cat([net.preprocess(img) for img in photos.values()]).to(device)
         displays = [net.display(img) for img in photos.values()]
+        photo_cap = _effective_candidates(args.candidates, net.default_candidates)
         if "sa" in solvers:
-            photo_sampler, cap = "sa", args.candidates
+            photo_sampler, cap = "sa", photo_cap
         else:  # exhaustive search over at most the 20 most relevant maps
-            photo_sampler, cap = "exact", min(args.candidates or 20, 20)
+            photo_sampler, cap = "exact", min(photo_cap or 20, 20)
         section = _demo_section(
             "scikit-image photos, efficientnet-lite0", net, batch, displays, list(photos), args,
             photo_sampler, cap, out / "photos_grid.png",
@@ -219,9 +223,9 @@ def register(sub: Any) -> None:
     demo.add_argument("--n", type=int, default=12, help="number of MNIST test images (default: 12)")
     demo.add_argument("--no-photos", action="store_true", help="skip the EfficientNet-Lite0 photos")
     _add_qfs_options(demo, sampler_default=None)
-    demo.add_argument("--candidates", type=int, default=64, metavar="N",
+    demo.add_argument("--candidates", type=_candidates_arg, default=_PHOTO_CANDIDATES, metavar="N",
                       help="on the photos, QFS-CAM keeps only the N most relevant positive maps of "
-                           "efficientnet-lite0's 1280 before the QUBO (default: 64); the MNIST section "
-                           "always uses all positive maps of its 16")
+                           f"efficientnet-lite0's 1280 before the QUBO, or 'all' (default: {_PHOTO_CANDIDATES}, "
+                           "as explain); the MNIST section always uses all positive maps of its 16")
     _add_device_option(demo)
     demo.set_defaults(func=_cmd_demo)

@@ -13,15 +13,18 @@ from typing import Any
 from ._common import (
     _DEFAULT_OUT,
     _FILE_TAG,
+    _PHOTO_CANDIDATES,
     _TITLE,
     UserError,
     _add_device_option,
     _add_qfs_options,
     _build_cam,
+    _candidates_arg,
     _check_candidates,
     _check_common,
     _collect_images,
     _device,
+    _effective_candidates,
     _enlarged,
     _jsonable,
     _methods,
@@ -56,8 +59,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         raise UserError(f"--{exc}") from exc
     bundle.model.to(device)
 
+    candidates = _effective_candidates(args.candidates, bundle.default_candidates)
+    if args.k is not None and candidates is not None and args.k > candidates:
+        raise UserError(
+            f"--k: expected an integer <= the {candidates} candidate maps QFS-CAM keeps for {bundle.name} "
+            f"(--candidates), got {args.k}; raise --candidates or pass --candidates all"
+        )
+
     files, skipped = _collect_images(args.images)
-    inputs, displays, names = [], [], []
+    inputs, displays, names, conversions = [], [], [], []
     for path in files:
         try:
             image = _read_image(path)
@@ -67,6 +77,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"qfsel: skipping {path}: {exc}", file=sys.stderr)
             skipped.append({"file": str(path), "reason": str(exc)})
+            continue
+        warning = bundle.conversion_warning(image)
+        conversions.append(warning)
+        if warning is not None:
+            print(f"qfsel: warning: {path}: {warning}", file=sys.stderr)
     if not inputs:
         raise UserError("no readable images to explain")
 
@@ -75,9 +90,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     stems = _unique_stems(names)
     planned = [out / f"{stem}_{_FILE_TAG[m]}.png" for stem in stems for m in methods]
     _prepare_out(out, planned + [out / "explanations.json", out / "selections.csv"], inputs=files)
-    cams = {m: _build_cam(m, bundle.model, layer, args, candidates=args.candidates) for m in methods}
+    cams = {m: _build_cam(m, bundle.model, layer, args, candidates=candidates) for m in methods}
     records: list[dict[str, Any]] = [
-        {"file": str(p), "methods": {}} for p in names
+        {"file": str(p), "methods": {}, **({} if w is None else {"warning": w})} for p, w in zip(names, conversions)
     ]
     timing = {m: 0.0 for m in methods}
     notes: list[str] = []
@@ -100,7 +115,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 rec["class_name"] = bundle.class_names[predicted] if 0 <= predicted < len(bundle.class_names) else str(predicted)
                 rec["score"] = float(result.scores[j])
                 png = out / f"{stems[i]}_{_FILE_TAG[method]}.png"
-                viz.save_overlay(png, *_enlarged(displays[i], result.heatmaps[j]))
+                title = f"{rec['class_name']} - {_TITLE[method]}"
+                if result.selections:
+                    title += f", {len(result.selections[0].selected[j])} maps"
+                viz.save_overlay(png, *_enlarged(displays[i], result.heatmaps[j]), title=title)
                 entry: dict[str, Any] = {"png": png.name, "flat": bool(result.flat[j])}
                 if result.selections:
                     sel = result.selections[0]
@@ -122,7 +140,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         "k": args.k,
         "sampler": args.sampler,
         "seed": args.seed,
-        "candidates": args.candidates,
+        "candidates": candidates,
         "device": str(device),
         "images": records,
         "skipped": skipped,
@@ -155,8 +173,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(f"qfsel: note: {note}", file=sys.stderr)
     print(f"explained {n} image(s) with {', '.join(methods)} on layer {layer!r} of {bundle.name} "
           f"({device}); skipped {len(skipped)}")
-    if "qfs" in methods and args.candidates is not None:
-        print(f"QFS-CAM candidates: top {args.candidates} maps by relevance")
+    if "qfs" in methods and candidates is not None:
+        print(f"QFS-CAM candidates: top {candidates} maps by relevance")
     print(f"wrote {out}/ (PNG overlays, explanations.json, selections.csv)")
     return 0
 
@@ -181,9 +199,10 @@ def register(sub: Any) -> None:
     ex.add_argument("--method", choices=["qfs", "gradcam", "gradcam++", "all"], default="all",
                     help="explanation method (default: all)")
     _add_qfs_options(ex, sampler_default="sa")
-    ex.add_argument("--candidates", type=int, default=None, metavar="N",
-                    help="QFS-CAM keeps only the N most relevant positive maps before the QUBO "
-                         "(default: all positive maps)")
+    ex.add_argument("--candidates", type=_candidates_arg, default=None, metavar="N",
+                    help="QFS-CAM keeps only the N most relevant positive maps before the QUBO, or "
+                         f"'all' (default: {_PHOTO_CANDIDATES} for efficientnet-lite0, as in "
+                         "demo; all positive maps for the narrow MNIST models)")
     _add_device_option(ex)
     ex.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
     ex.add_argument("--out", default=_DEFAULT_OUT,
