@@ -217,7 +217,7 @@ def register(sub: Any) -> None:
         "grids (mnist_grid.png, photos_grid.png) and a summary (summary.txt, summary.json: test "
         "accuracy, time per image per method, numbers of selected maps) to --out, and print it.",
     )
-    demo.add_argument("--out", default=_DEFAULT_OUT,
+    demo.add_argument("--out", default=_DEFAULT_OUT, metavar="DIR",
                       help=f"output folder; files of the same names in it are replaced, and listed on stderr "
                            f"(default: ./{_DEFAULT_OUT})")
     demo.add_argument("--n", type=int, default=12, help="number of MNIST test images (default: 12)")

@@ -193,7 +193,7 @@ def register(sub: Any) -> None:
     ex.add_argument("--model", default="narrow-mnist-16",
                     help="narrow-mnist-16, narrow-mnist-24, narrow-mnist-32, efficientnet-lite0, or a .pt "
                          "checkpoint written by python -m qfsel.train (default: narrow-mnist-16)")
-    ex.add_argument("--layer", default=None,
+    ex.add_argument("--layer", default=None, metavar="NAME",
                     help="explained layer, a name from model.named_modules() (default: head.bn for the "
                          "narrow models, _head_act for efficientnet-lite0)")
     ex.add_argument("--method", choices=["qfs", "gradcam", "gradcam++", "all"], default="all",
@@ -204,8 +204,8 @@ def register(sub: Any) -> None:
                          f"'all' (default: {_PHOTO_CANDIDATES} for efficientnet-lite0, as in "
                          "demo; all positive maps for the narrow MNIST models)")
     _add_device_option(ex)
-    ex.add_argument("--batch-size", type=int, default=16, help="images per forward/backward pass (default: 16)")
-    ex.add_argument("--out", default=_DEFAULT_OUT,
+    ex.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward/backward pass (default: 16)")
+    ex.add_argument("--out", default=_DEFAULT_OUT, metavar="DIR",
                     help=f"output folder; files of the same names in it are replaced, and listed on stderr "
                          f"(default: ./{_DEFAULT_OUT})")
     ex.set_defaults(func=_cmd_explain)
