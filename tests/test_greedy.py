@@ -144,7 +144,7 @@ def test_bad_input():
         GreedySampler().sample(dimod.BinaryQuadraticModel({"a": float("inf")}, {}, 0, "BINARY"))
     with pytest.raises(ValueError, match="q: expected finite biases"):
         greedy_descent(np.full((1, 2, 2), np.nan), np.zeros(1))
-    with pytest.raises(ValueError, match=r"num_reads: expected an integer in \[1, inf\], got 0"):
+    with pytest.raises(ValueError, match=r"num_reads: expected an integer in \[1, 10000000\], got 0"):
         qfsel.solve(FeatureSelectionProblem([1.0], [[0.0]]), sampler="greedy", num_reads=0)
 
 

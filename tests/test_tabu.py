@@ -199,7 +199,7 @@ def test_property_energies_equal_dimod_energies(n, seed, spin, card, iters):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"num_reads": 0}, ValueError, r"num_reads: expected an integer in \[1, inf\], got 0"),
+        ({"num_reads": 0}, ValueError, r"num_reads: expected an integer in \[1, 10000000\], got 0"),
         ({"num_reads": 2.5}, TypeError, "num_reads: expected an integer"),
         ({"tenure": -1}, ValueError, r"tenure: expected an integer in \[0, 2\], got -1"),
         ({"tenure": 3}, ValueError, r"tenure: expected an integer in \[0, 2\], got 3"),

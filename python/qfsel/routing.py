@@ -12,13 +12,13 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from .qubo import FeatureSelectionProblem, ProblemBatch, _states_array
 
-__all__ = ["Solution", "solve", "register_solver", "available_solvers"]
+__all__ = ["Solution", "solve", "validate_solver", "register_solver", "available_solvers"]
 
 
 @dataclass
@@ -70,16 +70,24 @@ class Solution:
 
 
 SolverFn = Callable[..., Solution]
+ValidatorFn = Callable[..., object]
 _SOLVERS: dict[str, SolverFn] = {}
 _PARAMETERS: dict[str, frozenset[str] | None] = {}
+_VALIDATORS: dict[str, ValidatorFn | None] = {}
 
 
-def register_solver(name: str, fn: SolverFn, *, parameters: Iterable[str] | None = None) -> None:
+def register_solver(
+    name: str, fn: SolverFn, *, parameters: Iterable[str] | None = None, validate: ValidatorFn | None = None
+) -> None:
     """Make ``solve(..., sampler=name)`` call ``fn(batch, **params)``, which returns a :class:`Solution`.
 
     ``parameters`` names the keyword arguments the solver accepts; by default
     they come from ``fn``'s signature (any name when it takes ``**kwargs``).
     ``solve`` refuses other names with a ``TypeError`` listing the accepted ones.
+    ``validate(**params)``, if given, raises the errors ``fn`` would raise for
+    parameter values that are wrong whatever the problem (a bad seed, a
+    negative number of reads, ...); :func:`solve` and :func:`validate_solver`
+    call it before ``fn``.
     """
     if parameters is None:
         sig = inspect.signature(fn)
@@ -91,6 +99,7 @@ def register_solver(name: str, fn: SolverFn, *, parameters: Iterable[str] | None
         accepted = frozenset(parameters)
     _SOLVERS[name] = fn
     _PARAMETERS[name] = accepted
+    _VALIDATORS[name] = validate
 
 
 def available_solvers() -> list[str]:
@@ -122,6 +131,40 @@ def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", 
         A :class:`Solution` with one best state per problem.
     """
     batch = _as_batch(problem)
+    if _check_solver(sampler, params):
+        return _SOLVERS[sampler](batch, **params)
+    return _solve_with_dimod(batch, sampler, **params)
+
+
+def validate_solver(sampler: Any = "sa", params: Mapping[str, Any] | None = None) -> None:
+    """Raise the error ``solve(problem, sampler, **params)`` would raise for ``sampler`` and ``params``.
+
+    Nothing is solved: this checks the sampler name (or that it is a
+    ``dimod.Sampler``), that every key of ``params`` is a parameter of a named
+    solver, and every value that is wrong whatever the problem (seed,
+    ``num_reads``, ``num_sweeps``, ``timeout``, ...), with the same exception
+    and message as :func:`solve`. Values that depend on the problem (an
+    ``initial_states`` shape, a ``tenure`` beyond ``n - 1``) are checked when
+    solving. Parameters of a ``dimod.Sampler`` instance are its own business
+    and are not checked.
+
+    Example:
+        >>> from qfsel import validate_solver
+        >>> validate_solver("sa", {"num_reads": 8, "seed": 1})
+        >>> validate_solver("tabu", {"seed": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: seed: expected an integer in [0, 18446744073709551615], got -1
+    """
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params: expected a mapping of parameter names to values, got {type(params).__name__}")
+    _check_solver(sampler, dict(params))
+
+
+def _check_solver(sampler: Any, params: dict[str, Any]) -> bool:
+    """Check ``sampler`` and ``params`` as :func:`solve` needs them; ``True`` for a named solver."""
     available = available_solvers()
     if isinstance(sampler, str):
         if sampler not in _SOLVERS:
@@ -130,11 +173,14 @@ def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", 
         unknown = sorted(set(params) - accepted) if accepted is not None else []
         if unknown:
             raise TypeError(f"{unknown[0]}: not a parameter of sampler {sampler!r}; it takes {sorted(accepted or ())}")
-        return _SOLVERS[sampler](batch, **params)
+        validate = _VALIDATORS.get(sampler)
+        if validate is not None:
+            validate(**params)
+        return True
     import dimod
 
     if isinstance(sampler, dimod.Sampler) or hasattr(sampler, "sample_cqm"):
-        return _solve_with_dimod(batch, sampler, **params)
+        return False
     raise TypeError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {type(sampler).__name__}")
 
 

@@ -18,7 +18,7 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads
+from .._checks import check_int, check_num_threads, check_seed
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import bqm_to_dense, cardinality_from_cqm, check_cardinality, make_sampleset
@@ -27,6 +27,19 @@ __all__ = ["ExactSampler", "exact_ground_states"]
 
 MAX_UNCONSTRAINED_VARIABLES: int = _core.MAX_UNCONSTRAINED_VARIABLES
 DEFAULT_MAX_SUBSETS: int = _core.DEFAULT_MAX_SUBSETS
+
+
+def _check_parameters(
+    max_ground_states: Any = 1024, max_subsets: Any = DEFAULT_MAX_SUBSETS, num_threads: Any = None, seed: Any = None
+) -> tuple[int, int, int]:
+    """Checked ``(max_ground_states, max_subsets, threads)``; ``seed`` is accepted for a uniform
+    ``solve()`` signature (the search is deterministic) and checked as every other solver checks it."""
+    max_ground_states = check_int("max_ground_states", max_ground_states, low=1, high=2**64 - 1)
+    max_subsets = check_int("max_subsets", max_subsets, low=1, high=2**64 - 1)
+    threads = check_num_threads("num_threads", num_threads)
+    if seed is not None:
+        check_seed("seed", seed)
+    return max_ground_states, max_subsets, threads
 
 
 def exact_ground_states(
@@ -43,9 +56,7 @@ def exact_ground_states(
     Returns ``(energies (B,), counts (B,), ground_states, visited (B,))`` where
     ``ground_states[b]`` is ``(m_b, n)`` uint8 with ``m_b = min(counts[b], max_ground_states)``.
     """
-    max_ground_states = check_int("max_ground_states", max_ground_states, low=1)
-    max_subsets = check_int("max_subsets", max_subsets, low=1, high=2**64 - 1)
-    threads = check_num_threads("num_threads", num_threads)
+    max_ground_states, max_subsets, threads = _check_parameters(max_ground_states, max_subsets, num_threads)
     b, n = q.shape[0], q.shape[1]
     energies, counts, stored, visited, raw = _core.exact_ground_states_batch(
         q, offsets, k, max_ground_states, max_subsets, threads
@@ -65,8 +76,9 @@ def _solve_exact(
     max_ground_states: int = 1024,
     max_subsets: int = DEFAULT_MAX_SUBSETS,
     num_threads: int | None = None,
-    seed: Any = None,  # accepted for a uniform solve() signature; the search is deterministic
+    seed: Any = None,  # accepted (and checked) for a uniform solve() signature; the search is deterministic
 ) -> Solution:
+    _check_parameters(max_ground_states, max_subsets, num_threads, seed)
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False)
     energies, counts, ground, visited = exact_ground_states(
@@ -83,7 +95,7 @@ def _solve_exact(
     )
 
 
-register_solver("exact", _solve_exact)
+register_solver("exact", _solve_exact, validate=_check_parameters)
 
 
 class ExactSampler(dimod.Sampler):

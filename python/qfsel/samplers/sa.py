@@ -59,7 +59,15 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads, check_seed, describe
+from .._checks import (
+    check_int,
+    check_num_reads,
+    check_num_sweeps,
+    check_num_threads,
+    check_per_problem,
+    check_seed,
+    describe,
+)
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import DenseQubo, bqm_to_dense, cardinality_from_cqm, check_cardinality
@@ -166,13 +174,12 @@ def _check_beta_range(beta_range: Any) -> tuple[float, float] | None:
     return b0, b1
 
 
-def _schedules(
-    ranges: np.ndarray, num_sweeps: Any, beta_schedule_type: Any, beta_schedule: Any, beta_range: Any
-) -> tuple[np.ndarray, int]:
-    """Betas ``(B, S)`` from per-problem ranges ``(B, 2)`` (or a custom schedule)."""
+def _check_schedule(
+    num_sweeps: Any, beta_schedule_type: Any, beta_schedule: Any, beta_range: Any, default_sweeps: int
+) -> tuple[np.ndarray | None, int]:
+    """The custom schedule (or ``None``) and the number of sweeps; every schedule argument checked."""
     if beta_schedule_type not in SCHEDULE_TYPES:
         raise ValueError(f"beta_schedule_type: expected one of {SCHEDULE_TYPES}, got {beta_schedule_type!r}")
-    b = ranges.shape[0]
     if beta_schedule_type == "custom":
         if beta_schedule is None:
             raise ValueError("beta_schedule: expected a 1-D array of betas with beta_schedule_type='custom', got None")
@@ -181,24 +188,67 @@ def _schedules(
             raise ValueError(f"beta_schedule: expected a non-empty 1-D array of betas, got {describe(beta_schedule)}")
         if not np.all(np.isfinite(sched)) or np.any(sched < 0):
             raise ValueError("beta_schedule: expected finite non-negative betas, got a negative or non-finite value")
-        if num_sweeps is not None and check_int("num_sweeps", num_sweeps, low=1) != sched.size:
+        check_num_sweeps("beta_schedule length", sched.size)
+        if num_sweeps is not None and check_num_sweeps("num_sweeps", num_sweeps) != sched.size:
             raise ValueError(f"num_sweeps: expected None or len(beta_schedule) = {sched.size} with a custom schedule, got {num_sweeps}")
         if beta_range is not None:
             raise ValueError("beta_range: expected None with beta_schedule_type='custom' (the schedule sets the betas)")
-        return np.ascontiguousarray(np.broadcast_to(sched, (b, sched.size))), sched.size
+        return sched, sched.size
     if beta_schedule is not None:
         raise ValueError(f"beta_schedule: only used with beta_schedule_type='custom', got beta_schedule_type={beta_schedule_type!r}")
-    s = check_int("num_sweeps", num_sweeps, low=1)
+    return None, check_num_sweeps("num_sweeps", default_sweeps if num_sweeps is None else num_sweeps)
+
+
+def _schedules(ranges: np.ndarray, sched: np.ndarray | None, s: int, beta_schedule_type: str) -> np.ndarray:
+    """Betas ``(B, S)`` from per-problem ranges ``(B, 2)`` (or the custom schedule ``sched``)."""
+    b = ranges.shape[0]
+    check_per_problem("num_sweeps", s, b)
+    if sched is not None:
+        return np.ascontiguousarray(np.broadcast_to(sched, (b, sched.size)))
     t = np.arange(s) / max(s - 1, 1)
     b0, b1 = ranges[:, :1], ranges[:, 1:]
     if s == 1:
-        return np.ascontiguousarray(b1.copy()), 1
+        return np.ascontiguousarray(b1.copy())
     if beta_schedule_type == "geometric":
         betas = b0 * (b1 / b0) ** t[None]
     else:
         betas = b0 + (b1 - b0) * t[None]
     betas[:, -1] = b1[:, 0]
-    return np.ascontiguousarray(betas), s
+    return np.ascontiguousarray(betas)
+
+
+def _check_parameters(
+    num_reads: Any = 16,
+    num_sweeps: Any = None,
+    beta_range: Any = None,
+    beta_schedule_type: Any = "geometric",
+    beta_schedule: Any = None,
+    initial_states: Any = None,
+    seed: Any = None,
+    num_threads: Any = None,
+    greedy_descent: Any = None,
+    tabu_stall: Any = None,
+    return_states: Any = False,
+    *,
+    default_sweeps: int = 0,
+) -> dict[str, Any]:
+    """The problem-independent checks of :func:`simulated_annealing`, in its order; the checked values.
+
+    ``initial_states`` needs the problem's shape and is checked later;
+    ``default_sweeps`` stands in for ``num_sweeps=None`` (the default depends on ``k``).
+    """
+    del initial_states, return_states
+    checked: dict[str, Any] = {"num_reads": check_num_reads("num_reads", num_reads)}
+    checked["seed"] = check_seed("seed", seed)
+    checked["threads"] = check_num_threads("num_threads", num_threads)
+    if greedy_descent is not None and not isinstance(greedy_descent, (bool, np.bool_)):
+        raise TypeError(f"greedy_descent: expected a bool, got {describe(greedy_descent)}")
+    checked["tabu_stall"] = None if tabu_stall is None else check_int("tabu_stall", tabu_stall, low=0)
+    checked["beta_range"] = br = _check_beta_range(beta_range)
+    checked["schedule"] = _check_schedule(
+        num_sweeps, beta_schedule_type, beta_schedule, br, default_sweeps or DEFAULT_SWEEPS_FLIP
+    )
+    return checked
 
 
 def default_beta_range(q: np.ndarray, offsets: np.ndarray | None = None, k: int | None = None, num_threads: int | None = None) -> np.ndarray:
@@ -279,22 +329,21 @@ def simulated_annealing(
     off = np.ascontiguousarray(off)
     if not np.all(np.isfinite(off)):
         raise ValueError("offsets: expected finite values, got a NaN or infinite value")
-    num_reads = check_int("num_reads", num_reads, low=1)
     if k is not None:
         k = check_int("k", k, low=0, high=n)
-    seed = check_seed("seed", seed)
-    threads = check_num_threads("num_threads", num_threads)
+    checked = _check_parameters(
+        num_reads, num_sweeps, beta_range, beta_schedule_type, beta_schedule, None, seed, num_threads,
+        greedy_descent, tabu_stall, default_sweeps=DEFAULT_SWEEPS_FLIP if k is None else DEFAULT_SWEEPS_SWAP,
+    )
+    num_reads, seed, threads, br = checked["num_reads"], checked["seed"], checked["threads"], checked["beta_range"]
+    check_per_problem("num_reads", num_reads, b)
+    sched, s = checked["schedule"]
     if greedy_descent is None:
         greedy_descent = k is not None
-    if not isinstance(greedy_descent, (bool, np.bool_)):
-        raise TypeError(f"greedy_descent: expected a bool, got {describe(greedy_descent)}")
-    if num_sweeps is None and beta_schedule_type != "custom":
-        num_sweeps = DEFAULT_SWEEPS_FLIP if k is None else DEFAULT_SWEEPS_SWAP
+    tabu_stall = checked["tabu_stall"]
     if tabu_stall is None:
         tabu_stall = default_tabu_stall(n, k) if k is not None else 0
-    tabu_stall = check_int("tabu_stall", tabu_stall, low=0)
     polish = tabu_stall if (k is not None and greedy_descent) else 0
-    br = _check_beta_range(beta_range)
     # Huge or tiny coefficients: anneal s*Q with betas/s (same dynamics, see _power_of_two_scales).
     scales = _power_of_two_scales(np.maximum(qa.max(axis=(1, 2)), -qa.min(axis=(1, 2)))) if qa.size else np.ones(b)
     rescaled = bool(np.any(scales != 1.0))
@@ -310,7 +359,7 @@ def simulated_annealing(
             ranges *= scales[:, None]
         else:
             ranges[:] = (0.1, 1.0)
-    betas, s = _schedules(ranges, num_sweeps, beta_schedule_type, beta_schedule, br)
+    betas = _schedules(ranges, sched, s, beta_schedule_type)
     if beta_schedule_type == "custom":
         ranges = np.tile([betas[0, 0], betas[0, -1]], (b, 1))
     init = None
@@ -402,8 +451,8 @@ def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: i
 
 # The batch solvers pass their keyword arguments on to simulated_annealing: accept exactly its own.
 _SA_PARAMETERS = [p for p in inspect.signature(simulated_annealing).parameters if p not in ("q", "offsets", "k")]
-register_solver("sa", _solve_sa, parameters=_SA_PARAMETERS)
-register_solver("sa-penalty", _solve_sa_penalty, parameters=_SA_PARAMETERS)
+register_solver("sa", _solve_sa, parameters=_SA_PARAMETERS, validate=_check_parameters)
+register_solver("sa-penalty", _solve_sa_penalty, parameters=_SA_PARAMETERS, validate=_check_parameters)
 
 
 # -- dimod sampler --------------------------------------------------------------
@@ -479,7 +528,7 @@ class SimulatedAnnealingSampler(dimod.Sampler):
             init = self._initial_states(initial_states, bqm, labels)
         if num_reads is None:
             num_reads = 1 if init is None else init.shape[0]
-        num_reads = check_int("num_reads", num_reads, low=1)
+        num_reads = check_num_reads("num_reads", num_reads)
         if num_sweeps is None and beta_schedule_type != "custom":
             num_sweeps = 1000 if k is None else DEFAULT_SWEEPS_SWAP
         if greedy_descent is None:
@@ -590,11 +639,12 @@ class SimulatedAnnealingSampler(dimod.Sampler):
         scale = float(_power_of_two_scales(np.array([top]))[0])
         if scale != 1.0:  # huge or tiny biases: anneal scale*Q with betas/scale (same dynamics)
             lin, vals, off = lin * scale, vals * scale, off * scale
+        sched, s = _check_schedule(num_sweeps, schedule_type, beta_schedule, br, 1000)
         if schedule_type == "custom" or br is not None:
             rng_ = np.asarray([br if br is not None else (1.0, 1.0)], dtype=float)
         else:
             rng_ = np.asarray([_core.sa_sparse_default_beta_range(lin, rows, cols, vals)]) * scale
-        betas, _ = _schedules(rng_, num_sweeps, schedule_type, beta_schedule, br)
+        betas = _schedules(rng_, sched, s, schedule_type)
         if schedule_type == "custom":
             rng_ = np.asarray([[betas[0, 0], betas[0, -1]]])
         n = len(labels)
