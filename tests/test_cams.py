@@ -487,6 +487,7 @@ def test_bad_qfscam_arguments(kwargs, err, pattern):
         ({"sampler_params": {"num_sweep": 10}}, TypeError, "num_sweep: not a parameter of sampler 'sa'"),
         ({"sampler": "exact", "sampler_params": {"num_reads": 3}}, TypeError, "num_reads: not a parameter"),
         ({"sampler_params": {"seed": -3}}, ValueError, "seed"),
+        ({"sampler_params": {"num_sweeps": 10**12}}, ValueError, "num_sweeps"),  # was a 7 TiB allocation
     ],
 )
 def test_solver_arguments_are_refused_at_construction(kwargs, err, pattern, monkeypatch):

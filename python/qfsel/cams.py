@@ -832,33 +832,10 @@ class _SelectedOutput(nn.Module):
 
 def _validate_solver(sampler: Any, params: Mapping[str, Any]) -> None:
     """Raises what ``qfsel.solve(problem, sampler, **params)`` would raise for the sampler and
-    its parameters (unknown name, bad seed, unknown parameter), without solving anything."""
-    from qfsel import routing
+    its parameters (unknown name, bad seed, unknown or out-of-range parameter), without solving."""
+    from qfsel.routing import validate_solver
 
-    validate = getattr(routing, "validate_solver", None)
-    if validate is not None:
-        validate(sampler, dict(params))
-        return
-    # Fallback for a routing module without validate_solver: the same checks from what it offers.
-    from qfsel._checks import check_seed
-
-    available = routing.available_solvers()
-    if isinstance(sampler, str):
-        if sampler not in available:
-            raise ValueError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {sampler!r}")
-        accepted = routing._PARAMETERS.get(sampler)
-        unknown = sorted(set(params) - accepted) if accepted is not None else []
-        if unknown:
-            raise TypeError(f"{unknown[0]}: not a parameter of sampler {sampler!r}; it takes {sorted(accepted or ())}")
-    else:
-        import dimod
-
-        if not (isinstance(sampler, dimod.Sampler) or hasattr(sampler, "sample_cqm")):
-            raise TypeError(
-                f"sampler: expected one of {available} or a dimod.Sampler instance, got {type(sampler).__name__}"
-            )
-    if params.get("seed") is not None:
-        check_seed("seed", params["seed"])
+    validate_solver(sampler, params)
 
 
 METHODS: dict[str, type[BaseCAM]] = {"qfs": QFSCAM, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
