@@ -744,3 +744,14 @@ def test_short_reprs():
     sel = repr(res.selections[0])
     assert sel.startswith("LayerSelection(layer='bn', images=12") and len(sel) < 300
     assert str(res) == text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("make", CAMS)
+def test_cuda_as_tensor_stays_on_the_gpu_and_smoothing_matches_cpu(make):
+    model, x = PaperNet(), images(3, seed=8)
+    cpu = make(model).explain(x, aug_smooth=True, eigen_smooth=True)
+    gpu = make(model.cuda()).explain(x.cuda(), aug_smooth=True, eigen_smooth=True, as_tensor=True)
+    assert gpu.heatmaps.device.type == "cuda" and all(t.device.type == "cuda" for t in gpu.raw_maps + gpu.weights)
+    np.testing.assert_allclose(gpu.heatmaps.cpu().numpy(), cpu.heatmaps, atol=1e-4)
+    assert no_hooks_left(model)

@@ -432,3 +432,11 @@ def test_binary_and_regression_targets_refuse_bad_use():
         RegressionOutputTarget("a")
     assert repr(RegressionOutputTarget()) == "RegressionOutputTarget()"
     assert repr(BinaryClassifierOutputTarget(0)) == "BinaryClassifierOutputTarget(0)"
+
+
+def test_capture_reprs_are_short():
+    cap = capture(PaperNet(), images(12), ["bn"])
+    text = repr(cap)
+    assert text.startswith("Capture(input=(12, 3, 6, 6) on cpu, layers=['bn'], output=(12, 3), predicted=[")
+    assert text.endswith(", ...])") and "tensor" not in text
+    assert repr(cap.layers[0]) == "LayerCapture(name='bn', module=BatchNorm2d, activations=(12, 8, 6, 6) float32 on cpu)"

@@ -328,3 +328,11 @@ def test_input_notes_flag_conversions_far_from_the_training_images():
         rng.random((28, 28, 3))
     )
     assert bundle.default_candidates is None
+
+
+def test_bundled_model_repr_is_short():
+    text = repr(models.load_model("narrow-mnist-16"))
+    assert text == (
+        "BundledModel(name='narrow-mnist-16', model=NarrowCNN, default_layer='head.bn', classes=10, "
+        "accuracy=0.986, default_candidates=None)"
+    )

@@ -345,7 +345,8 @@ class BaseCAM:
                 of the weighted maps ``w_p A_p`` instead of their sum
                 (:func:`qfsel.heatmap.eigen_map`); ``raw_maps`` hold that map.
             as_tensor: return heatmaps, raw maps and weights as torch tensors on the
-                model's device (no copy to the CPU) instead of numpy arrays.
+                model's device (no copy to the CPU) instead of numpy arrays (the small
+                ``predicted``, ``scores`` and ``flat`` arrays stay numpy).
 
         Returns:
             An :class:`ExplanationResult`.

@@ -80,6 +80,13 @@ class LayerCapture:
     activations: torch.Tensor
     gradients: torch.Tensor
 
+    def __repr__(self) -> str:
+        a = self.activations
+        return (
+            f"LayerCapture(name={self.name!r}, module={type(self.module).__name__}, "
+            f"activations={tuple(a.shape)} {str(a.dtype).removeprefix('torch.')} on {a.device})"
+        )
+
 
 @dataclass(frozen=True)
 class Capture:
@@ -100,6 +107,14 @@ class Capture:
     scores: torch.Tensor
     targets: tuple[Target, ...]
     predicted: torch.Tensor
+
+    def __repr__(self) -> str:
+        pred = self.predicted.tolist()
+        shown = str(pred[:8])[:-1] + (", ...]" if len(pred) > 8 else "]")
+        return (
+            f"Capture(input={tuple(self.input.shape)} on {self.input.device}, "
+            f"layers={[layer.name for layer in self.layers]}, output={tuple(self.output.shape)}, predicted={shown})"
+        )
 
 
 def _layer_listing(model: nn.Module) -> str:

