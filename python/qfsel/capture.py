@@ -298,7 +298,7 @@ OutputSelector = Union[None, str, int, Callable[[Any], torch.Tensor]]
 def check_output_selector(output_selector: object) -> OutputSelector:
     """Checks ``output_selector`` (see :data:`OutputSelector`); returns it."""
     if output_selector is None or isinstance(output_selector, str) or callable(output_selector):
-        return output_selector  # type: ignore[return-value]
+        return output_selector
     if isinstance(output_selector, int) and not isinstance(output_selector, bool):
         return output_selector
     raise TypeError(

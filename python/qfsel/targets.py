@@ -154,7 +154,7 @@ class RegressionOutputTarget:
             items = index if isinstance(index, tuple) else (index,)
             if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
                 raise TypeError(f"index must be None, an int or a tuple of ints; got {index!r}")
-            index = tuple(int(v) for v in items) if isinstance(index, tuple) else int(index)  # type: ignore[arg-type]
+            index = tuple(int(v) for v in items) if isinstance(index, tuple) else int(index)
         self.index = index
 
     def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
