@@ -242,9 +242,10 @@ class BaseCAM:
     the captured tensors, :meth:`layer_weights`).
 
     A CAM object is also a context manager, as in pytorch-grad-cam
-    (``with GradCAM(model, layers) as cam: ...``). qfsel holds hooks only for the
-    duration of each pass, so nothing stays registered between calls; on exit every
-    hook of this explainer is released (checked) and exceptions are never swallowed.
+    (``with GradCAM(model, layers) as cam: ...``). qfsel registers its hooks only for
+    the duration of each pass and removes them in ``finally`` (also when the pass
+    fails), so none stay on the model between calls or after the ``with`` block;
+    ``__exit__`` never swallows an exception.
 
     Args:
         model: a torch model returning (B, C) scores (or any (B, ...) output
@@ -292,11 +293,11 @@ class BaseCAM:
         # Returns None: an exception raised in the with block propagates unchanged.
 
     def release(self) -> None:
-        """Releases what this explainer holds on its model.
+        """Releases what this explainer holds on its model (called on ``with`` exit).
 
-        Hooks live only inside each pass (removed in ``finally`` even on error), so none
-        should remain; a hook left on a target layer would be another library's, and
-        is not touched. Provided for pytorch-grad-cam parity and called on ``with`` exit.
+        Nothing, in fact: hooks live only inside each pass and are removed in
+        ``finally``, even on error. Kept for pytorch-grad-cam parity; hooks that other
+        code put on the model are not touched.
         """
 
     # -- weights -----------------------------------------------------------------------------
@@ -364,7 +365,8 @@ class BaseCAM:
 
         The capture must come from this explainer's model and target layers (as
         :func:`explain_all` makes it): several methods then share one forward/backward pass.
-        ``eigen_smooth`` and ``as_tensor`` as for :meth:`explain`.
+        ``eigen_smooth`` and ``as_tensor`` as for :meth:`explain`; ``aug_smooth`` needs
+        passes of its own (one per augmentation): use :meth:`explain` or :func:`explain_all`.
         """
         _check_flag("eigen_smooth", eigen_smooth)
         _check_flag("as_tensor", as_tensor)
@@ -967,7 +969,7 @@ def explain_all(
             cam.model is not first.model
             or [m for _, m in cam.target_layers] != modules
             or cam.reshape_transform is not first.reshape_transform
-            or cam.output_selector is not first.output_selector
+            or cam.output_selector != first.output_selector
         ):
             raise ValueError(
                 f"explainers[{name!r}]: every explainer must share one model, target layers, "
