@@ -336,3 +336,10 @@ def test_bundled_model_repr_is_short():
         "BundledModel(name='narrow-mnist-16', model=NarrowCNN, default_layer='head.bn', classes=10, "
         "accuracy=0.986, default_candidates=None)"
     )
+
+
+def test_backbone_that_cannot_take_in_shape_names_it():
+    backbone = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    with pytest.raises(ValueError, match=r"probe input of shape \(1, 1, 8, 8\) built from in_shape=\(1, 8, 8\).*3 channels"):
+        narrow_cnn(4, backbone, num_classes=2, in_shape=(1, 8, 8))
+    assert narrow_cnn(4, backbone, num_classes=2, in_shape=(3, 8, 8)).feature_size == (8, 8)

@@ -178,9 +178,16 @@ class NarrowCNN(nn.Module):
         self.backbone = backbone
         was_training = backbone.training
         backbone.eval()
-        with torch.no_grad():
-            probe = backbone(torch.zeros(1, *in_shape))
-        backbone.train(was_training)
+        try:
+            with torch.no_grad():
+                probe = backbone(torch.zeros(1, *in_shape))
+        except RuntimeError as exc:  # the backbone's own message says what it expected
+            raise ValueError(
+                f"backbone failed on a probe input of shape (1, {', '.join(map(str, in_shape))}) built from "
+                f"in_shape={tuple(in_shape)}; give the (C, H, W) of the images it takes: {exc}"
+            ) from exc
+        finally:
+            backbone.train(was_training)
         if probe.dim() != 4:
             raise ValueError(
                 f"backbone must output (B, C, H, W) feature maps, got shape {tuple(probe.shape)}"
