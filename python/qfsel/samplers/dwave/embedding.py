@@ -24,6 +24,7 @@ are checked against the current graph before use.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import threading
@@ -117,16 +118,16 @@ class EmbeddingCache:
 
 
 def _find(graph, free, n, edges, method, seed, params) -> dict[int, tuple[int, ...]]:
-    import networkx as nx
+    nx = importlib.import_module("networkx")
 
     sub = graph.subgraph(free).copy()
     sub.graph.update(graph.graph)
     if method == "clique" and graph.graph.get("family") in ("chimera", "pegasus"):
-        from minorminer.busclique import find_clique_embedding
+        busclique = importlib.import_module("minorminer.busclique")
 
-        emb = find_clique_embedding(n, sub, use_cache=False)
+        emb = busclique.find_clique_embedding(n, sub, use_cache=False)
     else:
-        import minorminer
+        minorminer = importlib.import_module("minorminer")
 
         source = nx.Graph()
         source.add_nodes_from(range(n))
@@ -141,7 +142,8 @@ def _find(graph, free, n, edges, method, seed, params) -> dict[int, tuple[int, .
 
 def _valid(emb: dict[int, tuple[int, ...]], graph: Any, n: int, edges: frozenset[tuple[int, int]]) -> bool:
     from dwave.embedding import is_valid_embedding
-    import networkx as nx
+
+    nx = importlib.import_module("networkx")
 
     source = nx.Graph()
     source.add_nodes_from(range(n))

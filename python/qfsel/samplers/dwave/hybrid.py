@@ -15,6 +15,7 @@ anything is submitted.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any
 
@@ -124,9 +125,7 @@ def solve_hybrid(route: str, batch: ProblemBatch, params: dict[str, Any]) -> Any
 
     iterator: Any = enumerate(pending)
     if p.get("progress"):
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=len(pending), desc=f"{route} jobs", unit="job")
+        iterator = importlib.import_module("tqdm.auto").tqdm(iterator, total=len(pending), desc=f"{route} jobs", unit="job")
     results: dict[int, ProblemResult] = {}
     failures: list[RemoteSolverError] = []
     remote = [float("inf"), float("-inf")]  # first submission, last answer

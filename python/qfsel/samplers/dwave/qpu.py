@@ -15,9 +15,9 @@ All jobs are submitted before the first answer is awaited.
 
 from __future__ import annotations
 
-import math
+import importlib
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -115,9 +115,9 @@ def _too_large(route: str, qpu: Any, n: int) -> ProblemTooLargeError:
     extra = ""
     if graph.graph.get("family") in ("chimera", "pegasus"):
         try:
-            from minorminer.busclique import busgraph_cache
+            busclique = importlib.import_module("minorminer.busclique")
 
-            extra = f", largest clique embedding {len(busgraph_cache(graph).largest_clique())} variables"
+            extra = f", largest clique embedding {len(busclique.busgraph_cache(graph).largest_clique())} variables"
         except Exception:  # noqa: BLE001 - the size hint is optional
             extra = ""
     return ProblemTooLargeError(
@@ -145,6 +145,8 @@ def solve_qpu(route: str, batch: ProblemBatch, params: dict[str, Any], dry_run: 
         qpu = _cloud.connect(route, DWaveSampler, config, secrets)
     elif not (hasattr(qpu, "sample") and hasattr(qpu, "to_networkx_graph")):
         raise TypeError(f"qpu: expected a structured dimod sampler such as DWaveSampler or MockDWaveSampler, got {type(qpu).__name__}")
+    else:  # a sampler the caller built: still never show the configured token
+        secrets = _cloud._secrets(_cloud.client_config(p))
     props = getattr(qpu, "properties", {}) or {}
     lo_hi = props.get("num_reads_range")
     if lo_hi and not lo_hi[0] <= p["num_reads"] <= lo_hi[1]:
@@ -216,9 +218,7 @@ def solve_qpu(route: str, batch: ProblemBatch, params: dict[str, Any], dry_run: 
                 "estimate_source": records[0].estimate_source, "embedding_s": embedding_s}
     iterator: Any = enumerate(pending)
     if p.get("progress"):
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=len(pending), desc=f"{route} jobs", unit="job")
+        iterator = importlib.import_module("tqdm.auto").tqdm(iterator, total=len(pending), desc=f"{route} jobs", unit="job")
     results: dict[int, ProblemResult] = {}
     failures: list[RemoteSolverError] = []
     remote = [float("inf"), float("-inf")]  # first submission, last answer
@@ -294,6 +294,9 @@ def _finish(route: str, batch: ProblemBatch, results: dict[int, ProblemResult], 
         "qpu_programming_s": us("qpu_programming_time"),
         "qpu_sampling_s": us("qpu_sampling_time"),
     }
+    if any("run_time" in r.timing for r in records):  # hybrid: the solver's run and charged time
+        timing_s["hybrid_run_s"] = us("run_time")
+        timing_s["charge_s"] = us("charge_time")
     timing_s["network_queue_s"] = max(0.0, wall - timing_s["qpu_access_s"]) if ok else 0.0
     est = [r.estimate_us for r in records if r.estimate_us is not None]
     info = {"route": route, **{k: v for k, v in extra.items() if k != "embedding_s"}, "num_jobs": len(records),
