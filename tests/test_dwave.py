@@ -382,3 +382,20 @@ def test_hybrid_solver_unavailable_and_timeout(transport, token):
     transport.solvers["cqm"] = FakeSolver("cqm", hang=True)
     with pytest.raises(SolverTimeoutError, match=r"sampler 'hybrid-cqm'.*timed out"):
         qfsel.solve(batch, "hybrid-cqm", timeout=0.1, pack=False)
+
+
+def test_qfscam_routes_a_whole_batch_through_one_qpu_job():
+    pytest.importorskip("torch")
+    from qfsel.cams import QFSCAM
+
+    from ._tiny_models import GapNet, images
+
+    qpu = pegasus()
+    model, x = GapNet(k=6), images(4)
+    cam = QFSCAM(model, ["act"], k=2, sampler="dwave-clique", sampler_params={"qpu": qpu, "num_reads": 20}, seed=3)
+    res = cam.explain(x)
+    exact = QFSCAM(model, ["act"], k=2, sampler="exact").explain(x)
+    assert qpu.calls == 1, "four explanations, one packed QPU job"
+    assert all(len(s) == 2 for s in res.selected)
+    same = [set(a.tolist()) == set(b.tolist()) for a, b in zip(res.selected, exact.selected)]
+    assert sum(same) >= 3

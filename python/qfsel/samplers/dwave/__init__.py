@@ -14,6 +14,25 @@ Many problems share one QPU job on disjoint qubits (``pack=True``, default);
 each problem gets a :class:`ProblemResult` in ``solution.info["problems"]``
 and each job a :class:`JobRecord` in ``solution.info["jobs"]``. See
 ``docs/dwave.md`` for running on a real QPU and what it costs.
+
+Example (``MockDWaveSampler`` stands in for ``DWaveSampler()``; without
+``qpu=`` the route connects to Leap with your configured token):
+
+    >>> import numpy as np
+    >>> from dwave.system.testing import MockDWaveSampler
+    >>> from qfsel import ProblemBatch, solve
+    >>> rng = np.random.default_rng(0)
+    >>> h = rng.uniform(0.1, 1.0, (8, 6))
+    >>> J = np.abs(rng.normal(size=(8, 6, 6))); J = (J + J.transpose(0, 2, 1)) / 2
+    >>> J[:, range(6), range(6)] = 0
+    >>> qpu = MockDWaveSampler(topology_type="pegasus", topology_shape=[3])
+    >>> sol = solve(ProblemBatch(h, J, k=2), "dwave-clique", qpu=qpu, num_reads=20)
+    >>> sol.info["per_job"], sol.info["num_jobs"]    # eight problems, one QPU job
+    (8, 1)
+    >>> sol.num_selected.tolist()
+    [2, 2, 2, 2, 2, 2, 2, 2]
+    >>> sorted(sol.info["problems"][0].timing)[:3]
+    ['post_processing_overhead_time', 'qpu_access_overhead_time', 'qpu_access_time']
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = ["EmbeddingCache", "graph_fingerprint", "capacity", "default_cache"]
 
 
@@ -39,8 +41,12 @@ def graph_fingerprint(graph: Any) -> str:
     topo = {k: graph.graph.get(k) for k in ("family", "rows", "columns", "tile") if k in graph.graph}
     h = hashlib.sha256()
     h.update(json.dumps(topo, sort_keys=True, default=str).encode())
-    h.update(json.dumps(sorted(int(q) for q in graph.nodes)).encode())
-    h.update(json.dumps(sorted(tuple(sorted((int(u), int(v)))) for u, v in graph.edges)).encode())
+    nodes = np.sort(np.fromiter(graph.nodes, dtype=np.int64, count=graph.number_of_nodes()))
+    edges = np.array(list(graph.edges), dtype=np.int64).reshape(-1, 2)
+    edges.sort(axis=1)
+    edges = edges[np.lexsort((edges[:, 1], edges[:, 0]))]
+    h.update(nodes.tobytes())
+    h.update(edges.tobytes())
     return h.hexdigest()[:24]
 
 
@@ -105,24 +111,23 @@ class EmbeddingCache:
             return list(entry.slots[:wanted])
 
     def _extend(self, entry, graph, n, edges, wanted, method, seed, params) -> None:
-        used = {q for s in entry.slots for chain in s.values() for q in chain}
+        # One working copy of the graph; each slot's qubits are removed from it as it is placed.
+        work = graph.copy()
+        work.remove_nodes_from([q for s in entry.slots for chain in s.values() for q in chain])
         while len(entry.slots) < wanted:
-            free = [q for q in graph.nodes if q not in used]
             self.searches += 1
-            emb = _find(graph, free, n, edges, method, seed + len(entry.slots), params) if len(free) >= n else {}
+            emb = _find(work, n, edges, method, seed + len(entry.slots), params) if work.number_of_nodes() >= n else {}
             if not emb:
                 entry.full = True
                 return
             entry.slots.append(emb)
-            used.update(q for chain in emb.values() for q in chain)
+            work.remove_nodes_from([q for chain in emb.values() for q in chain])
 
 
-def _find(graph, free, n, edges, method, seed, params) -> dict[int, tuple[int, ...]]:
+def _find(sub, n, edges, method, seed, params) -> dict[int, tuple[int, ...]]:
     nx = importlib.import_module("networkx")
 
-    sub = graph.subgraph(free).copy()
-    sub.graph.update(graph.graph)
-    if method == "clique" and graph.graph.get("family") in ("chimera", "pegasus"):
+    if method == "clique" and sub.graph.get("family") in ("chimera", "pegasus"):
         busclique = importlib.import_module("minorminer.busclique")
 
         emb = busclique.find_clique_embedding(n, sub, use_cache=False)

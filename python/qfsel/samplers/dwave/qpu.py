@@ -174,6 +174,7 @@ def solve_qpu(route: str, batch: ProblemBatch, params: dict[str, Any], dry_run: 
 
     qpu_params = {k: p[k] for k in QPU_PARAMETERS if p.get(k) is not None}
     adjacency = qpu.adjacency
+    sub_adjacency: dict[int, dict[int, set[int]]] = {}
     records: list[JobRecord] = []
     pending: list[tuple[Any, list, float]] = []  # (sampleset or exception, per-problem data, submit time)
     bqms = {}
@@ -197,8 +198,11 @@ def solve_qpu(route: str, batch: ProblemBatch, params: dict[str, Any], dry_run: 
         try:
             if p.get("pack", True):
                 target = dimod.BinaryQuadraticModel("SPIN")
-                for i, emb, cs in data:
-                    target.update(embed_bqm(bqms[i], emb, adjacency, chain_strength=cs))
+                for slot, (i, emb, cs) in enumerate(data):
+                    if slot not in sub_adjacency:  # the slot's own qubits: embed_bqm walks the whole adjacency it gets
+                        qubits = {q for c in emb.values() for q in c}
+                        sub_adjacency[slot] = {q: {r for r in adjacency[q] if r in qubits} for q in qubits}
+                    target.update(embed_bqm(bqms[i], emb, sub_adjacency[slot], chain_strength=cs))
                 ss = qpu.sample(target, num_reads=p["num_reads"], label=label, **qpu_params)
             else:
                 from dwave.system import FixedEmbeddingComposite
