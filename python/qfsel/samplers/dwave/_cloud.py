@@ -22,8 +22,7 @@ CLIENT_PARAMETERS = ("solver", "token", "profile", "config_file", "region", "end
 
 _HOW_TO = (
     "configure a Leap API token with `dwave setup` (or `dwave config create`), "
-    "or set the DWAVE_API_TOKEN environment variable, or pass token=...; "
-    "see https://docs.dwavequantum.com/en/latest/ocean/sapi_access_basic.html"
+    "or set the DWAVE_API_TOKEN environment variable, or pass token=... (see qfsel's docs/dwave.md)"
 )
 
 
