@@ -399,3 +399,31 @@ def test_qfscam_routes_a_whole_batch_through_one_qpu_job():
     assert all(len(s) == 2 for s in res.selected)
     same = [set(a.tolist()) == set(b.tolist()) for a, b in zip(res.selected, exact.selected)]
     assert sum(same) >= 3
+
+
+def test_qpu_route_unavailable_solver_and_timeout(token, monkeypatch):
+    import concurrent.futures
+
+    import dwave.system
+    from dwave.cloud.exceptions import SolverNotFoundError
+
+    def no_solver(**config):
+        raise SolverNotFoundError(f"Solver with the requested features not available (token {token})")
+
+    monkeypatch.setattr(dwave.system, "DWaveSampler", no_solver)
+    batch = random_batch(3, 4, 2)
+    with pytest.raises(SolverUnavailableError, match=r"sampler 'dwave'.*connecting") as info:
+        qfsel.solve(batch, "dwave", solver="Advantage_system99.9")
+    assert token not in str(info.value)
+
+    class Hanging(CountingQPU):
+        def sample(self, bqm, **kwargs):
+            self.calls += 1
+            if self.calls == 1:
+                return dimod.SampleSet.from_future(concurrent.futures.Future())
+            return super().sample(bqm, **kwargs)
+
+    qpu = Hanging(topology_type="pegasus", topology_shape=[3])
+    with pytest.raises(SolverTimeoutError, match=r"sampler 'dwave-clique': timed out while running job 1/3") as info:
+        qfsel.solve(batch, "dwave-clique", qpu=qpu, num_reads=5, pack=False, timeout=0.2)
+    assert info.value.partial.info["indices"] == [1, 2] and sorted(info.value.failed) == [0]
