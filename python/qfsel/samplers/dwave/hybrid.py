@@ -21,14 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import check_positive_int, check_positive_real
+from ..._checks import check_num_threads, check_positive_int, check_positive_real, check_seed
 from ...exceptions import ProblemTooLargeError, RemoteSolverError
 from ...qubo import ProblemBatch
 from . import _cloud, timing
 from .qpu import _finish
 from .results import JobRecord, ProblemResult, best_state
 
-PARAMETERS = frozenset(("time_limit", "label", "pack", "max_per_job", "timeout", "progress") + _cloud.CLIENT_PARAMETERS)
+#: ``num_threads`` and ``seed`` are accepted for solve()'s uniform signature and ignored (the work is remote).
+PARAMETERS = frozenset(("time_limit", "label", "pack", "max_per_job", "timeout", "progress", "num_threads", "seed")
+                       + _cloud.CLIENT_PARAMETERS)
 
 
 def _model(batch: ProblemBatch, members: list[int], kind: str) -> Any:
@@ -76,6 +78,10 @@ def solve_hybrid(route: str, batch: ProblemBatch, params: dict[str, Any]) -> Any
         raise TypeError(f"pack: expected True or False, got {type(p['pack']).__name__}")
     if p.get("label") is not None and not isinstance(p["label"], str):
         raise TypeError(f"label: expected a string, got {type(p['label']).__name__}")
+    if p.get("num_threads") is not None:
+        check_num_threads("num_threads", p["num_threads"])
+    if p.get("seed") is not None:
+        check_seed("seed", p["seed"])
 
     config = _cloud.client_config(p)
     secrets = _cloud.check_credentials(route, config)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import check_positive_int, check_positive_real, check_seed
+from ..._checks import check_num_threads, check_positive_int, check_positive_real, check_seed
 from ...exceptions import ProblemTooLargeError, RemoteSolverError
 from ...qubo import ProblemBatch
 from ...routing import Solution
@@ -35,7 +35,7 @@ QPU_PARAMETERS = ("annealing_time", "anneal_schedule", "auto_scale", "answer_mod
 #: Everything the QPU routes accept.
 PARAMETERS = frozenset(
     ("num_reads", "chain_strength", "chain_break_method", "label", "pack", "max_per_job", "qpu", "timeout",
-     "embedding_cache_dir", "embedding_parameters", "seed", "progress")
+     "embedding_cache_dir", "embedding_parameters", "seed", "progress", "num_threads")
     + QPU_PARAMETERS + _cloud.CLIENT_PARAMETERS
 )
 
@@ -71,6 +71,8 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(p.get("pack", True), bool):
         raise TypeError(f"pack: expected True or False, got {type(p['pack']).__name__}")
     p["seed"] = 0 if p.get("seed") is None else check_seed("seed", p["seed"])
+    if p.get("num_threads") is not None:  # accepted for solve()'s uniform signature; the work is remote
+        check_num_threads("num_threads", p["num_threads"])
     ep = p.get("embedding_parameters")
     if ep is not None and not isinstance(ep, dict):
         raise TypeError(f"embedding_parameters: expected a dict of minorminer.find_embedding options, got {type(ep).__name__}")
