@@ -16,3 +16,6 @@ from .sa import SimulatedAnnealingSampler
 from .tabu import TabuSampler
 
 __all__ = ["ExactSampler", "GreedySampler", "SimulatedAnnealingSampler", "TabuSampler"]
+
+# D-Wave routes "dwave", "dwave-clique", "hybrid-cqm", "hybrid-bqm" (issue 11; Ocean is imported on first use).
+from . import dwave as dwave  # noqa: E402,F401
