@@ -31,8 +31,12 @@ _LAZY = {
     "QFSCAM": "qfsel.cams",
     "ExplanationResult": "qfsel.cams",
     "explain_all": "qfsel.cams",
+    # dataset-scale explanation (issue 9)
+    "explain_dataset": "qfsel.dataset",
+    "open_results": "qfsel.dataset",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
+_LAZY_MODULES |= {"dataset"}
 
 
 def __getattr__(name: str) -> Any:
@@ -69,6 +73,9 @@ __all__ = [
     "QFSCAM",
     "ExplanationResult",
     "explain_all",
+    # dataset-scale explanation (torch, zarr, pyarrow)
+    "explain_dataset",
+    "open_results",
     # errors
     "exceptions",
     "QFSelError",
