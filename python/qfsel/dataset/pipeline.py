@@ -420,7 +420,7 @@ def explain_dataset(
         "model_sha256": model_fingerprint(module),
         "target_layers": layer_names,
         "methods": names,
-        "method_params": _jsonable_param(dict(sorted(method_params.items()))) if "qfs" in names else {},
+        "method_params": _qfs_config(cams.get("qfs")),
         "targets": targets,
         "batch_size": batch_size,
         "dtype": dtype,
@@ -509,6 +509,15 @@ def explain_dataset(
     except OSError as exc:
         raise _store._write_error(Path(out), exc, num_batches - 1) from exc
     return summary
+
+
+def _qfs_config(cam: Any) -> dict[str, Any]:
+    """QFS-CAM's effective parameters (defaults included), so equal settings compare equal."""
+    if cam is None:
+        return {}
+    keys = ("beta", "k", "sampler", "relevance", "redundancy", "objective", "candidates", "seed",
+            "sampler_params", "ablation_batch_size")
+    return {k: _jsonable_param(getattr(cam, k)) for k in keys}
 
 
 def _thin(samples: list[tuple[int, float]], keep: int) -> list[tuple[int, float]]:

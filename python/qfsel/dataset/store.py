@@ -113,6 +113,11 @@ def _write_error(path: Path, exc: OSError, last_complete: int | None) -> StoreWr
     return err
 
 
+def _makedirs(path: Path) -> None:
+    """Creates a folder (and its parents) of the store."""
+    os.makedirs(path, exist_ok=True)
+
+
 def _atomic_write_bytes(target: Path, data: bytes) -> None:
     """Writes ``data`` to ``target`` through a temporary file in the same folder and a rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -207,10 +212,10 @@ class StoreWriter:
     def _create(self) -> None:
         import zarr
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / MARKER).write_text("qfsel results store\n")
-        (self.path / RECORDS).mkdir(exist_ok=True)
-        (self.path / FAILURES).mkdir(exist_ok=True)
+        _makedirs(self.path)
+        _atomic_write_bytes(self.path / MARKER, b"qfsel results store\n")
+        _makedirs(self.path / RECORDS)
+        _makedirs(self.path / FAILURES)
         m = self.manifest
         n, (h, w) = m["num_images"], m["heatmap_shape"]
         bs = m["config"]["batch_size"]
@@ -281,16 +286,23 @@ class StoreWriter:
             raise _write_error(self.path, exc, max(done) if done else None) from exc
 
 
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = sorted(set(old) | set(new))
-    diffs = [k for k in keys if old.get(k) != new.get(k)]
+    a_all, b_all = _flatten(old), _flatten(new)
+    diffs = [k for k in sorted(set(a_all) | set(b_all)) if a_all.get(k) != b_all.get(k)]
     shown = []
     for k in diffs[:4]:
-        a, b = json.dumps(old.get(k), sort_keys=True), json.dumps(new.get(k), sort_keys=True)
-        if len(a) > 60:
-            a = a[:57] + "..."
-        if len(b) > 60:
-            b = b[:57] + "..."
+        a, b = json.dumps(a_all.get(k), sort_keys=True), json.dumps(b_all.get(k), sort_keys=True)
+        a, b = (x if len(x) <= 60 else x[:57] + "..." for x in (a, b))
         shown.append(f"{k}: stored {a}, now {b}")
     more = f" and {len(diffs) - 4} more" if len(diffs) > 4 else ""
     return "; ".join(shown) + more
