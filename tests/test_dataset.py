@@ -98,6 +98,7 @@ def test_worker_processes_and_resume_give_the_same_bytes(tiny, tmp_path):
     _same_store(tmp_path / "a", tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path):
     ref = tmp_path / "ref"
     _dataset_job.run(str(ref), model=_dataset_job.SlowGapNet(k=10, classes=3))

@@ -55,9 +55,12 @@ class QFSelWorkerPlugin(_plugin_base()):  # type: ignore[misc]
                                 **spec["method_params"])
         spec["model"], spec["cams"] = model, cams
         if not hasattr(worker, "qfsel_jobs"):
-            worker.qfsel_jobs, worker.qfsel_loads = {}, {}
-        worker.qfsel_jobs[self.key] = spec
-        worker.qfsel_loads[self.key] = worker.qfsel_loads.get(self.key, 0) + 1
+            setattr(worker, "qfsel_jobs", {})
+            setattr(worker, "qfsel_loads", {})
+        jobs: dict[str, Any] = getattr(worker, "qfsel_jobs")
+        loads: dict[str, int] = getattr(worker, "qfsel_loads")
+        jobs[self.key] = spec
+        loads[self.key] = loads.get(self.key, 0) + 1
 
     def teardown(self, worker: Any) -> None:
         getattr(worker, "qfsel_jobs", {}).pop(self.key, None)
@@ -72,7 +75,7 @@ def _run_shard(key: str, path: str, batches: Sequence[int]) -> tuple[int, int, i
     from .store import StoreWriter, _done_batches
 
     worker = get_worker()
-    spec = worker.qfsel_jobs[key]
+    spec = getattr(worker, "qfsel_jobs")[key]
     store = Path(path)
     import json
 

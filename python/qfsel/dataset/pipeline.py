@@ -208,7 +208,7 @@ class BatchWorker:
                     rec["feasible"].append(bool(sel.feasible[j]))
                     rec["solver"].append(str(sel.sampler))
                     rec["solver_s"].append(per_image_s)
-        fails = {"index": [], "batch": [], "path": [], "reason": []}
+        fails: dict[str, list[Any]] = {"index": [], "batch": [], "path": [], "reason": []}
         for it in items:
             if it.reason:
                 fails["index"].append(it.index)
@@ -402,14 +402,13 @@ def explain_dataset(
     if n == 0:
         raise ValueError("dataset: expected at least one image, got an empty dataset")
     loadable = Loadable(ds, None)
-    shape = first_shape(loadable)
+    probe = first_shape(loadable)
+    shape = tuple(probe.shape)
     loadable.shape = shape
     # Probe one image: checks the layers now (before anything is written) and gives the map sizes.
-    probe_item = next(loadable[i] for i in range(n) if not loadable[i].reason)
-    assert probe_item.image is not None
-    cap = capture(module, probe_item.image[None].to(device), [m for _, m in resolved], targets, reshape_transform)
-    raw_shapes = [list(layer.activations.shape[2:]) for layer in cap.layers]
-    heat_shape = list(shape[1:]) if upsample else list(max(raw_shapes, key=lambda s: s[0] * s[1]))
+    cap = capture(module, probe[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+    raw_shapes: list[list[int]] = [[int(v) for v in layer.activations.shape[2:]] for layer in cap.layers]
+    heat_shape = list(shape[1:]) if upsample else max(raw_shapes, key=lambda s: int(s[0]) * int(s[1]))
     del cap
 
     from .. import __version__

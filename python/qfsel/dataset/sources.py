@@ -244,18 +244,18 @@ class Loadable(torch.utils.data.Dataset):
 def collate_items(items: Sequence[Item]) -> tuple[list[Item], torch.Tensor | None]:
     """The items and the (B', C, H, W) batch of the readable ones (None if none is)."""
     good = [it.image for it in items if it.image is not None]
-    batch = torch.stack(good) if good else None  # type: ignore[arg-type]
+    batch = torch.stack([g for g in good if g is not None]) if good else None
     for it in items:
         it.image = None
     return list(items), batch
 
 
-def first_shape(ds: Loadable) -> tuple[int, ...]:
-    """The shape of the first readable item (the dataset's image shape)."""
+def first_shape(ds: Loadable) -> torch.Tensor:
+    """The first readable image (its shape is the dataset's image shape)."""
     reasons = []
     for i in range(min(len(ds), 64)):
         it = ds[i]
         if it.image is not None:
-            return tuple(it.image.shape)
+            return it.image
         reasons.append(f"{i}: {it.reason}")
     raise ValueError(f"dataset: none of its first {min(len(ds), 64)} items can be loaded ({'; '.join(reasons[:3])})")
