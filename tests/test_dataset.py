@@ -335,3 +335,29 @@ def test_progress_bar_and_summary(tiny, tmp_path, capsys):
     assert rc == 2 and "no such folder" in capsys.readouterr().err
     rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "t"), "--method", "gradcam,foo"])
     assert rc == 2 and "methods: expected names" in capsys.readouterr().err
+
+
+def test_trusted_problem_batch_equals_the_validated_one():
+    from benches.instances import explanation_like
+
+    h, j = explanation_like(np.random.default_rng(4), 30, 12)
+    checked = qfsel.ProblemBatch(h, j, beta=0.6, k=4)
+    trusted = qfsel.ProblemBatch._trusted(h, j, 0.6, 4)
+    assert isinstance(trusted, qfsel.ProblemBatch) and trusted.relevance is h  # no copy
+    assert trusted._penalty_ready is False  # no pass over the data until a penalty is asked for
+    for name in ("sa", "tabu", "exact"):
+        a, b = qfsel.solve(checked, name, seed=3), qfsel.solve(trusted, name, seed=3)
+        np.testing.assert_array_equal(a.states, b.states)
+        np.testing.assert_array_equal(a.energies, b.energies)
+    assert trusted._penalty_ready is False  # the swap-move and exact solvers never needed it
+    np.testing.assert_array_equal(trusted.penalty, checked.penalty)
+    for qa, qb in zip(checked.qubo(), trusted.qubo()):
+        np.testing.assert_array_equal(qa, qb)
+    np.testing.assert_array_equal(qfsel.solve(checked, "sa-penalty", seed=1).states,
+                                  qfsel.solve(trusted, "sa-penalty", seed=1).states)
+    free = qfsel.ProblemBatch._trusted(h, j, 0.6)
+    assert free.penalty is None and free.k is None
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        qfsel.ProblemBatch._trusted(h.astype(np.float32), j, 0.6)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        qfsel.ProblemBatch._trusted(h, j[:, :, :5], 0.6)
