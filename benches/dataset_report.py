@@ -260,7 +260,8 @@ def section_memory(n: int = 20000, batch: int = 256) -> None:
     print(f"\n### Resident memory over {n} synthetic 16x16 images, batch {batch}, all methods, 2 loader processes\n")
     print("| images done | RSS (MiB) |")
     print("|---|---|")
-    for done, rss in s.rss_mb[:: max(1, len(s.rss_mb) // 10)] + [s.rss_mb[-1]]:
+    shown = s.rss_mb[:: max(1, len(s.rss_mb) // 10)]
+    for done, rss in shown + ([s.rss_mb[-1]] if shown[-1] != s.rss_mb[-1] else []):
         print(f"| {done} | {rss:.0f} |")
     print(f"\n{s}")
 

@@ -23,8 +23,10 @@ __all__ = ["QFSelWorkerPlugin", "run_dask"]
 
 
 def _plugin_base() -> type:
-    from distributed.diagnostics.plugin import WorkerPlugin
-
+    try:
+        from distributed.diagnostics.plugin import WorkerPlugin
+    except ImportError:  # the module stays importable without the dask extra; run_dask says what is missing
+        return object
     return WorkerPlugin
 
 
@@ -154,7 +156,12 @@ def run_dask(
     on_batch: Callable[[int, int], None],
 ) -> None:
     """Runs the batches ``todo`` as shards on Dask workers (see the module docstring)."""
-    from distributed import as_completed
+    try:
+        from distributed import as_completed
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            'backend="dask" needs the dask extra: pip install "qfsel[dask]" (dask and distributed)'
+        ) from exc
 
     client, cluster = connect(scheduler, n_workers, timeout)
     key = uuid.uuid4().hex[:12]

@@ -99,7 +99,7 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 _QFS_PARAMS = [p for p in inspect.signature(QFSCAM.__init__).parameters
-               if p not in ("self", "model", "target_layers", "reshape_transform", "upsample")]
+               if p not in ("self", "model", "target_layers", "reshape_transform", "upsample", "output_selector")]
 
 
 def _check_method_params(names: list[str], params: dict[str, Any]) -> None:
@@ -144,6 +144,8 @@ class BatchWorker:
         self.modules = [m for _, m in first.target_layers]
         self.layer_names = [n for n, _ in first.target_layers]
         self.reshape = first.reshape_transform
+        selector = getattr(first, "output_selector", None)  # (newer explainers: a model-output selector)
+        self._capture_extra = {} if selector is None else {"output_selector": selector}
         cfg = manifest["config"]
         self.bs = int(cfg["batch_size"])
         self.dtype = np.dtype(cfg["dtype"])
@@ -165,7 +167,8 @@ class BatchWorker:
     def capture(self, x: torch.Tensor | None) -> Capture | None:
         if x is None:
             return None
-        return capture(self.model, x.to(self.device, non_blocking=True), self.modules, self.targets, self.reshape)
+        return capture(self.model, x.to(self.device, non_blocking=True), self.modules, self.targets, self.reshape,
+                       **self._capture_extra)
 
     def finish(self, b: int, items: list[Item], cap: Capture | None) -> tuple[int, int]:
         """Every method's heatmaps from ``cap``, and the batch written; returns (explained, failed)."""
