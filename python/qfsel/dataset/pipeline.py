@@ -487,9 +487,7 @@ def explain_dataset(
         bar.close()
     seconds = time.perf_counter() - t_run
     results = _store.open_results(out)
-    recs = results.records_table()
-    explained = len(set(recs.column("index").to_pylist())) if recs.num_rows else 0
-    failed = len(results.failures())
+    explained, failed = results.counts()
     summary = DatasetSummary(
         path=str(out),
         images=n,

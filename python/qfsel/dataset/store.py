@@ -409,14 +409,31 @@ class Results:
             raise ValueError("raw_maps: this store has no raw maps (the job ran with store_raw=False)")
         return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{layer}"]
 
+    def counts(self) -> tuple[int, int]:
+        """``(explained, failed)`` images of the complete batches, from the Parquet footers only
+        (no rows are read: constant memory however large the store)."""
+        import pyarrow.parquet as pq
+
+        explained = failed = 0
+        per_image = len(self.methods)
+        for b in self.done_batches():
+            explained += pq.read_metadata(self.path / RECORDS / _part_name(b)).num_rows // per_image
+            fail = self.path / FAILURES / _part_name(b)
+            if fail.exists():
+                failed += pq.read_metadata(fail).num_rows
+        return explained, failed
+
     def iter_batches(self, method: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(indices, heatmaps float32)`` per complete batch, without failed images: memory of
-        one batch at a time (for evaluation metrics over a large store)."""
-        arr = self.heatmaps(method)
-        recs = self.records(method)
+        """``(indices, heatmaps float32)`` per complete batch, without failed images: one batch
+        in memory at a time (for evaluation metrics over a large store)."""
+        import pyarrow.parquet as pq
+
+        name = self._method(method)
+        arr = self.heatmaps(name)
         bs = int(self.manifest["config"]["batch_size"])
         for b in self.done_batches():
-            idx = recs.loc[recs["batch"] == b, "index"].to_numpy()
+            part = pq.read_table(self.path / RECORDS / _part_name(b), columns=["index", "method"])
+            idx = np.asarray(part.column("index").to_numpy())[np.asarray(part.column("method").to_numpy()) == name]
             block = np.asarray(arr[b * bs : b * bs + bs], dtype=np.float32)
             yield idx, block[idx - b * bs]
 
