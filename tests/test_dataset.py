@@ -370,3 +370,23 @@ def test_trusted_problem_batch_equals_the_validated_one():
         qfsel.ProblemBatch._trusted(h.astype(np.float32), j, 0.6)
     with pytest.raises(ValueError, match="C-contiguous float64"):
         qfsel.ProblemBatch._trusted(h, j[:, :, :5], 0.6)
+
+
+def test_arrays_for_metrics(tiny, tmp_path):
+    model, x = tiny
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", batch_size=8, dtype="float32", num_workers=0,
+                          progress=False, sampler="exact", k=2)
+    res = open_results(tmp_path / "s")
+    a = res.arrays("qfs")
+    assert a["index"].tolist() == list(range(22))
+    np.testing.assert_array_equal(a["heatmaps"], res.heatmaps("qfs")[:])
+    want = explain_all(model, x[8:16], ["act"], "qfs", sampler="exact", k=2, seed=0)["qfs"]
+    assert [s.tolist() for s in a["selected"][8:16]] == [s.tolist() for s in want.selected]
+    assert (a["labels"] == -1).all() and a["predicted"].dtype == np.int64
+    assert res.arrays("gradcam")["selected"] is None
+    with pytest.raises(ValueError, match="methods: expected names from"):
+        res.heatmaps("lime")
+    qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "g", batch_size=8, num_workers=0,
+                          progress=False)
+    with pytest.raises(ValueError, match=r"method: expected one of the store's methods \['gradcam'\]"):
+        open_results(tmp_path / "g").arrays("qfs")

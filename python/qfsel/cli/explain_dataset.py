@@ -19,7 +19,6 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
     qfs = {}
     if "qfs" in methods or "qfs-cam" in methods:
         qfs = {"beta": args.beta, "k": args.k, "sampler": args.sampler, "candidates": args.candidates}
-    resize = None if args.resize is None else tuple(args.resize)
     try:
         summary = explain_dataset(
             args.model,
@@ -34,7 +33,6 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             num_workers=args.num_workers,
             device=device,
-            resize=resize,
             backend=args.backend,
             scheduler=args.scheduler,
             n_workers=args.n_workers,
@@ -77,8 +75,6 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="images per forward/backward pass (default: 32)")
     p.add_argument("--num-workers", type=int, default=2,
                    help="processes that load images (0: the main process; default: 2)")
-    p.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="resize images to H x W (only used without a model preprocessing)")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16",
                    help="heatmap dtype in the store (default: float16)")
     p.add_argument("--store-raw", action="store_true", help="also store the raw maps at layer resolution")

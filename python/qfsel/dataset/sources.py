@@ -107,7 +107,7 @@ class ImageFolder(torch.utils.data.Dataset):
             elif size != first[1]:
                 raise ValueError(
                     f"dataset: images of different sizes: {first[0]} is {first[1][0]}x{first[1][1]} but {p} is "
-                    f"{size[0]}x{size[1]} (height x width); pass resize=(height, width) (--resize H W) or a transform"
+                    f"{size[0]}x{size[1]} (height x width); pass resize=(height, width) or a transform"
                 )
 
     def __len__(self) -> int:
@@ -234,7 +234,7 @@ class Loadable(torch.utils.data.Dataset):
             if self.shape is not None and tuple(image.shape) != self.shape:
                 raise ValueError(
                     f"image of shape {tuple(image.shape)} (C, H, W) but the dataset's first image has shape {self.shape}; "
-                    "resize the images (resize=(H, W), --resize) or use a transform that makes one size"
+                    "resize the images (resize=(H, W)) or use a transform that makes one size"
                 )
             return Item(i, image.float().contiguous(), label, path, "")
         except Exception as exc:  # noqa: BLE001  (recorded in the failures table; the job goes on)

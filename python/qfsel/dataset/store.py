@@ -409,6 +409,35 @@ class Results:
             raise ValueError("raw_maps: this store has no raw maps (the job ran with store_raw=False)")
         return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{layer}"]
 
+    def arrays(self, method: str) -> dict[str, Any]:
+        """One method's results as arrays, the form metrics take (failed images left out).
+
+        Returns:
+            ``{"index": (n,) int64, "heatmaps": (n, H, W) float32, "labels": (n,) int64 (-1:
+            none), "predicted": (n,) int64, "scores": (n,) float64, "selected": list of int
+            arrays (None for the baselines)}``, ordered by image index.
+        """
+        recs = self.records(method).sort_values("index", kind="stable")
+        idx = recs["index"].to_numpy(np.int64)
+        heat = self.heatmaps(method)
+        maps = np.empty((len(idx), *heat.shape[1:]), np.float32)
+        bs = int(self.manifest["config"]["batch_size"])
+        pos = 0
+        for b in np.unique(idx // bs):  # one chunk read per batch
+            rows = idx[idx // bs == b]
+            block = np.asarray(heat[b * bs : b * bs + bs], dtype=np.float32)
+            maps[pos : pos + len(rows)] = block[rows - b * bs]
+            pos += len(rows)
+        sel = recs["selected"].tolist()
+        return {
+            "index": idx,
+            "heatmaps": maps,
+            "labels": recs["label"].to_numpy(np.int64),
+            "predicted": recs["predicted"].to_numpy(np.int64),
+            "scores": recs["score"].to_numpy(np.float64),
+            "selected": None if all(v is None for v in sel) else [np.asarray(v, np.int64) for v in sel],
+        }
+
     def counts(self) -> tuple[int, int]:
         """``(explained, failed)`` images of the complete batches, from the Parquet footers only
         (no rows are read: constant memory however large the store)."""
