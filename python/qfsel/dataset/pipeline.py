@@ -238,6 +238,7 @@ class BatchWorker:
             collate_fn=collate_items,
             num_workers=num_workers,
             prefetch_factor=2 if num_workers else None,
+            pin_memory=self.device.type == "cuda",
         )
         explained = failed = 0
         pending: Future[tuple[int, int]] | None = None
@@ -503,6 +504,10 @@ def explain_dataset(
         rss_mb=_thin(rss, 50),
     )
     writer.manifest["complete"] = results.complete
+    # the per-batch parts (written by this process or by Dask workers), merged here
+    writer.manifest["parts"] = {"records": f"{_store.RECORDS}/part-BBBBBB.parquet",
+                                "failures": f"{_store.FAILURES}/part-BBBBBB.parquet",
+                                "complete_batches": len(results.done_batches())}
     writer.manifest["summary"] = asdict(summary)
     try:
         writer.write_manifest()

@@ -197,9 +197,16 @@ class StoreWriter:
                     f"out: the store {path} was written with another configuration ({diff}); "
                     "pass overwrite=True (--overwrite) to replace it, or choose another folder"
                 )
-            # overwrite, or a store whose creation was interrupted before its manifest: start anew
+            # overwrite, or a store whose creation was interrupted before its manifest: start anew.
+            # The marker goes last, so a kill during the clean-up still leaves a folder we own.
             try:
-                shutil.rmtree(path)
+                for child in path.iterdir():
+                    if child.name == MARKER:
+                        continue
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
             except OSError as exc:
                 raise _write_error(path, exc, None) from exc
         writer = cls(path, manifest)
