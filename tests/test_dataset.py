@@ -390,3 +390,13 @@ def test_arrays_for_metrics(tiny, tmp_path):
                           progress=False)
     with pytest.raises(ValueError, match=r"method: expected one of the store's methods \['gradcam'\]"):
         open_results(tmp_path / "g").arrays("qfs")
+
+
+def test_a_model_error_names_the_dataset_images(tmp_path):
+    model = GapNet(k=4, classes=2)
+    x = torch.rand(6, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    x[4, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"batch 1: .*NaN.*sample index 1.*\(sample index 0 = image 3, 1 = image 4, 2 = image 5\)"):
+        qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "s", batch_size=3, num_workers=0,
+                              progress=False)
+    assert open_results(tmp_path / "s").done_batches() == [0]  # the batch before the error is kept

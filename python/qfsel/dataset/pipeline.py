@@ -245,7 +245,14 @@ class BatchWorker:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsel-finish") as pool:
             try:
                 for b, (items, x) in zip(batches, loader):
-                    cap = self.capture(x)
+                    try:
+                        cap = self.capture(x)
+                    except ValueError as exc:  # its "sample index j" counts the readable images of this batch
+                        good = [it for it in items if not it.reason]
+                        where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}"
+                                          for j, it in enumerate(good[:8]))
+                        raise ValueError(f"batch {b}: {exc} (sample index {where}{' ...' if len(good) > 8 else ''})"
+                                         ) from exc
                     if pending is not None:
                         e, f = pending.result()
                         explained, failed = explained + e, failed + f
