@@ -7,7 +7,8 @@
   every batch writes only its own Zarr chunks and its own records/failures parts, so workers
   never write the same file. The driver writes the manifest.
 * A task skips the batches already complete in the store. When a worker dies, the scheduler
-  runs its tasks again elsewhere; they redo at most the batch the dead worker was writing.
+  runs its tasks again elsewhere; they redo at most the two batches the dead worker had in flight
+  (one being written, one in its model pass).
 * Results equal the local backend's for the same seed: the batches, hence every forward pass
   and every QUBO, are the same.
 """
