@@ -92,6 +92,11 @@ def test_unreachable_scheduler_fails_within_the_timeout(tmp_path):
         qfsel.explain_dataset(GapNet(), torch.rand(4, 3, 6, 6), ["act"], out=tmp_path / "s", backend="dask",
                               scheduler=f"tcp://127.0.0.1:{port}", timeout=1.0, progress=False)
     assert time.monotonic() - t0 < 15
+    from qfsel.cli import main
+
+    rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "c"), "--backend", "dask",
+               "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "1", "--no-progress", "--device", "cpu"])
+    assert rc == 2
     with pytest.raises(TypeError, match="scheduler: expected an address"):
         qfsel.explain_dataset(GapNet(), torch.rand(4, 3, 6, 6), ["act"], out=tmp_path / "t", backend="dask",
                               scheduler=8786, progress=False)
