@@ -38,8 +38,12 @@ _LAZY = {
     "BinaryClassifierOutputTarget": "qfsel.targets",
     "RegressionOutputTarget": "qfsel.targets",
     "show_cam_on_image": "qfsel.viz",
+    # dataset-scale explanation (issue 9)
+    "explain_dataset": "qfsel.dataset",
+    "open_results": "qfsel.dataset",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
+_LAZY_MODULES |= {"dataset"}
 
 
 def __getattr__(name: str) -> Any:
@@ -83,6 +87,9 @@ __all__ = [
     "BinaryClassifierOutputTarget",
     "RegressionOutputTarget",
     "show_cam_on_image",
+    # dataset-scale explanation (torch, zarr, pyarrow)
+    "explain_dataset",
+    "open_results",
     # errors
     "exceptions",
     "QFSelError",

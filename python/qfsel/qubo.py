@@ -192,6 +192,28 @@ class ProblemBatch:
         pen = None if first.k is None else np.array([p.penalty for p in problems])
         return cls(np.stack([p.relevance for p in problems]), np.stack([p.redundancy for p in problems]), first.beta, first.k, pen)
 
+    @classmethod
+    def _trusted(cls, relevance: np.ndarray, redundancy: np.ndarray, beta: float, k: int | None = None) -> "ProblemBatch":
+        """A batch of arrays qfsel computed itself (QFS-CAM's scoring), for the dataset pipeline.
+
+        The caller guarantees what :meth:`__init__` checks (finite values, symmetric ``J`` with a
+        zero diagonal, ``0 <= beta <= 1``, ``1 <= k <= K``) and hands over the arrays (no copy).
+        Only O(1) checks run here: no pass over the data. With ``k`` the automatic penalty is
+        computed on first use (the swap-move and exact solvers never ask for it).
+        """
+        if (relevance.dtype != np.float64 or redundancy.dtype != np.float64 or relevance.ndim != 2
+                or redundancy.shape != relevance.shape + relevance.shape[1:]
+                or not (relevance.flags.c_contiguous and redundancy.flags.c_contiguous)):
+            raise ValueError(
+                "ProblemBatch._trusted: expected C-contiguous float64 arrays (B, K) and (B, K, K), got "
+                f"{relevance.dtype} {relevance.shape} and {redundancy.dtype} {redundancy.shape}"
+            )
+        batch = _TrustedProblemBatch.__new__(_TrustedProblemBatch)
+        batch.relevance, batch.redundancy, batch.beta, batch.k = relevance, redundancy, float(beta), k
+        batch._lazy_penalty = None
+        batch._penalty_ready = k is None
+        return batch
+
     # -- shape ---------------------------------------------------------------
     @property
     def num_problems(self) -> int:
@@ -277,6 +299,25 @@ class ProblemBatch:
     def to_bqms(self) -> list:
         """One ``dimod.BinaryQuadraticModel`` per problem (penalty form when ``k`` is set)."""
         return [self[i].to_bqm() for i in range(self.num_problems)]
+
+
+class _TrustedProblemBatch(ProblemBatch):
+    """:meth:`ProblemBatch._trusted`'s batches: the automatic penalty is computed when first read."""
+
+    _lazy_penalty: np.ndarray | None
+    _penalty_ready: bool
+
+    @property
+    def penalty(self) -> np.ndarray | None:
+        if not self._penalty_ready:
+            lam = np.empty(self.relevance.shape[0])
+            _core.fs_check_batch(self.relevance, self.redundancy, _SYMMETRY_RTOL, self.beta, lam, None, None, 0)
+            self._lazy_penalty, self._penalty_ready = lam, True
+        return self._lazy_penalty
+
+    @penalty.setter
+    def penalty(self, value: np.ndarray | None) -> None:
+        self._lazy_penalty, self._penalty_ready = value, True
 
 
 def _threads(num_threads: int | None) -> int:

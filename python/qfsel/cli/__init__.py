@@ -1,4 +1,5 @@
-"""The ``qfsel`` command line: one module per command (``explain``, ``demo``, ``solve-demo``).
+"""The ``qfsel`` command line: one module per command (``explain``, ``demo``, ``solve-demo``,
+``explain-dataset``).
 
 Entry point ``qfsel = qfsel.cli:main`` (also ``python -m qfsel``). User errors (bad
 arguments, unknown layer names, missing files, an ``--out`` that cannot be written) print one
@@ -16,6 +17,7 @@ import sys
 from typing import Sequence
 
 from . import demo, explain, solve_demo
+from . import explain_dataset
 from ._common import UserError, _Parser
 from .solve_demo import random_explanation_batch
 
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qfsel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for command in (explain, demo, solve_demo):
+    for command in (explain, demo, solve_demo, explain_dataset):
         command.register(sub)
     return parser
 

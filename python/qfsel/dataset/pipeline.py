@@ -1,0 +1,547 @@
+"""``explain_dataset``: every requested method over a whole dataset, streamed into a store.
+
+Per batch: images are loaded in DataLoader worker processes; the model runs one forward and
+one backward pass (one :func:`~qfsel.capture.capture` for all methods); then, in a second
+thread, every method's weights (QFS-CAM: scoring, the batched QUBO build and solve in Rust,
+which releases the GIL) and heatmaps are computed and written to the store while the main
+thread already runs the model on the next batch. At most two batches are in memory besides the
+loader's prefetch, so memory is bounded by the batch size, not the dataset size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import time
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._checks import check_int, check_positive_int
+from ..capture import Capture, capture, resolve_target_layers
+from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
+from ..exceptions import QFSelWarning
+from . import store as _store
+from .sources import Item, Loadable, collate_items, dataset_fingerprint, first_shape, resolve_dataset
+
+__all__ = ["DatasetSummary", "explain_dataset"]
+
+DTYPES = ("float16", "float32")
+BACKENDS = ("local", "dask")
+
+
+@dataclass
+class DatasetSummary:
+    """What an :func:`explain_dataset` run did.
+
+    Attributes:
+        path: the store folder.
+        images: images in the dataset.
+        explained: images explained successfully (all runs of the job together).
+        failed: images recorded in the failures table.
+        batches: batches in the dataset.
+        batches_run: batches computed by this run.
+        batches_resumed: batches found complete in the store and skipped.
+        seconds: wall time of this run (store opening to the last write).
+        images_per_s: images of this run per second.
+        methods: the methods computed.
+        backend: "local" or "dask".
+        rss_mb: (images done in this run, resident memory MiB) samples over the run (local backend).
+    """
+
+    path: str
+    images: int
+    explained: int
+    failed: int
+    batches: int
+    batches_run: int
+    batches_resumed: int
+    seconds: float
+    images_per_s: float
+    methods: list[str]
+    backend: str
+    rss_mb: list[tuple[int, float]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        rss = f", peak RSS {max(r for _, r in self.rss_mb):.0f} MiB" if self.rss_mb else ""
+        return (
+            f"explained {self.explained} of {self.images} image(s) with {', '.join(self.methods)} "
+            f"({self.failed} failed; {self.batches_run} batch(es) run, {self.batches_resumed} resumed) in "
+            f"{self.seconds:.1f} s, {self.images_per_s:.1f} images/s ({self.backend}{rss}) -> {self.path}"
+        )
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):  # not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 (16 hex digits) of the model's class and state dict (names, dtypes, shapes, values)."""
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, t in model.state_dict().items():
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+_QFS_PARAMS = [p for p in inspect.signature(QFSCAM.__init__).parameters
+               if p not in ("self", "model", "target_layers", "reshape_transform", "upsample", "output_selector")]
+
+
+def _check_method_params(names: list[str], params: dict[str, Any]) -> None:
+    unknown = sorted(set(params) - set(_QFS_PARAMS))
+    if unknown:
+        raise TypeError(f"{unknown[0]}: not a parameter of explain_dataset or QFS-CAM; QFS-CAM takes {_QFS_PARAMS}")
+    if params and "qfs" not in names:
+        raise TypeError(f"QFS-CAM parameters {sorted(params)} given, but 'qfs' is not among methods {names}")
+
+
+def _jsonable_param(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable_param(x) for k, x in sorted(v.items())}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable_param(x) for x in v]
+    return repr(v)
+
+
+# --------------------------------------------------------------------------------------------
+# the per-batch work (shared by the local and the Dask backend)
+# --------------------------------------------------------------------------------------------
+
+
+class BatchWorker:
+    """Explains batches of one job and writes them to the store (one per process)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loadable: Loadable,
+        cams: dict[str, BaseCAM],
+        manifest: dict[str, Any],
+        device: torch.device,
+        targets: Any,
+        writer: _store.StoreWriter,
+    ) -> None:
+        self.model, self.loadable, self.cams = model, loadable, cams
+        self.manifest, self.device, self.targets, self.writer = manifest, device, targets, writer
+        first = next(iter(cams.values()))
+        self.modules = [m for _, m in first.target_layers]
+        self.layer_names = [n for n, _ in first.target_layers]
+        self.reshape = first.reshape_transform
+        selector = getattr(first, "output_selector", None)  # (newer explainers: a model-output selector)
+        self._capture_extra = {} if selector is None else {"output_selector": selector}
+        cfg = manifest["config"]
+        self.bs = int(cfg["batch_size"])
+        self.dtype = np.dtype(cfg["dtype"])
+        self.store_raw = bool(cfg["store_raw"])
+        h, w = manifest["heatmap_shape"]
+        # Output buffers, reused by every batch (NaN rows: failed images).
+        self._heat = {m: np.empty((self.bs, h, w), self.dtype) for m in cams}
+        self._raw = {(m, layer): np.empty((self.bs, lh, lw), self.dtype)
+                     for m in cams for layer, (lh, lw) in zip(self.layer_names, manifest["raw_shapes"])} \
+            if self.store_raw else {}
+        # Ablation relevance runs the model again: it may not overlap with the next capture.
+        qfs = cams.get("qfs")
+        self.overlap = not (isinstance(qfs, QFSCAM) and qfs.relevance == "ablation")
+
+    def batch_indices(self, b: int) -> list[int]:
+        n = int(self.manifest["num_images"])
+        return list(range(b * self.bs, min(n, (b + 1) * self.bs)))
+
+    def capture(self, x: torch.Tensor | None) -> Capture | None:
+        if x is None:
+            return None
+        return capture(self.model, x.to(self.device, non_blocking=True), self.modules, self.targets, self.reshape,
+                       **self._capture_extra)
+
+    def finish(self, b: int, items: list[Item], cap: Capture | None) -> tuple[int, int]:
+        """Every method's heatmaps from ``cap``, and the batch written; returns (explained, failed)."""
+        rows = len(items)
+        good = [i for i, it in enumerate(items) if not it.reason]
+        results = {m: cam.from_capture(cap) for m, cam in self.cams.items()} if cap is not None else {}
+        rec: dict[str, list[Any]] = {k: [] for k in _store._records_schema().names}
+        for m in self.cams:
+            buf = self._heat[m][:rows]
+            buf.fill(np.nan)
+            for key in [k for k in self._raw if k[0] == m]:
+                self._raw[key][:rows].fill(np.nan)
+            if m not in results:
+                continue
+            res = results[m]
+            buf[good] = res.heatmaps
+            if self.store_raw:
+                for layer, raw in zip(self.layer_names, res.raw_maps):
+                    self._raw[(m, layer)][:rows][good] = raw
+            sel = res.selections[0] if res.selections else None
+            per_image_s = (sel.timing["total_s"] / len(good)) if sel is not None else None
+            for j, pos in enumerate(good):
+                it = items[pos]
+                rec["index"].append(it.index)
+                rec["batch"].append(b)
+                rec["path"].append(it.path)
+                rec["label"].append(it.label)
+                rec["method"].append(m)
+                rec["predicted"].append(int(res.predicted[j]))
+                rec["score"].append(float(res.scores[j]))
+                rec["flat"].append(bool(res.flat[j]))
+                if sel is None:
+                    for k in ("selected", "num_selected", "candidates", "energy", "feasible", "solver", "solver_s"):
+                        rec[k].append(None)
+                else:
+                    rec["selected"].append(sel.selected[j].astype(np.int32).tolist())
+                    rec["num_selected"].append(int(len(sel.selected[j])))
+                    rec["candidates"].append(int(sel.d[j]))
+                    rec["energy"].append(float(sel.energies[j]))
+                    rec["feasible"].append(bool(sel.feasible[j]))
+                    rec["solver"].append(str(sel.sampler))
+                    rec["solver_s"].append(per_image_s)
+        fails: dict[str, list[Any]] = {"index": [], "batch": [], "path": [], "reason": []}
+        for it in items:
+            if it.reason:
+                fails["index"].append(it.index)
+                fails["batch"].append(b)
+                fails["path"].append(it.path)
+                fails["reason"].append(it.reason)
+        self.writer.write_batch(
+            b,
+            {m: self._heat[m][:rows] for m in self.cams},
+            {k: v[:rows] for k, v in self._raw.items()},
+            rec,
+            fails,
+        )
+        return len(good), rows - len(good)
+
+    def run(self, batches: Sequence[int], num_workers: int, on_batch: Any = None) -> tuple[int, int]:
+        """Explains ``batches`` (loading in ``num_workers`` processes, 0: in this one); the model
+        pass of batch i + 1 overlaps the QUBO work and writing of batch i."""
+        if not batches:
+            return 0, 0
+        loader = torch.utils.data.DataLoader(
+            self.loadable,
+            batch_sampler=[self.batch_indices(b) for b in batches],
+            collate_fn=collate_items,
+            num_workers=num_workers,
+            prefetch_factor=2 if num_workers else None,
+            pin_memory=self.device.type == "cuda",
+        )
+        explained = failed = 0
+        pending: Future[tuple[int, int]] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsel-finish") as pool:
+            try:
+                for b, (items, x) in zip(batches, loader):
+                    try:
+                        cap = self.capture(x)
+                    except ValueError as exc:  # its "sample index j" counts the readable images of this batch
+                        good = [it for it in items if not it.reason]
+                        where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}"
+                                          for j, it in enumerate(good[:8]))
+                        raise ValueError(f"batch {b}: {exc} (sample index {where}{' ...' if len(good) > 8 else ''})"
+                                         ) from exc
+                    if pending is not None:
+                        e, f = pending.result()
+                        explained, failed = explained + e, failed + f
+                        if on_batch is not None:
+                            on_batch(e + f, f)
+                    if self.overlap:
+                        pending = pool.submit(self.finish, b, items, cap)
+                    else:
+                        done: Future[tuple[int, int]] = Future()
+                        done.set_result(self.finish(b, items, cap))
+                        pending = done
+                    del cap, x
+                if pending is not None:
+                    e, f = pending.result()
+                    explained, failed = explained + e, failed + f
+                    if on_batch is not None:
+                        on_batch(e + f, f)
+                    pending = None
+            finally:
+                if pending is not None:
+                    pending.cancel()
+                    try:
+                        pending.result()
+                    except BaseException:  # noqa: BLE001  (the first error is the one raised)
+                        pass
+        return explained, failed
+
+
+# --------------------------------------------------------------------------------------------
+# the public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve_model(model: Any, target_layers: Any) -> tuple[nn.Module, Any, Any, str]:
+    """(module, target layers, default transform, model name) for a module or a bundled name."""
+    if isinstance(model, (str, os.PathLike)):
+        from ..models import load_model
+
+        bundle = load_model(model)
+        layers = bundle.default_layer if target_layers is None else target_layers
+        pre = bundle.preprocess
+        return bundle.model, layers, lambda image: pre(image)[0], bundle.name
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch nn.Module or a bundled model name, got {type(model).__name__}")
+    if target_layers is None:
+        raise TypeError("target_layers: expected a layer name, a module or a list of them, got None")
+    return model, target_layers, None, type(model).__qualname__
+
+
+def explain_dataset(
+    model: nn.Module | str,
+    dataset: Any,
+    target_layers: Any = None,
+    methods: str | Sequence[str] = ("qfs", "gradcam", "gradcam++"),
+    *,
+    out: str | os.PathLike[str],
+    batch_size: int = 32,
+    targets: int | None = None,
+    seed: int = 0,
+    dtype: str = "float16",
+    store_raw: bool = False,
+    upsample: bool = True,
+    overwrite: bool = False,
+    num_workers: int = 2,
+    device: str | torch.device | None = None,
+    transform: Any = None,
+    resize: int | tuple[int, int] | None = None,
+    reshape_transform: Any = None,
+    backend: str = "local",
+    scheduler: Any = None,
+    n_workers: int = 2,
+    shard_batches: int | None = None,
+    timeout: float = 30.0,
+    progress: bool = True,
+    **method_params: Any,
+) -> DatasetSummary:
+    """Explains every image of a dataset with every requested method, streamed into a store.
+
+    One capture (forward + backward pass) per batch serves all methods. Results go to ``out``
+    (see :mod:`qfsel.dataset.store`; read them with :func:`qfsel.open_results`). A job that was
+    killed (even with kill -9) continues, when started again with the same arguments, from its
+    last complete batch and ends with the same bytes as an uninterrupted run.
+
+    Args:
+        model: a torch model, or a bundled model name (``"narrow-mnist-16"``, ...) whose
+            preprocessing then reads the image files.
+        dataset: an image folder (class subfolders or flat), a bundled dataset
+            (``"mnist5k-train"``, ``"mnist5k-test"``), a (N, C, H, W) tensor, or a map-style
+            torch Dataset of images (C, H, W) or (image, label) pairs.
+        target_layers: layer name(s) or module(s); default for a bundled model: its layer.
+        methods: names from :data:`qfsel.cams.METHODS`.
+        out: the store folder (created).
+        batch_size: images per forward/backward pass (also the store's chunk along images).
+        targets: None (the predicted class) or one class index for all images.
+        seed: the QUBO solver's seed (QFS-CAM), recorded in the manifest.
+        dtype: heatmap dtype in the store, "float16" (default) or "float32".
+        store_raw: also store each method's raw maps per target layer (layer resolution).
+        upsample: heatmaps at input size (default) or layer resolution.
+        overwrite: replace a store written with another configuration (else refused).
+        num_workers: DataLoader worker processes that load images (0: in the main process).
+        device: where the model runs ("cpu", "cuda", ...); default: the model's device.
+        transform, resize: for image folders (see :class:`qfsel.dataset.ImageFolder`).
+        reshape_transform: as for :class:`qfsel.cams.BaseCAM`.
+        backend: "local" (this process) or "dask" (shards of batches on Dask workers).
+        scheduler: with backend="dask": a scheduler address ("tcp://host:port"), a
+            ``distributed.Client``, or None for a LocalCluster on 127.0.0.1.
+        n_workers: worker processes of that LocalCluster.
+        shard_batches: batches per Dask task (default: about four tasks per worker).
+        timeout: seconds to wait for the Dask scheduler to answer.
+        progress: show a tqdm progress bar (images/s, ETA).
+        **method_params: QFS-CAM parameters (beta, k, sampler, candidates, ...).
+
+    Returns:
+        A :class:`DatasetSummary` (also stored in the manifest).
+
+    Raises:
+        FileNotFoundError: a dataset folder that does not exist.
+        ValueError: an empty folder, mixed image sizes without ``resize``, unknown methods,
+            bad arguments, or a non-empty ``out`` that is not a store.
+        TypeError: unknown parameters.
+        qfsel.dataset.ConfigMismatchError: ``out`` holds another configuration.
+        qfsel.dataset.StoreWriteError: the store cannot be written (full or read-only disk).
+        ConnectionError: the Dask scheduler does not answer within ``timeout``.
+    """
+    t_start = time.perf_counter()
+    names = method_names(methods)
+    _check_method_params(names, method_params)
+    batch_size = check_positive_int("batch_size", batch_size)
+    num_workers = check_int("num_workers", num_workers, low=0)
+    seed = check_int("seed", seed, low=0)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "local" and scheduler is not None:
+        raise ValueError('scheduler: only meaningful with backend="dask"; got a scheduler and backend="local"')
+    if targets is not None:
+        targets = check_int("targets", targets, low=0)
+    for flag, value in (("store_raw", store_raw), ("upsample", upsample), ("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
+    module, target_layers, bundle_transform, model_name = _resolve_model(model, target_layers)
+    if device is None:
+        first_param = next(module.parameters(), None)
+        device = first_param.device if first_param is not None else torch.device("cpu")
+    device = torch.device(device)
+    module.to(device)
+    resolved = resolve_target_layers(module, target_layers)
+    layer_names = [n for n, _ in resolved]
+    if "qfs" in names:
+        method_params.setdefault("seed", seed)
+    cams = build_explainers(module, [m for _, m in resolved], names, reshape_transform=reshape_transform,
+                            upsample=upsample, **method_params)
+
+    channels = _channels(module)
+    ds, description = resolve_dataset(dataset, transform=transform or bundle_transform, resize=resize, channels=channels)
+    n = len(ds)
+    if n == 0:
+        raise ValueError("dataset: expected at least one image, got an empty dataset")
+    loadable = Loadable(ds, None)
+    probe = first_shape(loadable)
+    shape = tuple(probe.shape)
+    loadable.shape = shape
+    # Probe one image: checks the layers now (before anything is written) and gives the map sizes.
+    cap = capture(module, probe[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+    raw_shapes: list[list[int]] = [[int(v) for v in layer.activations.shape[2:]] for layer in cap.layers]
+    heat_shape = list(shape[1:]) if upsample else max(raw_shapes, key=lambda s: int(s[0]) * int(s[1]))
+    del cap
+
+    from .. import __version__
+
+    config = {
+        "format": _store.FORMAT_VERSION,
+        "model": model_name,
+        "model_sha256": model_fingerprint(module),
+        "target_layers": layer_names,
+        "methods": names,
+        "method_params": _qfs_config(cams.get("qfs")),
+        "targets": targets,
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "store_raw": store_raw,
+        "upsample": upsample,
+        "dataset": dataset_fingerprint(ds),
+        "input_shape": list(shape),
+        "qfsel_version": __version__,
+    }
+    num_batches = (n + batch_size - 1) // batch_size
+    manifest = {
+        "config": config,
+        "dataset_description": description,
+        "num_images": n,
+        "num_batches": num_batches,
+        "heatmap_shape": heat_shape,
+        "raw_shapes": raw_shapes,
+        "seed": seed,
+        "complete": False,
+    }
+    writer = _store.StoreWriter.open(out, manifest, overwrite=overwrite)
+    done = writer.done_batches()
+    todo = [b for b in range(num_batches) if b not in done]
+    done_images = sum(len(range(b * batch_size, min(n, (b + 1) * batch_size))) for b in done)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, initial=done_images, unit="img", desc="explain-dataset", disable=not progress,
+               dynamic_ncols=True, smoothing=0.1)
+    rss: list[tuple[int, float]] = []
+    state = {"images": 0, "failed": 0}
+
+    def on_batch(images: int, failed: int) -> None:
+        state["images"] += images
+        state["failed"] += failed
+        bar.update(images)
+        if failed:
+            bar.set_postfix(failed=state["failed"], refresh=False)
+        if backend == "local":
+            rss.append((state["images"], round(_rss_mb(), 1)))
+            if len(rss) > 400:  # keep the samples' own memory bounded: every other one
+                del rss[1:-1:2]
+
+    t_run = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # Flat maps are recorded per image (column "flat"), not warned about per batch.
+            warnings.filterwarnings("ignore", category=QFSelWarning)
+            if backend == "local":
+                BatchWorker(module, loadable, cams, writer.manifest, device, targets, writer).run(
+                    todo, num_workers, on_batch)
+            else:
+                from .dask_backend import run_dask
+
+                run_dask(
+                    model=module, loadable=loadable, names=names, layer_names=layer_names, method_params=method_params,
+                    reshape_transform=reshape_transform, upsample=upsample, targets=targets, device=str(device),
+                    path=Path(out), todo=todo, scheduler=scheduler, n_workers=n_workers, shard_batches=shard_batches,
+                    timeout=timeout, on_batch=on_batch,
+                )
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t_run
+    results = _store.open_results(out)
+    explained, failed = results.counts()
+    summary = DatasetSummary(
+        path=str(out),
+        images=n,
+        explained=explained,
+        failed=failed,
+        batches=num_batches,
+        batches_run=len(todo),
+        batches_resumed=len(done),
+        seconds=time.perf_counter() - t_start,
+        images_per_s=(state["images"] / seconds) if seconds > 0 else 0.0,
+        methods=names,
+        backend=backend,
+        rss_mb=_thin(rss, 50),
+    )
+    writer.manifest["complete"] = results.complete
+    # the per-batch parts (written by this process or by Dask workers), merged here
+    writer.manifest["parts"] = {"records": f"{_store.RECORDS}/part-BBBBBB.parquet",
+                                "failures": f"{_store.FAILURES}/part-BBBBBB.parquet",
+                                "complete_batches": len(results.done_batches())}
+    writer.manifest["summary"] = asdict(summary)
+    try:
+        writer.write_manifest()
+    except OSError as exc:
+        raise _store._write_error(Path(out), exc, num_batches - 1) from exc
+    return summary
+
+
+def _qfs_config(cam: Any) -> dict[str, Any]:
+    """QFS-CAM's effective parameters (defaults included), so equal settings compare equal."""
+    if cam is None:
+        return {}
+    keys = ("beta", "k", "sampler", "relevance", "redundancy", "objective", "candidates", "seed",
+            "sampler_params", "ablation_batch_size")
+    return {k: _jsonable_param(getattr(cam, k)) for k in keys}
+
+
+def _thin(samples: list[tuple[int, float]], keep: int) -> list[tuple[int, float]]:
+    if len(samples) <= keep:
+        return samples
+    step = len(samples) / keep
+    idx = sorted({int(i * step) for i in range(keep)} | {len(samples) - 1})
+    return [samples[i] for i in idx]
+
+
+def _channels(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return 1 if m.in_channels == 1 else 3
+    return 3

@@ -1,0 +1,261 @@
+"""Datasets that :func:`qfsel.explain_dataset` reads: image folders, bundled sets, torch Datasets.
+
+Every source is a map-style dataset whose items are loaded in DataLoader worker processes. An
+item that cannot be loaded (unreadable or corrupt file, an exception in a user's
+``__getitem__``) becomes a *failure* with its reason; the job records it and goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ImageFolder", "resolve_dataset", "Item", "collate_items"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+BUNDLED = ("mnist5k-train", "mnist5k-test")
+
+
+def _check_size(name: str, resize: Any) -> tuple[int, int] | None:
+    if resize is None:
+        return None
+    if isinstance(resize, int) and not isinstance(resize, bool):
+        resize = (resize, resize)
+    if (not isinstance(resize, (tuple, list)) or len(resize) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)):
+        raise ValueError(f"{name}: expected None, a positive int or (height, width) of positive ints, got {resize!r}")
+    return (int(resize[0]), int(resize[1]))
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """The image files of a folder: class subfolders (labels by sorted folder name) or flat (label -1).
+
+    Args:
+        root: the folder.
+        transform: image (uint8 RGB array, or float grey in [0, 1] for 16-bit files) -> tensor
+            (C, H, W) or (1, C, H, W). Default: float in [0, 1], ``channels`` channels,
+            resized to ``resize`` when given.
+        resize: (height, width) (or one int) every image is resized to (default transform only).
+        channels: 1 (grey) or 3 (RGB) for the default transform.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: ``root`` holds no image files, or images of different sizes without
+            ``resize`` and without a ``transform``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        transform: Callable[[Any], torch.Tensor] | None = None,
+        *,
+        resize: int | tuple[int, int] | None = None,
+        channels: int = 3,
+    ) -> None:
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"dataset: no such folder {root}")
+        if not root.is_dir():
+            raise ValueError(f"dataset: expected a folder of images, got {root}, a file")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform: expected a callable or None, got {type(transform).__name__}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels: expected 1 or 3, got {channels!r}")
+        self.root, self.transform, self.channels = root, transform, channels
+        self.resize = _check_size("resize", resize)
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        files: list[Path] = []
+        labels: list[int] = []
+        top = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if subdirs and not top:
+            self.classes = [p.name for p in subdirs]
+            for label, d in enumerate(subdirs):
+                found = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                files.extend(found)
+                labels.extend([label] * len(found))
+        else:
+            self.classes = []
+            files, labels = top, [-1] * len(top)
+        if not files:
+            raise ValueError(
+                f"dataset: the folder {root} holds no image files ({', '.join(IMAGE_SUFFIXES)}), "
+                "neither directly nor in class subfolders"
+            )
+        self.files = files
+        self.labels = labels
+        if transform is None and self.resize is None:
+            self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        from PIL import Image
+
+        first: tuple[Path, tuple[int, int]] | None = None
+        for p in self.files:
+            try:
+                with Image.open(p) as im:  # reads the header only
+                    size = (im.height, im.width)
+            except Exception:  # noqa: BLE001  (an unreadable file is a failure when it is loaded)
+                continue
+            if first is None:
+                first = (p, size)
+            elif size != first[1]:
+                raise ValueError(
+                    f"dataset: images of different sizes: {first[0]} is {first[1][0]}x{first[1][1]} but {p} is "
+                    f"{size[0]}x{size[1]} (height x width); pass resize=(height, width) or a transform"
+                )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def path(self, i: int) -> str:
+        return str(self.files[i])
+
+    def label(self, i: int) -> int:
+        return self.labels[i]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from ..cli._common import _read_image
+
+        image = _read_image(self.files[i])
+        if self.transform is not None:
+            return self.transform(image), self.labels[i]
+        arr = np.asarray(image)
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.float32) / np.float32(255.0)
+        arr = arr.astype(np.float32)
+        if arr.ndim == 2:
+            arr = arr[..., None].repeat(3, axis=2)
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+        if self.channels == 1:
+            t = t.mean(dim=0, keepdim=True)
+        if self.resize is not None and tuple(t.shape[1:]) != self.resize:
+            t = F.interpolate(t[None], size=self.resize, mode="bilinear", align_corners=False, antialias=True)[0]
+        return t.contiguous(), self.labels[i]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for p in self.files:
+            h.update(str(p.relative_to(self.root)).encode() + b"\0")
+        return h.hexdigest()[:16]
+
+
+class TensorImages(torch.utils.data.Dataset):
+    """A (N, C, H, W) tensor (and optional labels) as a dataset."""
+
+    def __init__(self, images: torch.Tensor, labels: Any = None, name: str = "tensor") -> None:
+        if images.ndim != 4 or not images.is_floating_point():
+            raise ValueError(f"dataset: expected a floating (N, C, H, W) tensor, got {images.dtype} of shape "
+                             f"{tuple(images.shape)}")
+        self.images = images
+        self.labels = None if labels is None else torch.as_tensor(labels).long()
+        self.name = name
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], -1 if self.labels is None else int(self.labels[i])
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(str(tuple(self.images.shape)).encode())
+        h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def resolve_dataset(dataset: Any, *, transform: Any = None, resize: Any = None, channels: int = 3) -> tuple[Any, str]:
+    """``(map-style dataset, description)`` for what :func:`qfsel.explain_dataset` accepts."""
+    if isinstance(dataset, (str, os.PathLike)):
+        if isinstance(dataset, str) and dataset in BUNDLED:
+            from ..datasets import mnist5k
+
+            images, labels = mnist5k(dataset.split("-")[1])
+            return TensorImages(images, labels, dataset), dataset
+        if isinstance(dataset, str) and not os.path.exists(dataset) and dataset.startswith("mnist"):
+            raise ValueError(f"dataset: unknown bundled dataset {dataset!r}; bundled: {', '.join(BUNDLED)}")
+        folder = ImageFolder(dataset, transform, resize=resize, channels=channels)
+        return folder, f"folder {folder.root}"
+    if isinstance(dataset, torch.Tensor):
+        return TensorImages(dataset), "tensor"
+    if isinstance(dataset, torch.utils.data.Dataset) or (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        if isinstance(dataset, torch.utils.data.IterableDataset):
+            raise TypeError("dataset: expected a map-style dataset (with __len__ and __getitem__), got an IterableDataset")
+        return dataset, type(dataset).__name__
+    raise TypeError(
+        "dataset: expected an image folder path, a bundled dataset name "
+        f"({', '.join(BUNDLED)}), a (N, C, H, W) tensor or a map-style torch Dataset; got {type(dataset).__name__}"
+    )
+
+
+def dataset_fingerprint(ds: Any) -> str:
+    fp = getattr(ds, "fingerprint", None)
+    if callable(fp):
+        return str(fp())
+    return f"{type(ds).__module__}.{type(ds).__qualname__}:{len(ds)}"
+
+
+class Item:
+    """One loaded item: index, image tensor (C, H, W) or None, label, path, failure reason."""
+
+    __slots__ = ("index", "image", "label", "path", "reason")
+
+    def __init__(self, index: int, image: torch.Tensor | None, label: int, path: str, reason: str) -> None:
+        self.index, self.image, self.label, self.path, self.reason = index, image, label, path, reason
+
+
+class Loadable(torch.utils.data.Dataset):
+    """Wraps a dataset so that ``__getitem__`` never raises: failures become :class:`Item` with a reason."""
+
+    def __init__(self, ds: Any, shape: tuple[int, ...] | None) -> None:
+        self.ds, self.shape = ds, shape
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> Item:
+        path = self.ds.path(i) if hasattr(self.ds, "path") else ""
+        try:
+            item = self.ds[i]
+            image, label = item if isinstance(item, (tuple, list)) else (item, -1)
+            if isinstance(label, torch.Tensor):
+                label = int(label.item()) if label.numel() == 1 else -1
+            label = int(label) if isinstance(label, (int, np.integer)) else -1
+            if not isinstance(image, torch.Tensor):
+                image = torch.as_tensor(np.asarray(image))
+            if image.ndim == 4 and image.shape[0] == 1:
+                image = image[0]
+            if image.ndim != 3 or not image.is_floating_point():
+                raise ValueError(f"expected a floating (C, H, W) image tensor, got {image.dtype} of shape {tuple(image.shape)}")
+            if self.shape is not None and tuple(image.shape) != self.shape:
+                raise ValueError(
+                    f"image of shape {tuple(image.shape)} (C, H, W) but the dataset's first image has shape {self.shape}; "
+                    "resize the images (resize=(H, W)) or use a transform that makes one size"
+                )
+            return Item(i, image.float().contiguous(), label, path, "")
+        except Exception as exc:  # noqa: BLE001  (recorded in the failures table; the job goes on)
+            return Item(i, None, -1, path, f"{type(exc).__name__}: {exc}")
+
+
+def collate_items(items: Sequence[Item]) -> tuple[list[Item], torch.Tensor | None]:
+    """The items and the (B', C, H, W) batch of the readable ones (None if none is)."""
+    good = [it.image for it in items if it.image is not None]
+    batch = torch.stack([g for g in good if g is not None]) if good else None
+    for it in items:
+        it.image = None
+    return list(items), batch
+
+
+def first_shape(ds: Loadable) -> torch.Tensor:
+    """The first readable image (its shape is the dataset's image shape)."""
+    reasons = []
+    for i in range(min(len(ds), 64)):
+        it = ds[i]
+        if it.image is not None:
+            return it.image
+        reasons.append(f"{i}: {it.reason}")
+    raise ValueError(f"dataset: none of its first {min(len(ds), 64)} items can be loaded ({'; '.join(reasons[:3])})")

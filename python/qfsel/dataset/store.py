@@ -1,0 +1,515 @@
+"""The results store of :func:`qfsel.explain_dataset`: Zarr heatmaps, Parquet records, a manifest.
+
+Layout of a store folder::
+
+    PATH/
+      .qfsel-store          marker: this folder is a qfsel results store
+      manifest.json         configuration (model, layers, methods, parameters, seed, version),
+                            shapes, and at the end the summary of the run
+      heatmaps.zarr/        one chunked array per method, (N, H, W), float16 by default,
+                            one chunk per batch along the image axis (NaN for failed images)
+      raw.zarr/             optional: per method and target layer the raw maps (N, h, w)
+      records/part-BBBBBB.parquet    one row per (image, method) of batch BBBBBB
+      failures/part-BBBBBB.parquet   unreadable images of batch BBBBBB (path, reason)
+
+A batch is *complete* when its records part exists. The part is written last, to a temporary
+name and renamed (an atomic step on POSIX file systems), after the batch's heatmap chunks and
+failures part. So a job killed at any moment (kill -9 included) leaves a store whose complete
+batches are whole, and a restart redoes only the batches without a records part. Each batch
+writes only its own chunks, so several processes (the Dask backend) write one store without
+locks.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..exceptions import QFSelError
+
+__all__ = [
+    "ConfigMismatchError",
+    "Results",
+    "StoreWriteError",
+    "open_results",
+]
+
+MARKER = ".qfsel-store"
+MANIFEST = "manifest.json"
+HEATMAPS = "heatmaps.zarr"
+RAW = "raw.zarr"
+RECORDS = "records"
+FAILURES = "failures"
+FORMAT_VERSION = 1
+
+
+class ConfigMismatchError(QFSelError, ValueError):
+    """An existing store was written with another configuration (pass ``overwrite=True`` to replace it)."""
+
+
+class StoreWriteError(QFSelError, OSError):
+    """The store could not be written (full or read-only disk, ...); it stays readable up to the
+    last complete batch, and running the same job again continues from there."""
+
+
+# --------------------------------------------------------------------------------------------
+# record schema
+# --------------------------------------------------------------------------------------------
+
+
+def _records_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("index", pa.int64()),
+            ("batch", pa.int64()),
+            ("path", pa.string()),
+            ("label", pa.int64()),
+            ("method", pa.string()),
+            ("predicted", pa.int64()),
+            ("score", pa.float64()),
+            ("flat", pa.bool_()),
+            ("selected", pa.list_(pa.int32())),
+            ("num_selected", pa.int32()),
+            ("candidates", pa.int32()),
+            ("energy", pa.float64()),
+            ("feasible", pa.bool_()),
+            ("solver", pa.string()),
+            ("solver_s", pa.float64()),
+        ]
+    )
+
+
+def _failures_schema():
+    import pyarrow as pa
+
+    return pa.schema([("index", pa.int64()), ("batch", pa.int64()), ("path", pa.string()), ("reason", pa.string())])
+
+
+TIMING_COLUMNS = ("solver_s",)
+"""Record columns that measure time (differ between runs; everything else is reproducible)."""
+
+
+def _write_error(path: Path, exc: OSError, last_complete: int | None) -> StoreWriteError:
+    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}.get(
+        exc.errno or -1, exc.strerror or str(exc))
+    done = ("no batch is complete yet" if last_complete is None
+            else f"the store stays readable with its complete batches (up to batch {last_complete})")
+    err = StoreWriteError(
+        exc.errno or errno.EIO,
+        f"out: cannot write the results store {path}: {what} ({exc}); {done}; "
+        "free space or fix the permissions and run the same job again to continue",
+    )
+    return err
+
+
+def _makedirs(path: Path) -> None:
+    """Creates a folder (and its parents) of the store."""
+    os.makedirs(path, exist_ok=True)
+
+
+def _atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Writes ``data`` to ``target`` through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with _suppress_os():
+            os.unlink(tmp)
+        raise
+
+
+class _suppress_os:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> bool:
+        return typ is not None and issubclass(typ, OSError)
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _part_name(batch: int) -> str:
+    return f"part-{batch:06d}.parquet"
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+class StoreWriter:
+    """Creates or reopens a store and writes one batch at a time (used by the pipeline)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._arrays: dict[str, Any] = {}
+        self._raw: dict[tuple[str, str], Any] = {}
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], manifest: dict[str, Any], *, overwrite: bool) -> "StoreWriter":
+        """Creates the store, or reopens one written with the same ``manifest["config"]``.
+
+        Raises:
+            ConfigMismatchError: the store holds another configuration and ``overwrite`` is False.
+            ValueError: ``path`` is a file, or a non-empty folder that is not a qfsel store.
+            StoreWriteError: the folder cannot be created or written.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"out: expected a folder for the results store, got {path}, an existing file")
+        existing = path / MANIFEST
+        if path.is_dir() and any(path.iterdir()):
+            if not (path / MARKER).exists():
+                raise ValueError(
+                    f"out: {path} is a non-empty folder that is not a qfsel results store; "
+                    "choose a new or empty folder"
+                )
+            if existing.exists() and not overwrite:
+                old = json.loads(existing.read_text())
+                if old.get("config") == manifest["config"]:
+                    writer = cls(path, old)
+                    writer._open_arrays()
+                    return writer
+                diff = _config_diff(old.get("config", {}), manifest["config"])
+                raise ConfigMismatchError(
+                    f"out: the store {path} was written with another configuration ({diff}); "
+                    "pass overwrite=True (--overwrite) to replace it, or choose another folder"
+                )
+            # overwrite, or a store whose creation was interrupted before its manifest: start anew.
+            # The marker goes last, so a kill during the clean-up still leaves a folder we own.
+            try:
+                for child in path.iterdir():
+                    if child.name == MARKER:
+                        continue
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            except OSError as exc:
+                raise _write_error(path, exc, None) from exc
+        writer = cls(path, manifest)
+        try:
+            writer._create()
+        except OSError as exc:
+            raise _write_error(path, exc, None) from exc
+        return writer
+
+    def _create(self) -> None:
+        import zarr
+
+        _makedirs(self.path)
+        _atomic_write_bytes(self.path / MARKER, b"qfsel results store\n")
+        _makedirs(self.path / RECORDS)
+        _makedirs(self.path / FAILURES)
+        m = self.manifest
+        n, (h, w) = m["num_images"], m["heatmap_shape"]
+        bs = m["config"]["batch_size"]
+        group = zarr.open_group(str(self.path / HEATMAPS), mode="w")
+        for method in m["config"]["methods"]:
+            group.create_array(method, shape=(n, h, w), chunks=(bs, h, w), dtype=m["config"]["dtype"],
+                               fill_value=np.nan)
+        if m["config"]["store_raw"]:
+            raw = zarr.open_group(str(self.path / RAW), mode="w")
+            for method in m["config"]["methods"]:
+                for layer, (lh, lw) in zip(m["config"]["target_layers"], m["raw_shapes"]):
+                    raw.create_array(f"{method}/{layer}", shape=(n, lh, lw), chunks=(bs, lh, lw),
+                                     dtype=m["config"]["dtype"], fill_value=np.nan)
+        self.write_manifest()  # last: a store without a manifest is recreated on the next run
+        self._open_arrays()
+
+    def _open_arrays(self) -> None:
+        import zarr
+
+        group = zarr.open_group(str(self.path / HEATMAPS), mode="r+")
+        self._arrays = {m: group[m] for m in self.manifest["config"]["methods"]}
+        if self.manifest["config"]["store_raw"]:
+            raw = zarr.open_group(str(self.path / RAW), mode="r+")
+            self._raw = {(m, layer): raw[f"{m}/{layer}"] for m in self.manifest["config"]["methods"]
+                         for layer in self.manifest["config"]["target_layers"]}
+
+    def write_manifest(self) -> None:
+        _atomic_write_bytes(self.path / MANIFEST, (json.dumps(self.manifest, indent=2, sort_keys=True) + "\n").encode())
+
+    # -- state ------------------------------------------------------------------------------
+    def done_batches(self) -> set[int]:
+        """Indices of the complete batches (those with a records part)."""
+        return _done_batches(self.path)
+
+    # -- one batch --------------------------------------------------------------------------
+    def write_batch(
+        self,
+        batch: int,
+        heatmaps: dict[str, np.ndarray],
+        raw: dict[tuple[str, str], np.ndarray],
+        records: dict[str, list[Any]],
+        failures: dict[str, list[Any]],
+    ) -> None:
+        """Writes batch ``batch``: heatmap rows, raw maps, the failures part, then the records part.
+
+        Raises:
+            StoreWriteError: an OSError (full disk, read-only file system, ...) while writing.
+        """
+        import pyarrow as pa
+
+        bs = self.manifest["config"]["batch_size"]
+        start = batch * bs
+        try:
+            for method, arr in self._arrays.items():
+                rows = heatmaps[method]
+                arr[start : start + rows.shape[0]] = rows
+            for key, arr in self._raw.items():
+                rows = raw[key]
+                arr[start : start + rows.shape[0]] = rows
+            fail_table = pa.Table.from_pydict(failures, schema=_failures_schema())
+            _atomic_write_bytes(self.path / FAILURES / _part_name(batch), _parquet_bytes(fail_table))
+            table = pa.Table.from_pydict(records, schema=_records_schema())
+            _atomic_write_bytes(self.path / RECORDS / _part_name(batch), _parquet_bytes(table))
+        except OSError as exc:
+            if isinstance(exc, StoreWriteError):
+                raise
+            done = self.done_batches()
+            raise _write_error(self.path, exc, max(done) if done else None) from exc
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    a_all, b_all = _flatten(old), _flatten(new)
+    diffs = [k for k in sorted(set(a_all) | set(b_all)) if a_all.get(k) != b_all.get(k)]
+    shown = []
+    for k in diffs[:4]:
+        a, b = json.dumps(a_all.get(k), sort_keys=True), json.dumps(b_all.get(k), sort_keys=True)
+        a, b = (x if len(x) <= 60 else x[:57] + "..." for x in (a, b))
+        shown.append(f"{k}: stored {a}, now {b}")
+    more = f" and {len(diffs) - 4} more" if len(diffs) > 4 else ""
+    return "; ".join(shown) + more
+
+
+def _done_batches(path: Path) -> set[int]:
+    folder = path / RECORDS
+    if not folder.is_dir():
+        return set()
+    out = set()
+    for name in os.listdir(folder):
+        if name.startswith("part-") and name.endswith(".parquet"):
+            out.add(int(name[5:-8]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """A results store opened for reading (see :func:`open_results`).
+
+    Attributes:
+        path: the store folder.
+        manifest: the configuration and, for a finished job, its summary.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def methods(self) -> list[str]:
+        """Method names, as in :data:`qfsel.cams.METHODS`."""
+        return list(self.manifest["config"]["methods"])
+
+    @property
+    def num_images(self) -> int:
+        """Images in the dataset (complete or not)."""
+        return int(self.manifest["num_images"])
+
+    @property
+    def complete(self) -> bool:
+        """Whether every batch is complete."""
+        return len(self.done_batches()) == int(self.manifest["num_batches"])
+
+    def done_batches(self) -> list[int]:
+        """Indices of the complete batches, sorted."""
+        return sorted(_done_batches(self.path))
+
+    def done_indices(self) -> np.ndarray:
+        """Image indices of the complete batches (read successfully or recorded as failures)."""
+        bs, n = int(self.manifest["config"]["batch_size"]), self.num_images
+        parts = [np.arange(b * bs, min(n, (b + 1) * bs)) for b in self.done_batches()]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    def _table(self, folder: str, schema: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(self.path / folder / _part_name(b)) for b in self.done_batches()]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables(tables)
+
+    def records_table(self) -> Any:
+        """All records of the complete batches as a ``pyarrow.Table`` (by batch, then image, then method)."""
+        return self._table(RECORDS, _records_schema())
+
+    def records(self, method: str | None = None) -> Any:
+        """The records as a ``pandas.DataFrame`` (one method's rows when ``method`` is given)."""
+        df = self.records_table().to_pandas()
+        if method is not None:
+            df = df[df["method"] == self._method(method)].reset_index(drop=True)
+        return df
+
+    def failures(self) -> Any:
+        """Unreadable images of the complete batches: ``pandas.DataFrame`` (index, batch, path, reason)."""
+        return self._table(FAILURES, _failures_schema()).to_pandas()
+
+    def _method(self, method: str) -> str:
+        from ..cams import method_names
+
+        name = method_names(method)[0]
+        if name not in self.methods:
+            raise ValueError(f"method: expected one of the store's methods {self.methods}, got {method!r}")
+        return name
+
+    def heatmaps(self, method: str) -> Any:
+        """The (N, H, W) heatmaps of ``method`` as a ``zarr.Array`` (index it to read; NaN rows:
+        failed or not yet computed images)."""
+        import zarr
+
+        return zarr.open_group(str(self.path / HEATMAPS), mode="r")[self._method(method)]
+
+    def raw_maps(self, method: str, layer: str) -> Any:
+        """The raw maps (N, h, w) of ``method`` on ``layer`` (only with ``store_raw=True``)."""
+        import zarr
+
+        if not self.manifest["config"]["store_raw"]:
+            raise ValueError("raw_maps: this store has no raw maps (the job ran with store_raw=False)")
+        return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{layer}"]
+
+    def arrays(self, method: str) -> dict[str, Any]:
+        """One method's results as arrays, the form metrics take (failed images left out).
+
+        Returns:
+            ``{"index": (n,) int64, "heatmaps": (n, H, W) float32, "labels": (n,) int64 (-1:
+            none), "predicted": (n,) int64, "scores": (n,) float64, "selected": list of int
+            arrays (None for the baselines)}``, ordered by image index.
+        """
+        recs = self.records(method).sort_values("index", kind="stable")
+        idx = recs["index"].to_numpy(np.int64)
+        heat = self.heatmaps(method)
+        maps = np.empty((len(idx), *heat.shape[1:]), np.float32)
+        bs = int(self.manifest["config"]["batch_size"])
+        pos = 0
+        for b in np.unique(idx // bs):  # one chunk read per batch
+            rows = idx[idx // bs == b]
+            block = np.asarray(heat[b * bs : b * bs + bs], dtype=np.float32)
+            maps[pos : pos + len(rows)] = block[rows - b * bs]
+            pos += len(rows)
+        sel = recs["selected"].tolist()
+        return {
+            "index": idx,
+            "heatmaps": maps,
+            "labels": recs["label"].to_numpy(np.int64),
+            "predicted": recs["predicted"].to_numpy(np.int64),
+            "scores": recs["score"].to_numpy(np.float64),
+            "selected": None if all(v is None for v in sel) else [np.asarray(v, np.int64) for v in sel],
+        }
+
+    def counts(self) -> tuple[int, int]:
+        """``(explained, failed)`` images of the complete batches, from the Parquet footers only
+        (no rows are read: constant memory however large the store)."""
+        import pyarrow.parquet as pq
+
+        explained = failed = 0
+        per_image = len(self.methods)
+        for b in self.done_batches():
+            explained += pq.read_metadata(self.path / RECORDS / _part_name(b)).num_rows // per_image
+            fail = self.path / FAILURES / _part_name(b)
+            if fail.exists():
+                failed += pq.read_metadata(fail).num_rows
+        return explained, failed
+
+    def iter_batches(self, method: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(indices, heatmaps float32)`` per complete batch, without failed images: one batch
+        in memory at a time (for evaluation metrics over a large store)."""
+        import pyarrow.parquet as pq
+
+        name = self._method(method)
+        arr = self.heatmaps(name)
+        bs = int(self.manifest["config"]["batch_size"])
+        for b in self.done_batches():
+            part = pq.read_table(self.path / RECORDS / _part_name(b), columns=["index", "method"])
+            idx = np.asarray(part.column("index").to_numpy())[np.asarray(part.column("method").to_numpy()) == name]
+            block = np.asarray(arr[b * bs : b * bs + bs], dtype=np.float32)
+            yield idx, block[idx - b * bs]
+
+    def __repr__(self) -> str:
+        return (f"Results({str(self.path)!r}, methods={self.methods}, images={self.num_images}, "
+                f"batches={len(self.done_batches())}/{self.manifest['num_batches']})")
+
+
+def open_results(path: str | os.PathLike[str]) -> Results:
+    """Opens a store written by :func:`qfsel.explain_dataset` (finished or not) for reading.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torch import nn
+        >>> import qfsel
+        >>> _ = torch.manual_seed(0)
+        >>> model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+        ...                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
+        >>> out = tempfile.mkdtemp() + "/store"
+        >>> _ = qfsel.explain_dataset(model, torch.rand(6, 3, 8, 8), ["1"], out=out, batch_size=4,
+        ...                           methods=("gradcam",), num_workers=0, progress=False)
+        >>> res = qfsel.open_results(out)
+        >>> res.heatmaps("gradcam").shape, len(res.records())
+        ((6, 8, 8), 6)
+
+    Raises:
+        FileNotFoundError: ``path`` holds no store manifest.
+    """
+    p = Path(path)
+    manifest = p / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(errno.ENOENT, f"path: no qfsel results store (no {MANIFEST}) at", str(p))
+    return Results(p, json.loads(manifest.read_text()))
+
+
+def heatmap_chunk_files(path: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The bytes of every heatmap chunk file of a store (relative path -> bytes), for comparisons."""
+    root = Path(path) / HEATMAPS
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "zarr.json":
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out

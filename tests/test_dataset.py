@@ -1,0 +1,405 @@
+"""qfsel.explain_dataset and its store: equal to explain_all, resumable after kill -9, failures,
+configuration checks, full/read-only disks, bounded memory, bad input, the CLI."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import qfsel
+from qfsel.cams import explain_all
+from qfsel.dataset import ConfigMismatchError, StoreWriteError, open_results
+from qfsel.dataset import store as store_mod
+from qfsel.dataset.store import TIMING_COLUMNS, heatmap_chunk_files
+from tests import _dataset_job
+from tests._tiny_models import GapNet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _records(path):
+    return open_results(path).records().drop(columns=list(TIMING_COLUMNS))
+
+
+def _same_store(a, b) -> None:
+    ha, hb = heatmap_chunk_files(a), heatmap_chunk_files(b)
+    assert sorted(ha) == sorted(hb)
+    assert all(ha[k] == hb[k] for k in ha), "heatmap chunks differ"
+    ra, rb = _records(a), _records(b)
+    assert ra.equals(rb)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = GapNet(k=8, classes=3)
+    x = torch.rand(22, 3, 10, 10, generator=torch.Generator().manual_seed(3))
+    return model, x
+
+
+def test_store_equals_explain_all_per_batch(tiny, tmp_path):
+    model, x = tiny
+    out = tmp_path / "s"
+    summary = qfsel.explain_dataset(model, x, ["act"], out=out, batch_size=8, dtype="float32", num_workers=0,
+                                    progress=False, sampler="exact", k=3)
+    assert (summary.images, summary.explained, summary.failed, summary.batches) == (22, 22, 0, 3)
+    res = open_results(out)
+    assert res.complete and res.methods == ["qfs", "gradcam", "gradcam++"]
+    assert res.manifest["config"]["method_params"]["k"] == 3 and res.manifest["seed"] == 0
+    for start in range(0, 22, 8):
+        want = explain_all(model, x[start : start + 8], ["act"], sampler="exact", k=3, seed=0)
+        for m, r in want.items():
+            np.testing.assert_array_equal(res.heatmaps(m)[start : start + 8], r.heatmaps)
+            recs = res.records(m)
+            rows = recs[(recs["index"] >= start) & (recs["index"] < start + 8)]
+            assert rows["predicted"].tolist() == r.predicted.tolist()
+            np.testing.assert_allclose(rows["score"].to_numpy(), r.scores)
+            if m == "qfs":
+                assert [list(s) for s in rows["selected"]] == [s.tolist() for s in r.selected]
+                np.testing.assert_allclose(rows["energy"].to_numpy(), r.energies)
+                assert rows["feasible"].all() and (rows["num_selected"] == 3).all()
+                assert set(rows["solver"]) == {"exact"}
+            else:
+                assert rows["selected"].isna().all()
+    # float16 store: the same maps rounded
+    out16 = tmp_path / "s16"
+    qfsel.explain_dataset(model, x, ["act"], out=out16, batch_size=8, num_workers=0, progress=False,
+                          sampler="exact", k=3)
+    h16 = open_results(out16).heatmaps("qfs")
+    assert h16.dtype == np.float16
+    np.testing.assert_array_equal(h16[:], res.heatmaps("qfs")[:].astype(np.float16))
+    # iter_batches feeds metrics one batch at a time
+    got = list(res.iter_batches("gradcam"))
+    assert [len(i) for i, _ in got] == [8, 8, 6]
+    np.testing.assert_array_equal(np.concatenate([h for _, h in got]), res.heatmaps("gradcam")[:])
+
+
+def test_worker_processes_and_resume_give_the_same_bytes(tiny, tmp_path):
+    model, x = tiny
+    kw = dict(batch_size=4, progress=False, sampler="sa", seed=5)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "a", num_workers=0, **kw)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "b", num_workers=2, **kw)
+    _same_store(tmp_path / "a", tmp_path / "b")
+    # delete two batches' records (as a kill would leave them): only those are redone
+    for b in (1, 4):
+        (tmp_path / "b" / "records" / f"part-{b:06d}.parquet").unlink()
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "b", num_workers=0, **kw)
+    assert (s.batches_run, s.batches_resumed) == (2, 4)
+    _same_store(tmp_path / "a", tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume(tmp_path):
+    ref = tmp_path / "ref"
+    _dataset_job.run(str(ref), model=_dataset_job.SlowGapNet(k=10, classes=3))
+    out = tmp_path / "killed"
+    rnd = random.Random()
+    nb = -(-_dataset_job.NUM_IMAGES // _dataset_job.BATCH)
+    cmd = [sys.executable, str(ROOT / "tests" / "_dataset_job.py"), str(out)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]))
+    kills = 0
+    for attempt in range(3):
+        workers = ["1"] if attempt == 0 else ["0"]  # the first run loads images in a worker process
+        proc = subprocess.Popen(cmd + workers, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        before = len(store_mod._done_batches(out))
+        target = rnd.randint(before + 1, max(before + 1, nb - 3))
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if len(store_mod._done_batches(out)) >= target:
+                time.sleep(rnd.uniform(0.0, 0.05))  # anywhere inside a batch
+                break
+            time.sleep(0.005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+        if (out / "manifest.json").exists():
+            res = open_results(out)  # readable after every kill
+            recs = res.records()
+            assert not recs.duplicated(["index", "method"]).any()
+            assert set(recs["batch"]) == set(res.done_batches())
+    assert kills >= 2
+    # the same job once more (in this process: the subprocess start-up is the slow part)
+    before = len(store_mod._done_batches(out))
+    summary = _dataset_job.run(str(out), model=_dataset_job.SlowGapNet(k=10, classes=3))
+    assert (summary.batches_resumed, summary.batches_run) == (before, nb - before)
+    assert open_results(out).complete
+    _same_store(ref, out)
+
+
+def test_config_mismatch_is_refused_unless_overwrite(tiny, tmp_path):
+    model, x = tiny
+    kw = dict(batch_size=8, num_workers=0, progress=False)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", sampler="exact", **kw)
+    with pytest.raises(ConfigMismatchError, match=r"method_params\.beta: stored 0\.7, now 0\.5.*overwrite=True"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", sampler="exact", beta=0.5, **kw)
+    with pytest.raises(ConfigMismatchError, match="batch_size"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", sampler="exact", batch_size=4,
+                              num_workers=0, progress=False)
+    other = GapNet(k=8, classes=3, seed=1)
+    with pytest.raises(ConfigMismatchError, match="model_sha256"):
+        qfsel.explain_dataset(other, x, ["act"], out=tmp_path / "s", sampler="exact", **kw)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", sampler="exact", beta=0.5, overwrite=True, **kw)
+    assert s.batches_run == 3
+    assert open_results(tmp_path / "s").manifest["config"]["method_params"]["beta"] == 0.5
+    # a folder with other files is never taken over
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not a qfsel results store"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "mine", overwrite=True, **kw)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def _png_folder(root: Path, n: int, size=(10, 10), classes=("cat", "dog")) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        d = root / classes[i % len(classes)]
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / f"img{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_folder_with_corrupt_images_records_failures(tiny, tmp_path):
+    model, _ = tiny
+    _png_folder(tmp_path / "data", 9)
+    (tmp_path / "data" / "cat" / "zz-broken.png").write_bytes(b"not a png at all")
+    (tmp_path / "data" / "dog" / "truncated.png").write_bytes(
+        (tmp_path / "data" / "dog" / "img001.png").read_bytes()[:60])
+    s = qfsel.explain_dataset(model, tmp_path / "data", ["act"], out=tmp_path / "s", batch_size=4, num_workers=2,
+                              progress=False, methods=("gradcam", "qfs"), sampler="exact")
+    assert (s.images, s.explained, s.failed) == (11, 9, 2)
+    res = open_results(tmp_path / "s")
+    fails = res.failures()
+    assert sorted(Path(p).name for p in fails["path"]) == ["truncated.png", "zz-broken.png"]
+    assert all("cannot read image" in r for r in fails["reason"])
+    recs = res.records("gradcam")
+    assert sorted(set(recs["label"])) == [0, 1] and len(recs) == 9
+    heat = res.heatmaps("gradcam")[:]
+    bad = fails["index"].to_numpy()
+    assert np.isnan(heat[bad]).all() and not np.isnan(np.delete(heat, bad, axis=0)).any()
+
+
+def test_bad_input(tiny, tmp_path):
+    model, x = tiny
+    kw = dict(out=tmp_path / "s", num_workers=0, progress=False)
+    with pytest.raises(FileNotFoundError, match="dataset: no such folder"):
+        qfsel.explain_dataset(model, tmp_path / "missing", ["act"], **kw)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="holds no image files"):
+        qfsel.explain_dataset(model, tmp_path / "empty", ["act"], **kw)
+    _png_folder(tmp_path / "mixed", 2)
+    _png_folder(tmp_path / "mixed", 1, size=(12, 9), classes=("zebra",))
+    with pytest.raises(ValueError, match=r"different sizes.*10x10.*12x9.*resize"):
+        qfsel.explain_dataset(model, tmp_path / "mixed", ["act"], **kw)
+    s = qfsel.explain_dataset(model, tmp_path / "mixed", ["act"], resize=(8, 8), methods="gradcam", **kw)
+    assert s.explained == 3 and open_results(tmp_path / "s").heatmaps("gradcam").shape == (3, 8, 8)
+    kw["out"] = tmp_path / "t"
+    with pytest.raises(ValueError, match="methods: expected names from"):
+        qfsel.explain_dataset(model, x, ["act"], methods=("gradcam", "lime"), **kw)
+    with pytest.raises(TypeError, match="betta: not a parameter"):
+        qfsel.explain_dataset(model, x, ["act"], betta=0.5, **kw)
+    with pytest.raises(TypeError, match="'qfs' is not among methods"):
+        qfsel.explain_dataset(model, x, ["act"], methods="gradcam", beta=0.5, **kw)
+    with pytest.raises(ValueError, match="batch_size"):
+        qfsel.explain_dataset(model, x, ["act"], batch_size=0, **kw)
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        qfsel.explain_dataset(model, x, ["act"], backend="spark", **kw)
+    with pytest.raises(ValueError, match="unknown bundled dataset"):
+        qfsel.explain_dataset(model, "mnist-60k", ["act"], **kw)
+    with pytest.raises(TypeError, match="dataset: expected"):
+        qfsel.explain_dataset(model, 42, ["act"], **kw)
+    with pytest.raises(ValueError, match="unknown layer|layer"):
+        qfsel.explain_dataset(model, x, ["nope"], **kw)
+    assert not (tmp_path / "t").exists()  # nothing written for a refused job
+    with pytest.raises(FileNotFoundError, match="no qfsel results store"):
+        open_results(tmp_path / "missing")
+
+
+def test_full_or_read_only_disk(tiny, tmp_path, monkeypatch):
+    model, x = tiny
+    kw = dict(batch_size=4, num_workers=0, progress=False, sampler="exact")
+    real = store_mod._atomic_write_bytes
+    calls = {"n": 0}
+
+    def full_after(limit, code):
+        def write(target, data):
+            if "records" in str(target):
+                calls["n"] += 1
+                if calls["n"] > limit:
+                    raise OSError(code, os.strerror(code), str(target))
+            return real(target, data)
+        return write
+
+    monkeypatch.setattr(store_mod, "_atomic_write_bytes", full_after(2, errno.ENOSPC))
+    with pytest.raises(StoreWriteError, match=r"the disk is full.*up to batch 1.*run the same job again") as info:
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    assert info.value.errno == errno.ENOSPC and isinstance(info.value, OSError)
+    res = open_results(tmp_path / "s")
+    assert res.done_batches() == [0, 1] and sorted(set(res.records()["index"])) == list(range(8))
+    assert not np.isnan(res.heatmaps("qfs")[:8]).any()
+    monkeypatch.setattr(store_mod, "_atomic_write_bytes", real)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    assert (s.batches_resumed, s.batches_run) == (2, 4)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ref", **kw)
+    _same_store(tmp_path / "ref", tmp_path / "s")
+
+    # a read-only file system from the start: a clear error, nothing half-made claimed as a store
+    def read_only(target, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(target))
+
+    monkeypatch.setattr(store_mod, "_atomic_write_bytes", read_only)
+    with pytest.raises(StoreWriteError, match="read-only.*no batch is complete yet"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ro", **kw)
+    # a store path below a file (a real OSError from the file system)
+    monkeypatch.setattr(store_mod, "_atomic_write_bytes", real)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreWriteError, match="cannot write the results store"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "afile" / "s", **kw)
+
+
+def test_qubo_work_overlaps_the_next_model_pass(tmp_path):
+    """The model pass and the QUBO solver each record when they run (and sleep 0.1 s, a stand-in
+    for real work): batch i's solve runs while batch i + 1's forward pass does."""
+    import dimod
+
+    forward: list[tuple[float, float]] = []
+    solving: list[tuple[float, float]] = []
+
+    class SlowModel(GapNet):
+        def forward(self, x):
+            t = time.perf_counter()
+            time.sleep(0.1)
+            out = super().forward(x)
+            forward.append((t, time.perf_counter()))
+            return out
+
+    class SlowSolver(dimod.Sampler):
+        properties: dict = {}
+        parameters: dict = {}
+
+        def sample(self, bqm, **kw):
+            t = time.perf_counter()
+            time.sleep(0.05)  # two problems per batch
+            out = dimod.ExactSolver().sample(bqm)
+            solving.append((t, time.perf_counter()))
+            return out
+
+    model = SlowModel(k=4, classes=2)
+    x = torch.rand(10, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    qfsel.explain_dataset(model, x, ["act"], methods="qfs", out=tmp_path / "s", batch_size=2, num_workers=0,
+                          progress=False, sampler=SlowSolver())
+    assert len(forward) == 1 + 5 and len(solving) == 10  # the probe pass, then 5 batches
+    overlapping = sum(1 for s0, s1 in solving if any(f0 < s1 and s0 < f1 for f0, f1 in forward))
+    assert overlapping >= 4, (forward, solving)  # batches 0-3 solve during the next batch's forward
+
+
+def test_memory_is_bounded_by_the_batch(tmp_path):
+    class Synthetic(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4000
+
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            return torch.rand(3, 8, 8, generator=g), i % 3
+
+    model = GapNet(k=6, classes=3)
+    s = qfsel.explain_dataset(model, Synthetic(), ["act"], methods=("gradcam", "qfs"), out=tmp_path / "s",
+                              batch_size=100, num_workers=0, progress=False, sampler="greedy")
+    assert s.explained == 4000
+    rss = [r for _, r in s.rss_mb]
+    early, late = rss[len(rss) // 4], max(rss[len(rss) // 4 :])
+    assert late - early < 25, s.rss_mb  # 4000 x 2 x 64 float16 maps alone would be ~1 MB; records ~MBs
+
+
+def test_progress_bar_and_summary(tiny, tmp_path, capsys):
+    model, x = tiny
+    from qfsel.cli import main
+
+    rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "s"), "--batch-size", "250",
+               "--num-workers", "0", "--sampler", "greedy", "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "img/s" in err and "1000/1000" in err
+    assert "explained 1000 of 1000 image(s) with qfs, gradcam, gradcam++" in out
+    res = open_results(tmp_path / "s")
+    assert res.manifest["summary"]["explained"] == 1000
+    labels = res.records("qfs")["label"].to_numpy()
+    acc = (res.records("qfs")["predicted"].to_numpy() == labels).mean()
+    assert acc > 0.9  # the bundled model on its held-out split
+    rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "s"), "--batch-size", "250",
+               "--num-workers", "0", "--sampler", "greedy", "--beta", "0.6", "--no-progress", "--device", "cpu"])
+    assert rc == 2 and "another configuration" in capsys.readouterr().err
+    rc = main(["explain-dataset", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t")])
+    assert rc == 2 and "no such folder" in capsys.readouterr().err
+    rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "t"), "--method", "gradcam,foo"])
+    assert rc == 2 and "methods: expected names" in capsys.readouterr().err
+
+
+def test_trusted_problem_batch_equals_the_validated_one():
+    from benches.instances import explanation_like
+
+    h, j = explanation_like(np.random.default_rng(4), 30, 12)
+    checked = qfsel.ProblemBatch(h, j, beta=0.6, k=4)
+    trusted = qfsel.ProblemBatch._trusted(h, j, 0.6, 4)
+    assert isinstance(trusted, qfsel.ProblemBatch) and trusted.relevance is h  # no copy
+    assert trusted._penalty_ready is False  # no pass over the data until a penalty is asked for
+    for name in ("sa", "tabu", "exact"):
+        a, b = qfsel.solve(checked, name, seed=3), qfsel.solve(trusted, name, seed=3)
+        np.testing.assert_array_equal(a.states, b.states)
+        np.testing.assert_array_equal(a.energies, b.energies)
+    assert trusted._penalty_ready is False  # the swap-move and exact solvers never needed it
+    np.testing.assert_array_equal(trusted.penalty, checked.penalty)
+    for qa, qb in zip(checked.qubo(), trusted.qubo()):
+        np.testing.assert_array_equal(qa, qb)
+    np.testing.assert_array_equal(qfsel.solve(checked, "sa-penalty", seed=1).states,
+                                  qfsel.solve(trusted, "sa-penalty", seed=1).states)
+    free = qfsel.ProblemBatch._trusted(h, j, 0.6)
+    assert free.penalty is None and free.k is None
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        qfsel.ProblemBatch._trusted(h.astype(np.float32), j, 0.6)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        qfsel.ProblemBatch._trusted(h, j[:, :, :5], 0.6)
+
+
+def test_arrays_for_metrics(tiny, tmp_path):
+    model, x = tiny
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", batch_size=8, dtype="float32", num_workers=0,
+                          progress=False, sampler="exact", k=2)
+    res = open_results(tmp_path / "s")
+    a = res.arrays("qfs")
+    assert a["index"].tolist() == list(range(22))
+    np.testing.assert_array_equal(a["heatmaps"], res.heatmaps("qfs")[:])
+    want = explain_all(model, x[8:16], ["act"], "qfs", sampler="exact", k=2, seed=0)["qfs"]
+    assert [s.tolist() for s in a["selected"][8:16]] == [s.tolist() for s in want.selected]
+    assert (a["labels"] == -1).all() and a["predicted"].dtype == np.int64
+    assert res.arrays("gradcam")["selected"] is None
+    with pytest.raises(ValueError, match="methods: expected names from"):
+        res.heatmaps("lime")
+    qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "g", batch_size=8, num_workers=0,
+                          progress=False)
+    with pytest.raises(ValueError, match=r"method: expected one of the store's methods \['gradcam'\]"):
+        open_results(tmp_path / "g").arrays("qfs")
+
+
+def test_a_model_error_names_the_dataset_images(tmp_path):
+    model = GapNet(k=4, classes=2)
+    x = torch.rand(6, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    x[4, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"batch 1: .*NaN.*sample index 1.*\(sample index 0 = image 3, 1 = image 4, 2 = image 5\)"):
+        qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "s", batch_size=3, num_workers=0,
+                              progress=False)
+    assert open_results(tmp_path / "s").done_batches() == [0]  # the batch before the error is kept
