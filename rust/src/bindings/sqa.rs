@@ -32,19 +32,20 @@ impl Model<'_> {
 }
 
 /// sqa_dense_batch(q, offsets, gamma, scale, num_slices, temperature, num_reads, seed, k,
-///                 initial_states, global_moves, single, num_threads, states_out, energies_out)
+///                 initial_states, global_moves, best_slice, single, num_threads, states_out, energies_out)
 ///
 /// Path-integral annealing of B dense QUBOs q (B, n, n) f64 (upper-triangular)
-/// with offsets (B,): one sweep per entry of the schedule gamma (S,) (the
-/// transverse field A) and scale (S,) (the problem factor B), num_slices
-/// Trotter slices at temperature T. k None: flip moves; k: swap moves keeping
+/// with offsets (B,): one sweep per column of the schedule gamma (B, S) (the
+/// transverse field A of each problem) and scale (S,) (the problem factor B),
+/// num_slices Trotter slices at temperature (B,) T. k None: flip moves; k: swap moves keeping
 /// exactly k ones in every slice. initial_states (B, R, n) uint8 or None
 /// (random). global_moves: worldline flips / exchanges after each sweep.
+/// best_slice: return each read's lowest-energy slice (else slice 0).
 /// single: f32 (True) or f64 (False) fields, None: `sa::prefers_single`.
 /// Writes every read's best slice into states_out (B, R, n) uint8 and its
 /// exact energy into energies_out (B, R).
 #[pyfunction]
-#[pyo3(text_signature = "(q, offsets, gamma, scale, num_slices, temperature, num_reads, seed, k, initial_states, global_moves, single, num_threads, states_out, energies_out)")]
+#[pyo3(text_signature = "(q, offsets, gamma, scale, num_slices, temperature, num_reads, seed, k, initial_states, global_moves, best_slice, single, num_threads, states_out, energies_out)")]
 #[allow(clippy::too_many_arguments)]
 fn sqa_dense_batch(
     py: Python<'_>,
@@ -53,12 +54,13 @@ fn sqa_dense_batch(
     gamma: &PyAny,
     scale: &PyAny,
     num_slices: usize,
-    temperature: f64,
+    temperature: &PyAny,
     num_reads: usize,
     seed: u64,
     k: Option<usize>,
     initial_states: Option<&PyAny>,
     global_moves: bool,
+    best_slice: bool,
     single: Option<bool>,
     num_threads: usize,
     states_out: &PyAny,
@@ -72,8 +74,10 @@ fn sqa_dense_batch(
         return Err(invalid("Q", "square matrices", format!("shape {qs:?}")));
     }
     let (off, _) = read::<f64>(py, offsets, "offsets", "float64", &[Some(b)])?;
-    let (a, sh) = read::<f64>(py, gamma, "gamma", "float64", &[None])?;
-    let (bs, _) = read::<f64>(py, scale, "scale", "float64", &[Some(sh[0])])?;
+    let (a, sh) = read::<f64>(py, gamma, "gamma", "float64", &[Some(b), None])?;
+    let s_len = sh[1];
+    let (bs, _) = read::<f64>(py, scale, "scale", "float64", &[Some(s_len)])?;
+    let (temps, _) = read::<f64>(py, temperature, "temperature", "float64", &[Some(b)])?;
     if num_reads == 0 {
         return Err(invalid("num_reads", "a positive integer", 0));
     }
@@ -82,7 +86,10 @@ fn sqa_dense_batch(
             return Err(invalid("cardinality", &format!("an integer in [0, {n}]"), k));
         }
     }
-    let weights = sqa::sweep_weights(&a, &bs, num_slices, temperature).map_err(|e| to_py(py, e))?;
+    let mut weights = Vec::with_capacity(b);
+    for p in 0..b {
+        weights.push(sqa::sweep_weights(&a[p * s_len..(p + 1) * s_len], &bs, num_slices, temps[p]).map_err(|e| to_py(py, e))?);
+    }
     let init = match initial_states {
         Some(obj) if !obj.is_none() => {
             let (v, _) = read::<u8>(py, obj, "initial_states", "uint8", &[Some(b), Some(num_reads), Some(n)])?;
@@ -119,8 +126,8 @@ fn sqa_dense_batch(
                 Model::Double(DenseModel::<f64>::new(qp, n, off[p]).map_err(|e| to_py(py, e))?)
             });
         }
-        let cfg = SqaConfig { seed, k, slices: num_slices, global_moves };
-        let per_read = weights.len().saturating_mul(num_slices).saturating_mul(n).saturating_mul(if global_moves { 2 } else { 1 }).max(1);
+        let cfg = SqaConfig { seed, k, slices: num_slices, global_moves, best_slice };
+        let per_read = s_len.saturating_mul(num_slices).saturating_mul(n).saturating_mul(if global_moves { 2 } else { 1 }).max(1);
         let total = per_read.saturating_mul(b * num_reads);
         let sequential = total <= SEQUENTIAL_UPDATES || num_threads == 1;
         let per_chunk = (CHUNK_UPDATES / per_read).max(1);
@@ -135,7 +142,7 @@ fn sqa_dense_batch(
                 let t = t0 + i;
                 let (p, r) = (t / num_reads, t % num_reads);
                 let ini = init.map(|v| &v[t * n..(t + 1) * n]);
-                *e = models[p].run(weights, cfg, p, r, ini, x);
+                *e = models[p].run(&weights[p], cfg, p, r, ini, x);
             };
             if sequential {
                 st.chunks_mut(n).zip(en.iter_mut()).enumerate().for_each(body);

@@ -60,7 +60,8 @@
 //! # Readout and reproducibility
 //!
 //! A read returns its best slice: the slice of the final path with the lowest
-//! exact (`f64`) energy, the first one on ties. Read `r` of problem `p` draws
+//! exact (`f64`) energy, the first one on ties (or, with
+//! `best_slice = false`, slice 0: a draw from one slice's marginal). Read `r` of problem `p` draws
 //! from `rng::stream(seed, p, r)`, so results never depend on the thread count.
 
 use rand::RngCore;
@@ -121,6 +122,9 @@ pub struct SqaConfig {
     pub slices: usize,
     /// Worldline flips / exchanges after every sweep.
     pub global_moves: bool,
+    /// Return the best slice (true) or slice 0 (false: a sample of one
+    /// slice's marginal, the diagonal of the Trotterized density matrix).
+    pub best_slice: bool,
 }
 
 /// Metropolis decision for `delta` (already in units of the slice weight).
@@ -363,7 +367,7 @@ pub fn anneal_read<F: Real>(
             }
         }
     }
-    let (s, e) = path.best_slice(m);
+    let (s, e) = if cfg.best_slice { path.best_slice(m) } else { (0, m.energy(&path.x[..n])) };
     out.copy_from_slice(&path.x[s * n..(s + 1) * n]);
     e
 }
@@ -435,7 +439,7 @@ mod tests {
         let w = sweep_weights(&a, &b, 6, 0.1).unwrap();
         for k in [None, Some(4)] {
             for global in [false, true] {
-                let cfg = SqaConfig { seed: 5, k, slices: 6, global_moves: global };
+                let cfg = SqaConfig { seed: 5, k, slices: 6, global_moves: global, best_slice: true };
                 let mut rng = stream(5, 0, 0);
                 let mut x0 = vec![0u8; n];
                 random_state(&mut rng, n, k, &mut x0);
