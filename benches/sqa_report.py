@@ -130,18 +130,24 @@ def success(cases, reads, sweeps, slices, families):
             results["qfsel sqa (swap)"] = (x, t)
             x, t = run_qfsel(qp, offp, None, reads, sweeps, slices)
             results["qfsel sqa (flip, penalty)"] = (x, t)
-            xs, t_tot = [], 0.0
-            for bqm in bqms:
-                x, t = run_openjij(bqm, n, reads, sweeps, slices)
-                xs.append(x)
-                t_tot += t
-            results["OpenJij SQASampler"] = (np.stack(xs), t_tot)
-            xs, t_tot = [], 0.0
-            for bqm in bqms:
-                x, t = run_dwave(bqm, n, reads, sweeps, beta=5.0, gamma0=1.0)
-                xs.append(x)
-                t_tot += t
-            results["dwave-samplers PathIntegral"] = (np.stack(xs), t_tot)
+            # The anchors get qfsel's instance-derived T and Gamma_0 for the penalty QUBO (same physics)
+            # and, separately, their own defaults (OpenJij: beta 5, gamma 1); both rows are shown.
+            phys = simulated_quantum_annealing(qp, offp, None, num_reads=1, num_sweeps=1, seed=1)
+            temps, g0s = phys["temperature"], phys["gamma_range"][:, 0]
+            for label, params in (("same T, Gamma", [(1 / temps[i], g0s[i]) for i in range(b)]),
+                                  ("own defaults", [(BETA, GAMMA0)] * b)):
+                xs, t_tot = [], 0.0
+                for bqm, (beta, g0) in zip(bqms, params):
+                    x, t = run_openjij(bqm, n, reads, sweeps, slices, beta=beta, gamma=g0)
+                    xs.append(x)
+                    t_tot += t
+                results[f"OpenJij SQASampler ({label})"] = (np.stack(xs), t_tot)
+                xs, t_tot = [], 0.0
+                for bqm, (beta, g0) in zip(bqms, params):
+                    x, t = run_dwave(bqm, n, reads, sweeps, beta=beta, gamma0=g0)
+                    xs.append(x)
+                    t_tot += t
+                results[f"dwave-samplers PathIntegral ({label})"] = (np.stack(xs), t_tot)
             tabu = tabu_search(q, off, k, num_reads=8, seed=1, num_threads=1)
             best = tabu["energies"].copy()
             for x, _ in results.values():
@@ -164,7 +170,7 @@ def main(argv=None):
         speed([64], reads=8, sweeps=50, slices=16)
         success([(32, 6, 2)], reads=8, sweeps=50, slices=16, families=["explanation"])
     else:
-        speed([64, 256], reads=16, sweeps=100, slices=16)
+        speed([64, 256], reads=16, sweeps=500, slices=16)
         success([(64, 8, 3), (256, 16, 2)], reads=16, sweeps=100, slices=16, families=["explanation", "hard"])
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 

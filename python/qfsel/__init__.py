@@ -21,6 +21,7 @@ from .qubo import FeatureSelectionProblem, ProblemBatch, bisect_beta
 from .routing import Solution, available_solvers, solve
 from . import samplers  # noqa: E402  (registers the built-in solvers)
 from .samplers import ExactSampler, GreedySampler, SimulatedAnnealingSampler, TabuSampler
+from .samplers import SQASampler, SimulatedQuantumAnnealingSampler
 
 __version__ = "0.1.0"
 
@@ -63,6 +64,8 @@ __all__ = [
     "TabuSampler",
     "GreedySampler",
     "ExactSampler",
+    "SimulatedQuantumAnnealingSampler",
+    "SQASampler",
     # explanations (torch)
     "GradCAM",
     "GradCAMPlusPlus",
