@@ -316,3 +316,19 @@ def test_bad_problems_and_sampler_arguments():
         qfsel.solve(qfsel.FeatureSelectionProblem([1.0, 0.5], [[0, 0.1], [0.1, 0]], beta=0.5), "sqa", num_slices=None)
     with pytest.raises(TypeError, match="trotter"):
         qfsel.solve(qfsel.FeatureSelectionProblem([1.0, 0.5], [[0, 0.1], [0.1, 0]], beta=0.5), "sqa", trotter=4)
+
+
+def test_ctrl_c_interrupts_promptly():
+    import _thread
+    import threading
+    import time
+
+    q = np.triu(np.random.default_rng(3).uniform(-1, 1, size=(64, 64)))
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        # ~1e9 spin-slice updates: many seconds of work
+        simulated_quantum_annealing(q, 0.0, num_reads=500, num_sweeps=2000, num_slices=16, seed=1, num_threads=2)
+    assert time.perf_counter() - t0 < 3.0
+    timer.join()

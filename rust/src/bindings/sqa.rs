@@ -12,8 +12,9 @@ use crate::core::parallel;
 use crate::core::sa::{self, DenseModel};
 use crate::core::sqa::{self, SqaConfig};
 
-/// Spin-slice updates per chunk between two Ctrl-C checks (~50-200 ms on one core).
-const CHUNK_UPDATES: usize = 1 << 26;
+/// Spin-slice updates per chunk between two Ctrl-C checks (~25-100 ms on one
+/// core; a chunk holds at least one read, which is never cut).
+const CHUNK_UPDATES: usize = 1 << 24;
 /// Below this many updates in a whole call, run on the calling thread.
 const SEQUENTIAL_UPDATES: usize = 1 << 17;
 
