@@ -128,6 +128,8 @@ def success(cases, reads, sweeps, slices, families):
             results = {}
             x, t = run_qfsel(q, off, k, reads, sweeps, slices)
             results["qfsel sqa (swap)"] = (x, t)
+            x, t = run_qfsel(q, off, k, reads, sweeps, slices, descent=True)
+            results["qfsel sqa (swap) + descent"] = (x, t)
             x, t = run_qfsel(qp, offp, None, reads, sweeps, slices)
             results["qfsel sqa (flip, penalty)"] = (x, t)
             # The anchors get qfsel's instance-derived T and Gamma_0 for the penalty QUBO (same physics)

@@ -292,6 +292,7 @@ _QB = np.triu(np.ones((4, 4)))
         ({"seed": -1}, ValueError, "seed"),
         ({"readout": "all"}, ValueError, "readout"),
         ({"global_moves": "yes"}, TypeError, "global_moves"),
+        ({"descent": 1}, TypeError, "descent"),
         ({"initial_states": np.full((1, 16, 4), 2)}, ValueError, "initial_states"),
         ({"k": 2, "initial_states": np.ones((1, 16, 4))}, ValueError, "initial_states"),
         ({"initial_states": np.ones((1, 3, 4))}, ValueError, "initial_states"),
@@ -332,3 +333,24 @@ def test_ctrl_c_interrupts_promptly():
         simulated_quantum_annealing(q, 0.0, num_reads=500, num_sweeps=2000, num_slices=16, seed=1, num_threads=2)
     assert time.perf_counter() - t0 < 3.0
     timer.join()
+
+
+@pytest.mark.parametrize("k", [None, 4])
+def test_descent_ends_in_a_local_minimum(k):
+    q = np.triu(np.random.default_rng(8).uniform(-1, 1, size=(14, 14)))
+    out = simulated_quantum_annealing(q, 0.0, k=k, num_reads=6, num_sweeps=3, seed=2, descent=True)
+    for x, e in zip(out["states"][0], out["energies"][0]):
+        assert e == pytest.approx(_energy(q, x), abs=1e-12)
+        if k is None:
+            neighbours = [np.where(np.arange(14) == i, 1 - x, x) for i in range(14)]
+        else:
+            ones, zeros = np.flatnonzero(x), np.flatnonzero(x == 0)
+            neighbours = []
+            for i in ones:
+                for j in zeros:
+                    y = x.copy()
+                    y[i], y[j] = 0, 1
+                    neighbours.append(y)
+        assert all(_energy(q, y) >= e - 1e-9 for y in neighbours)
+    plain = simulated_quantum_annealing(q, 0.0, k=k, num_reads=6, num_sweeps=3, seed=2)
+    assert np.all(out["energies"] <= plain["energies"] + 1e-12)

@@ -122,6 +122,7 @@ def sqa_dense_batch(
     initial_states: _U8 | None,
     global_moves: bool,
     best_slice: bool,
+    descent: bool,
     single: bool | None,
     num_threads: int,
     states_out: _U8,

@@ -221,6 +221,7 @@ def simulated_quantum_annealing(
     initial_states: Any = None,
     global_moves: bool = True,
     readout: str = "best",
+    descent: bool = False,
     num_threads: int | None = None,
 ) -> dict[str, Any]:
     """Path-integral annealing of ``B`` dense upper-triangular QUBOs ``q (B, n, n)`` (or one ``(n, n)``).
@@ -240,6 +241,8 @@ def simulated_quantum_annealing(
         global_moves: worldline flips / exchanges after every sweep.
         readout: ``"best"`` (each read's lowest-energy slice) or ``"slice"`` (slice 0: a
             draw from one slice's marginal, the diagonal of the Trotterized ``exp(-H / T)``).
+        descent: end each read with steepest descent from that slice to a local minimum
+            of single flips (single swaps with ``k``): classical post-processing, off by default.
         num_threads: threads (``None`` or 0: one per core).
 
     Returns:
@@ -269,6 +272,8 @@ def simulated_quantum_annealing(
         k = check_int("cardinality", k, low=0, high=n)
     if not isinstance(global_moves, (bool, np.bool_)):
         raise TypeError(f"global_moves: expected a bool, got {describe(global_moves)}")
+    if not isinstance(descent, (bool, np.bool_)):
+        raise TypeError(f"descent: expected a bool, got {describe(descent)}")
     if readout not in ("best", "slice"):
         raise ValueError(f"readout: expected 'best' or 'slice', got {readout!r}")
     grange = _check_gamma_range(gamma_range)
@@ -309,7 +314,8 @@ def simulated_quantum_annealing(
     energies = np.zeros((b, num_reads))
     t0 = time.perf_counter()
     _core.sqa_dense_batch(q, off, gam, scale, num_slices, np.ascontiguousarray(temps, dtype=np.float64), num_reads, seed, k,
-                          init, bool(global_moves), readout == "best", None, threads, states, energies)
+                          init, bool(global_moves), readout == "best", bool(descent), None, threads,
+                          states, energies)
     kernel_s = time.perf_counter() - t0
     best = np.argmin(energies, axis=1) if num_reads else np.zeros(b, int)
     return {
@@ -343,7 +349,7 @@ def _solve_sqa(batch: ProblemBatch, *, num_reads: int = 16, seed: int | None = N
 
 
 _SQA_PARAMETERS = ["num_reads", "seed", "num_threads", "num_sweeps", "num_slices", "temperature", "gamma_range",
-                   "schedule_type", "gamma_schedule", "scale_schedule", "initial_states", "global_moves", "readout"]
+                   "schedule_type", "gamma_schedule", "scale_schedule", "initial_states", "global_moves", "readout", "descent"]
 register_solver("sqa", _solve_sqa, parameters=_SQA_PARAMETERS)
 
 
@@ -379,6 +385,7 @@ class SimulatedQuantumAnnealingSampler(dimod.Sampler):
             "seed": [],
             "global_moves": [],
             "readout": [],
+            "descent": [],
             "cardinality": [],
             "num_threads": [],
         }
@@ -402,6 +409,7 @@ class SimulatedQuantumAnnealingSampler(dimod.Sampler):
         seed: int | None = None,
         global_moves: bool = True,
         readout: str = "best",
+        descent: bool = False,
         cardinality: int | None = None,
         num_threads: int | None = None,
         **kwargs: Any,
@@ -429,7 +437,7 @@ class SimulatedQuantumAnnealingSampler(dimod.Sampler):
             dense.q, dense.offset, k, num_reads=num_reads, num_sweeps=num_sweeps, num_slices=num_slices,
             temperature=temperature, gamma_range=gamma_range, schedule_type=schedule_type,
             gamma_schedule=gamma_schedule, scale_schedule=scale_schedule, seed=seed, initial_states=init,
-            global_moves=global_moves, readout=readout, num_threads=num_threads,
+            global_moves=global_moves, readout=readout, descent=descent, num_threads=num_threads,
         )
         t2 = time.perf_counter_ns()
         info = {

@@ -33,7 +33,7 @@ impl Model<'_> {
 }
 
 /// sqa_dense_batch(q, offsets, gamma, scale, num_slices, temperature, num_reads, seed, k,
-///                 initial_states, global_moves, best_slice, single, num_threads, states_out, energies_out)
+///                 initial_states, global_moves, best_slice, descent, single, num_threads, states_out, energies_out)
 ///
 /// Path-integral annealing of B dense QUBOs q (B, n, n) f64 (upper-triangular)
 /// with offsets (B,): one sweep per column of the schedule gamma (B, S) (the
@@ -42,11 +42,12 @@ impl Model<'_> {
 /// exactly k ones in every slice. initial_states (B, R, n) uint8 or None
 /// (random). global_moves: worldline flips / exchanges after each sweep.
 /// best_slice: return each read's lowest-energy slice (else slice 0).
+/// descent: then steepest descent (flips, or swaps with k) to a local minimum.
 /// single: f32 (True) or f64 (False) fields, None: `sa::prefers_single`.
 /// Writes every read's best slice into states_out (B, R, n) uint8 and its
 /// exact energy into energies_out (B, R).
 #[pyfunction]
-#[pyo3(text_signature = "(q, offsets, gamma, scale, num_slices, temperature, num_reads, seed, k, initial_states, global_moves, best_slice, single, num_threads, states_out, energies_out)")]
+#[pyo3(text_signature = "(q, offsets, gamma, scale, num_slices, temperature, num_reads, seed, k, initial_states, global_moves, best_slice, descent, single, num_threads, states_out, energies_out)")]
 #[allow(clippy::too_many_arguments)]
 fn sqa_dense_batch(
     py: Python<'_>,
@@ -62,6 +63,7 @@ fn sqa_dense_batch(
     initial_states: Option<&PyAny>,
     global_moves: bool,
     best_slice: bool,
+    descent: bool,
     single: Option<bool>,
     num_threads: usize,
     states_out: &PyAny,
@@ -127,7 +129,7 @@ fn sqa_dense_batch(
                 Model::Double(DenseModel::<f64>::new(qp, n, off[p]).map_err(|e| to_py(py, e))?)
             });
         }
-        let cfg = SqaConfig { seed, k, slices: num_slices, global_moves, best_slice };
+        let cfg = SqaConfig { seed, k, slices: num_slices, global_moves, best_slice, descent };
         let per_read = s_len.saturating_mul(num_slices).saturating_mul(n).saturating_mul(if global_moves { 2 } else { 1 }).max(1);
         let total = per_read.saturating_mul(b * num_reads);
         let sequential = total <= SEQUENTIAL_UPDATES || num_threads == 1;

@@ -65,7 +65,9 @@
 //!
 //! A read returns its best slice: the slice of the final path with the lowest
 //! exact (`f64`) energy, the first one on ties (or, with
-//! `best_slice = false`, slice 0: a draw from one slice's marginal). Read `r` of problem `p` draws
+//! `best_slice = false`, slice 0: a draw from one slice's marginal), and
+//! optionally (`descent`) takes it down to a local minimum of single flips or
+//! swaps by steepest descent (the `sa` module's). Read `r` of problem `p` draws
 //! from `rng::stream(seed, p, r)`, so results never depend on the thread count.
 
 use rand::RngCore;
@@ -129,6 +131,9 @@ pub struct SqaConfig {
     /// Return the best slice (true) or slice 0 (false: a sample of one
     /// slice's marginal, the diagonal of the Trotterized density matrix).
     pub best_slice: bool,
+    /// End with steepest descent from the returned slice to a local minimum
+    /// (single flips, or single swaps with `k`).
+    pub descent: bool,
 }
 
 /// Metropolis decision for `delta` (already in units of the slice weight).
@@ -437,7 +442,21 @@ pub fn anneal_read<F: Real>(
     }
     let (s, e) = if cfg.best_slice { path.best_slice(m) } else { (0, m.energy(&path.x[..n])) };
     out.copy_from_slice(&path.x[s * n..(s + 1) * n]);
-    e
+    if !cfg.descent || n == 0 {
+        return e;
+    }
+    let f = &mut path.f[s * n..(s + 1) * n];
+    match cfg.k {
+        None => {
+            super::sa::fields_of(m, out, f);
+            super::sa::descend_flip(m, out, f);
+        }
+        // A stall limit of 0: steepest 1-swap descent only, no tabu search.
+        Some(_) => {
+            super::sa::tabu_polish(m, 0, rng, out, f);
+        }
+    }
+    m.energy(out)
 }
 
 /// Read `r` of problem `problem`: its initial state (given or random from its
@@ -507,7 +526,7 @@ mod tests {
         let w = sweep_weights(&a, &b, 6, 0.1).unwrap();
         for k in [None, Some(4)] {
             for global in [false, true] {
-                let cfg = SqaConfig { seed: 5, k, slices: 6, global_moves: global, best_slice: true };
+                let cfg = SqaConfig { seed: 5, k, slices: 6, global_moves: global, best_slice: true, descent: false };
                 let mut rng = stream(5, 0, 0);
                 let mut x0 = vec![0u8; n];
                 random_state(&mut rng, n, k, &mut x0);
