@@ -28,7 +28,11 @@ slice of every read has exactly ``k`` ones and every returned state is
 feasible. With ``global_moves`` (default on) every sweep also tries to flip
 each spin's whole worldline (or to exchange two worldlines, with ``k``),
 which keeps the search moving late in the anneal when the slices are locked
-together. A read returns its best slice (lowest classical energy).
+together. A read returns its best slice (lowest classical energy); with
+``readout="slice"`` slice 0 instead (a draw from the diagonal of the
+Trotterized ``exp(-H / T)``, for statistics), and with ``descent=True`` the
+returned slice is taken down to a local minimum of single flips (swaps) by
+steepest descent (classical post-processing, off by default).
 
 Defaults come from the instance, through simulated annealing's beta range
 ``(beta0, beta1)`` (``qfsel.samplers.sa.default_beta_range``): ``T = 0.5 / beta1``
