@@ -22,6 +22,7 @@ from .routing import Solution, available_solvers, solve
 from .routing import validate_solver
 from . import samplers  # noqa: E402  (registers the built-in solvers)
 from .samplers import ExactSampler, GreedySampler, SimulatedAnnealingSampler, TabuSampler
+from .samplers import SQASampler, SimulatedQuantumAnnealingSampler
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,8 @@ __all__ = [
     "TabuSampler",
     "GreedySampler",
     "ExactSampler",
+    "SimulatedQuantumAnnealingSampler",
+    "SQASampler",
     # explanations (torch)
     "GradCAM",
     "GradCAMPlusPlus",

@@ -105,3 +105,27 @@ def tabu_batch(
     num_threads: int,
 ) -> tuple[int, int, float]: ...
 def greedy_batch(q: _F64, offsets: _F64, k: int | None, states: _U8, energies: _F64, num_threads: int) -> float: ...
+
+# -- sqa.rs -------------------------------------------------------------------
+SQA_MAX_TIME_COUPLING: float
+
+def sqa_dense_batch(
+    q: _F64,
+    offsets: _F64,
+    gamma: _F64,
+    scale: _F64,
+    num_slices: int,
+    temperature: _F64,
+    num_reads: int,
+    seed: int,
+    k: int | None,
+    initial_states: _U8 | None,
+    global_moves: bool,
+    best_slice: bool,
+    descent: bool,
+    single: bool | None,
+    num_threads: int,
+    states_out: _U8,
+    energies_out: _F64,
+) -> None: ...
+def sqa_time_coupling(x: float) -> float: ...

@@ -12,6 +12,7 @@ pub mod errors;
 mod exact;
 mod qubo;
 mod sa;
+mod sqa;
 mod tabu;
 
 /// Run `f` with the GIL released inside a pool of `num_threads`, or, for
@@ -32,6 +33,7 @@ pub fn register(py: Python<'_>, m: &PyModule) -> PyResult<()> {
     qubo::register(py, m)?;
     exact::register(py, m)?;
     sa::register(py, m)?;
+    sqa::register(py, m)?;
     tabu::register(py, m)?;
     Ok(())
 }

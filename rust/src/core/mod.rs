@@ -8,4 +8,5 @@ pub mod parallel;
 pub mod qubo;
 pub mod rng;
 pub mod sa;
+pub mod sqa;
 pub mod tabu;
