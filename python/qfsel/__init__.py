@@ -31,8 +31,11 @@ _LAZY = {
     "QFSCAM": "qfsel.cams",
     "ExplanationResult": "qfsel.cams",
     "explain_all": "qfsel.cams",
+    # issue 13: benchmarking (pandas loads on first use)
+    "benchmark": "qfsel.bench",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
+_LAZY_MODULES |= {"bench", "instances"}  # issue 13
 
 
 def __getattr__(name: str) -> Any:
@@ -75,5 +78,9 @@ __all__ = [
     "ProblemTooLargeError",
     "InfeasibleError",
     "QFSelWarning",
+    # benchmarking (issue 13)
+    "benchmark",
+    "bench",
+    "instances",
     "__version__",
 ]

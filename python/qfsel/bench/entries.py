@@ -190,7 +190,7 @@ def _callable(fn: Callable[..., Any]) -> Callable[..., RunOutput]:
 
 
 def _openjij(kind: str, params: dict[str, Any]) -> Callable[..., RunOutput]:
-    import openjij as oj
+    import openjij as oj  # type: ignore[import-untyped]
 
     sampler = oj.SASampler() if kind == "sa" else oj.SQASampler()
 
@@ -206,7 +206,7 @@ def _openjij(kind: str, params: dict[str, Any]) -> Callable[..., RunOutput]:
 
 
 def _simulated_bifurcation(params: dict[str, Any]) -> Callable[..., RunOutput]:
-    import simulated_bifurcation as sb
+    import simulated_bifurcation as sb  # type: ignore[import-not-found]
     import torch
 
     def run(inst: Instance, reads: int, sweeps: int | None, seed: int) -> RunOutput:
@@ -271,7 +271,7 @@ def _named(name: str, label: str, params: dict[str, Any]) -> Entry:
         if name.startswith("dwave-") and name != "dwave-mock":
             from dwave import samplers as ds
 
-            cls = {"dwave-sa": ds.SimulatedAnnealingSampler, "dwave-tabu": ds.TabuSampler,
+            cls: Any = {"dwave-sa": ds.SimulatedAnnealingSampler, "dwave-tabu": ds.TabuSampler,
                    "dwave-steepest": ds.SteepestDescentSampler, "dwave-pimc": ds.PathIntegralAnnealingSampler}[name]
             return Entry(label, _dimod(cls(), params), "anchor", uses_sweeps=name in ("dwave-sa", "dwave-pimc"), description=desc)
         if name == "dwave-mock":
@@ -313,6 +313,6 @@ def as_entry(spec: Any, label: str | None = None, **params: Any) -> Entry:
         return Entry(name, _dimod(spec, params), "dimod", mock=mock, uses_sweeps="num_sweeps" in (spec.parameters or {}),
                      description=f"dimod sampler {type(spec).__name__}")
     if callable(spec):
-        return Entry(label or getattr(spec, "__name__", "callable"), _callable(spec), "callable",
+        return Entry(str(label or getattr(spec, "__name__", "callable")), _callable(spec), "callable",
                      description=f"callable {getattr(spec, '__qualname__', type(spec).__name__)}")
     raise TypeError(f"samplers: expected a sampler name, a dimod.Sampler instance, a callable or an Entry, got {describe(spec)}")

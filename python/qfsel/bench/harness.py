@@ -25,7 +25,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -35,7 +35,10 @@ from ..instances.truth import EXACT_LIMIT, ground_truth
 from .entries import Entry, as_entry
 from .metrics import RELATIVE_TOLERANCE
 
-__all__ = ["Budget", "benchmark", "BenchmarkResult", "CELL_COLUMNS", "READ_COLUMNS"]
+if TYPE_CHECKING:
+    from .results import BenchmarkResult
+
+__all__ = ["Budget", "benchmark", "CELL_COLUMNS", "READ_COLUMNS"]
 
 CELL_COLUMNS = ["instance", "family", "K", "k", "sampler", "budget", "seed", "status", "error", "reads", "calls",
                 "wall_s", "t_read_s", "best_energy", "best_state", "qpu_access_s", "qpu_anneal_per_read_s",
@@ -114,10 +117,13 @@ def _instances(instances: Any) -> list[Instance]:
         instances = [instances]
     elif isinstance(instances, (str, os.PathLike)):
         instances = load_many(instances)
-    out = []
+    out: list[Instance] = []
     for inst in instances:
-        out.append(inst if isinstance(inst, Instance) else load_many(inst)[0] if isinstance(inst, (str, os.PathLike)) else None)
-        if out[-1] is None:
+        if isinstance(inst, Instance):
+            out.append(inst)
+        elif isinstance(inst, (str, os.PathLike)):
+            out.extend(load_many(inst))
+        else:
             raise TypeError(f"instances: expected Instance objects or instance file paths, got {describe(inst)}")
     if not out:
         raise ValueError("instances: expected at least one instance, got none")
@@ -331,11 +337,11 @@ def benchmark(
 
     if outdir is not None:
         res = BenchmarkResult.load(outdir, instances=insts, entries=entries)
-        meta = {"format": "qfsel-bench", "version": 1, "samplers": {e.label: {"kind": e.kind, "mock": e.mock,
+        meta: dict[str, Any] = {"format": "qfsel-bench", "version": 1, "samplers": {e.label: {"kind": e.kind, "mock": e.mock,
                 "description": e.description} for e in entries}, "budgets": [b.__dict__ for b in bl], "seeds": seed_list,
                 "time_limit_s": time_limit, "instances": [i.name for i in insts],
                 "load_average_at_end": os.getloadavg()[0], "cpu_count": os.cpu_count()}
-        old = {}
+        old: dict[str, Any] = {}
         if (outdir / "run.json").exists():
             try:
                 old = json.loads((outdir / "run.json").read_text())

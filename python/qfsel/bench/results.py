@@ -19,7 +19,7 @@ __all__ = ["BenchmarkResult"]
 
 def _pd():
     try:
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
     except ModuleNotFoundError as exc:  # pragma: no cover - pandas ships with the bench extra
         raise ModuleNotFoundError("qfsel.bench needs pandas: pip install 'qfsel[bench]'") from exc
     return pd
@@ -71,7 +71,7 @@ class BenchmarkResult:
         cells = pd.read_csv(d / "cells.csv", keep_default_na=False, na_values=[""])
         reads = pd.read_csv(d / "reads.csv") if (d / "reads.csv").exists() and (d / "reads.csv").stat().st_size else pd.DataFrame(columns=READ_COLUMNS)
         cells = cells.reindex(columns=CELL_COLUMNS)
-        cells["error"] = cells["error"].fillna("")
+        cells["error"] = cells["error"].astype(object).where(cells["error"].notna(), "")
         if instances is None:
             instances = load_many(d / "instances")
         mock = {}
@@ -114,7 +114,7 @@ class BenchmarkResult:
     def per_instance(self) -> Any:
         """One row per (instance, sampler, budget): success p and its CI, feasibility, residual, ratio, t/read, TTS99 and CI."""
         pd = _pd()
-        rows = []
+        rows: list[dict[str, Any]] = []
         ok = self.cells[self.cells["status"] == "ok"]
         groups = self.reads.groupby(["instance", "sampler", "budget"]) if len(self.reads) else []
         for (name, sampler, budget), g in groups:
@@ -189,7 +189,7 @@ class BenchmarkResult:
         mocks = sorted(k for k, v in self.mock.items() if v)
         if mocks:
             lines += [f"**Mock samplers** (classical stand-ins, not hardware): {', '.join(mocks)}.", ""]
-        gt = {}
+        gt: dict[str, int] = {}
         for inst in self.instances.values():
             m = (inst.ground_truth or {}).get("method", "this run")
             gt[m] = gt.get(m, 0) + 1
@@ -284,7 +284,7 @@ class BenchmarkResult:
         per.to_csv(d / "per_instance.csv", index=False)
         s.to_csv(d / "summary.csv", index=False)
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
 
             self.reads.to_parquet(d / "reads.parquet")
             self.cells.to_parquet(d / "cells.parquet")

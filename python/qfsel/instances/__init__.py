@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-def capture(*args, **kwargs):  # type: ignore[no-untyped-def]
+def capture(*args, **kwargs):
     """Capture instances from real explanations (see :func:`qfsel.instances.capture.capture`; needs torch)."""
     from .capture import capture as _capture
 

@@ -30,7 +30,7 @@ def capture(model: Any, inputs: Any, layer: str, *, k: int | None, beta: float =
     records: list[dict[str, Any]] = []
 
     class _Recording(QFSCAM):
-        def _problems(self, layer_cap, alpha, rel, cands):  # type: ignore[no-untyped-def]
+        def _problems(self, layer_cap, alpha, rel, cands):
             hs, js, b = super()._problems(layer_cap, alpha, rel, cands)
             acts = layer_cap.activations.detach().float().cpu().numpy()
             al = alpha.detach().double().cpu().numpy()
