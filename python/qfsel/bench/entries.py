@@ -96,8 +96,8 @@ def _qfsel_sa(params: dict[str, Any], penalty: bool) -> Callable[..., RunOutput]
     def run(inst: Instance, reads: int, sweeps: int | None, seed: int) -> RunOutput:
         q, off = _qubo(inst, penalty)
         k = None if penalty else inst.k
-        out = simulated_annealing(q, off, k=k, num_reads=reads, num_sweeps=sweeps, seed=seed, return_states=True,
-                                  **{"num_threads": 1, **params})
+        kw = {"num_sweeps": sweeps, "num_threads": 1, **params}
+        out = simulated_annealing(q, off, k=k, num_reads=reads, seed=seed, return_states=True, **kw)
         return RunOutput(out["states"][0])
 
     return run
@@ -190,7 +190,7 @@ def _callable(fn: Callable[..., Any]) -> Callable[..., RunOutput]:
 
 
 def _openjij(kind: str, params: dict[str, Any]) -> Callable[..., RunOutput]:
-    import openjij as oj  # type: ignore[import-untyped]
+    import openjij as oj
 
     sampler = oj.SASampler() if kind == "sa" else oj.SQASampler()
 
@@ -206,7 +206,7 @@ def _openjij(kind: str, params: dict[str, Any]) -> Callable[..., RunOutput]:
 
 
 def _simulated_bifurcation(params: dict[str, Any]) -> Callable[..., RunOutput]:
-    import simulated_bifurcation as sb  # type: ignore[import-not-found]
+    import simulated_bifurcation as sb
     import torch
 
     def run(inst: Instance, reads: int, sweeps: int | None, seed: int) -> RunOutput:

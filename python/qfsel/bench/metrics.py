@@ -99,7 +99,7 @@ def bootstrap_median_tts(num_reads: np.ndarray, p: np.ndarray, t_read: np.ndarra
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two heatmaps (``nan`` when one is constant)."""
-    from scipy.stats import rankdata  # type: ignore[import-untyped]
+    from scipy.stats import rankdata
 
     x, y = rankdata(np.ravel(a)), rankdata(np.ravel(b))
     if np.std(x) == 0 or np.std(y) == 0:

@@ -19,7 +19,7 @@ __all__ = ["BenchmarkResult"]
 
 def _pd():
     try:
-        import pandas as pd  # type: ignore[import-untyped]
+        import pandas as pd
     except ModuleNotFoundError as exc:  # pragma: no cover - pandas ships with the bench extra
         raise ModuleNotFoundError("qfsel.bench needs pandas: pip install 'qfsel[bench]'") from exc
     return pd
@@ -284,7 +284,7 @@ class BenchmarkResult:
         per.to_csv(d / "per_instance.csv", index=False)
         s.to_csv(d / "summary.csv", index=False)
         try:
-            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+            import pyarrow  # noqa: F401
 
             self.reads.to_parquet(d / "reads.parquet")
             self.cells.to_parquet(d / "cells.parquet")
