@@ -203,3 +203,10 @@ def test_cli_bench(tmp_path, capsys):
     assert main(["bench", "run", "--instances", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r3")]) == 2
     assert main(["bench", "report", str(tmp_path / "nowhere")]) == 2
     assert main(["bench", "list"]) == 0
+
+
+def test_extending_with_some_instances_keeps_the_others(small, tmp_path):
+    benchmark(small, ["greedy"], Budget(num_reads=1), seeds=1, out=tmp_path)
+    res = benchmark(small[:1], ["exact"], Budget(num_reads=1), seeds=1, out=tmp_path)
+    assert set(res.cells["instance"]) == {i.name for i in small} and len(res.cells) == 3
+    assert set(res.summary()["sampler"]) == {"greedy", "exact"}

@@ -336,7 +336,8 @@ def benchmark(
     from .results import BenchmarkResult
 
     if outdir is not None:
-        res = BenchmarkResult.load(outdir, instances=insts, entries=entries)
+        # every instance of the run directory (an extension may name only some of them)
+        res = BenchmarkResult.load(outdir, entries=entries)
         meta: dict[str, Any] = {"format": "qfsel-bench", "version": 1, "samplers": {e.label: {"kind": e.kind, "mock": e.mock,
                 "description": e.description} for e in entries}, "budgets": [b.__dict__ for b in bl], "seeds": seed_list,
                 "time_limit_s": time_limit, "instances": [i.name for i in insts],

@@ -41,6 +41,10 @@ class BenchmarkResult:
         self.cells = cells.reset_index(drop=True)
         self.reads = reads.reset_index(drop=True)
         self.instances = {i.name: i for i in instances}
+        unknown = set(self.cells["instance"]) - set(self.instances)
+        if unknown:  # cells of instances not given: left out (their ground truth is unknown here)
+            self.cells = self.cells[self.cells["instance"].isin(list(self.instances))].reset_index(drop=True)
+            self.reads = self.reads[self.reads["instance"].isin(list(self.instances))].reset_index(drop=True)
         self.mock = dict(mock)
         self.notes: list[str] = []
         if len(self.reads):

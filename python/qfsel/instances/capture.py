@@ -80,6 +80,6 @@ def capture_bundled(model_name: str, *, n: int = 8, k: int | None = 3, beta: flo
         names = list(photos)[:n]
         x = torch.cat([bundle.preprocess(photos[p]) for p in names])
         labels = None
-    cap = "all" if candidates is None else str(candidates)
+    prefix = model_name if candidates is None else f"{model_name}-c{candidates}"
     return capture(bundle.model, x, bundle.default_layer, k=k, beta=beta, candidates=candidates, model_name=model_name,
-                   image_names=names, labels=labels, name_prefix=f"{model_name}-c{cap}")
+                   image_names=names, labels=labels, name_prefix=prefix)

@@ -14,7 +14,7 @@ Two kernels (``qfsel._core``, GIL released, parallel over reads and problems):
   as a swap tabu search (best non-tabu swap, uphill if need be; aspiration;
   ``core::tabu``'s tenures) until ``tabu_stall`` moves bring no new best
   (default ``default_tabu_stall(n, k, coupling_contrast(q)) = max(100, 16 k + n // 2)``
-  times ``clip(contrast / 3, 1, 3)``, re-tuned with ``qfsel.benchmark`` on six
+  times ``clip(contrast / 4, 1, 2)``, re-tuned with ``qfsel.benchmark`` on six
   generated families, see docs/benchmarks.md), then the best state seen,
   descended. Each move is ``O(k n / 8)`` vectorised.
 
@@ -85,7 +85,7 @@ SINGLE_PRECISION_MAX_RANGE: float = _core.SINGLE_PRECISION_MAX_RANGE
 def default_tabu_stall(n: int, k: int, contrast: float | None = None) -> int:
     """Default stall limit of the swap kernel's final tabu polish.
 
-    ``max(100, 16 k + n // 2)``, times ``clip(contrast / 3, 1, 3)`` when the problem's
+    ``max(100, 16 k + n // 2)``, times ``clip(contrast / 4, 1, 2)`` when the problem's
     :func:`coupling_contrast` is given (``simulated_annealing`` passes the largest of its batch).
 
     Measured with ``qfsel.benchmark`` (docs/benchmarks.md, "Tuning the exactly-k annealer's
@@ -100,12 +100,12 @@ def default_tabu_stall(n: int, k: int, contrast: float | None = None) -> int:
 
     Example:
         >>> default_tabu_stall(256, 16), default_tabu_stall(256, 16, contrast=2.5), default_tabu_stall(256, 16, contrast=6.0)
-        (384, 384, 768)
+        (384, 384, 576)
     """
     base = max(100, 16 * int(k) + int(n) // 2)
     if contrast is None or not np.isfinite(contrast):
-        return base if contrast is None else 3 * base
-    return int(round(base * min(3.0, max(1.0, float(contrast) / 3.0))))
+        return base if contrast is None else 2 * base
+    return int(round(base * min(2.0, max(1.0, float(contrast) / 4.0))))
 
 
 def coupling_contrast(q: np.ndarray, rows: int = 16) -> np.ndarray:
