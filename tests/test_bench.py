@@ -210,3 +210,19 @@ def test_extending_with_some_instances_keeps_the_others(small, tmp_path):
     res = benchmark(small[:1], ["exact"], Budget(num_reads=1), seeds=1, out=tmp_path)
     assert set(res.cells["instance"]) == {i.name for i in small} and len(res.cells) == 3
     assert set(res.summary()["sampler"]) == {"greedy", "exact"}
+
+
+def test_retry_failed_replaces_the_failed_record(small, tmp_path):
+    state = {"fail": True}
+
+    def flaky(problem, reads, seed):
+        if state["fail"]:
+            raise RuntimeError("transient")
+        return np.tile(small[0].ground_state, (reads, 1))
+
+    res = benchmark(small[:1], [("flaky", flaky)], Budget(num_reads=2), seeds=1, out=tmp_path)
+    assert list(res.cells["status"]) == ["failed"]
+    state["fail"] = False
+    assert list(benchmark(small[:1], [("flaky", flaky)], Budget(num_reads=2), seeds=1, out=tmp_path).cells["status"]) == ["failed"]
+    res = benchmark(small[:1], [("flaky", flaky)], Budget(num_reads=2), seeds=1, out=tmp_path, retry_failed=True)
+    assert list(res.cells["status"]) == ["ok"] and len(res.failures()) == 0 and res.per_instance()["success"].iloc[0] == 1.0

@@ -135,7 +135,8 @@ def _instances(instances: Any) -> list[Instance]:
 
 
 def _cell_seed(seed: int, name: str, call: int) -> int:
-    return (seed * 1_000_003 + zlib.crc32(name.encode()) + 7919 * call) % (2**32)
+    # below 2**31: dwave-samplers and OpenJij take 32-bit signed seeds
+    return (seed * 1_000_003 + zlib.crc32(name.encode()) + 7919 * call) % (2**31)
 
 
 def _run_limited(fn: Any, limit: float | None) -> tuple[str, Any]:

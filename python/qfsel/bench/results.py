@@ -38,7 +38,8 @@ class BenchmarkResult:
 
     def __init__(self, cells: Any, reads: Any, instances: Sequence[Instance], mock: dict[str, bool]) -> None:
         pd = _pd()
-        self.cells = cells.reset_index(drop=True)
+        # a failed cell run again (retry_failed) appears twice: its last record counts
+        self.cells = cells.drop_duplicates(["instance", "sampler", "budget", "seed"], keep="last").reset_index(drop=True)
         self.reads = reads.reset_index(drop=True)
         self.instances = {i.name: i for i in instances}
         unknown = set(self.cells["instance"]) - set(self.instances)
