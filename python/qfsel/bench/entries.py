@@ -7,7 +7,9 @@ sampler is scored the same way.
 Named entries (:func:`entry_names`):
 
 * qfsel's own: ``"sa"`` (swap-move exactly-k annealer with its defaults, one thread),
-  ``"sa-penalty"`` (single-flip SA on the penalty QUBO), ``"tabu"``, ``"greedy"``, ``"exact"``; any
+  ``"sa-penalty"`` (single-flip SA on the penalty QUBO), ``"tabu"``, ``"greedy"``, ``"exact"``,
+  ``"sqa"`` / ``"sqa-penalty"`` (qfsel's path-integral SQA, swap moves / penalty QUBO, once
+  ``qfsel.samplers.sqa`` exists: every read returned); any
   other name of :func:`qfsel.available_solvers` (for example ``"sqa"`` or the D-Wave routes once
   installed) runs through :func:`qfsel.solve`, with every read when the solver returns
   ``info["read_states"]``;
@@ -223,12 +225,38 @@ def _simulated_bifurcation(params: dict[str, Any]) -> Callable[..., RunOutput]:
     return run
 
 
-def _statevector(params: dict[str, Any]) -> Callable[..., RunOutput]:  # pragma: no cover - needs branch i12a
+def _qfsel_sqa(params: dict[str, Any], penalty: bool) -> Callable[..., RunOutput]:  # pragma: no cover - needs branch i12b
+    """qfsel's SQA (``qfsel.samplers.sqa.simulated_quantum_annealing``): swap moves with ``k``, or flips on the penalty QUBO."""
+    sqa = importlib.import_module("qfsel.samplers.sqa")
+
+    def run(inst: Instance, reads: int, sweeps: int | None, seed: int) -> RunOutput:
+        q, off = _qubo(inst, penalty)
+        kw = {"num_sweeps": sweeps, "num_threads": 1, **params}
+        out = sqa.simulated_quantum_annealing(q, off, None if penalty else inst.k, num_reads=reads, seed=seed, **kw)
+        return RunOutput(np.asarray(out["states"])[0])
+
+    return run
+
+
+def _statevector(params: dict[str, Any]) -> Callable[..., RunOutput]:  # pragma: no cover - needs qfsel.quantum (branch i12a)
+    """Reads sampled from the final state of one exact anneal (``qfsel.quantum.anneal``, ``T`` default 50).
+
+    The anneal's wall time is spread over the reads drawn from it (every read is one measurement
+    of the same final state).
+    """
     quantum = importlib.import_module("qfsel.quantum")
 
     def run(inst: Instance, reads: int, sweeps: int | None, seed: int) -> RunOutput:
-        out = quantum.anneal(inst.problem(), num_reads=reads, seed=seed, **params)
-        return RunOutput(np.asarray(out.states if hasattr(out, "states") else out["states"]))
+        kw = {"T": 50.0, "shots": 0, "seed": seed, "return_state": True, "num_threads": 1, **params}
+        res = quantum.anneal(inst.problem(), **kw)
+        amp = np.asarray(res.state)
+        prob = np.abs(amp) ** 2
+        prob = prob / prob.sum()
+        idx = np.random.default_rng(seed).choice(prob.size, size=reads, p=prob)
+        basis = getattr(res, "basis", None)
+        full = np.asarray(basis)[idx] if basis is not None else idx
+        bits = (np.asarray(full, dtype=np.int64)[:, None] >> np.arange(inst.num_variables)) & 1  # x = sum_i x_i 2^i
+        return RunOutput(bits.astype(np.uint8))
 
     return run
 
@@ -245,6 +273,8 @@ def entry_names() -> list[str]:
     from ..routing import available_solvers
 
     names = list(available_solvers())
+    if _have("qfsel.samplers.sqa"):
+        names.append("sqa-penalty")
     if _have("qfsel.quantum"):
         names.append("statevector")
     names += [n for n, (mod, _) in ANCHORS.items() if _have(mod)]
@@ -257,6 +287,9 @@ def _named(name: str, label: str, params: dict[str, Any]) -> Entry:
     if name in ("sa", "sa-penalty"):
         return Entry(label, _qfsel_sa(params, name == "sa-penalty"), "qfsel", uses_sweeps=True,
                      description="qfsel swap-move SA (defaults)" if name == "sa" else "qfsel single-flip SA, penalty QUBO")
+    if name in ("sqa", "sqa-penalty") and _have("qfsel.samplers.sqa"):
+        return Entry(label, _qfsel_sqa(params, name == "sqa-penalty"), "qfsel", uses_sweeps=True,
+                     description="qfsel SQA (path-integral), " + ("penalty QUBO" if name == "sqa-penalty" else "swap moves"))
     if name == "tabu":
         return Entry(label, _qfsel_tabu(params), "qfsel", description="qfsel swap tabu search")
     if name in available_solvers():
