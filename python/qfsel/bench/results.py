@@ -169,7 +169,7 @@ class BenchmarkResult:
         rows = []
         if not len(per):
             return pd.DataFrame()
-        for (fam, n, sampler, budget), g in per.groupby(["family", "K", "sampler", "budget"]):
+        for (fam, n, _k, sampler, budget), g in per.groupby(["family", "K", "k", "sampler", "budget"], dropna=False):
             med, lo, hi = bootstrap_median_tts(g["reads"].to_numpy(), g["success"].to_numpy(), g["t_read_s"].to_numpy())
             rows.append({"family": fam, "K": int(n), "k": int(g["k"].iloc[0]) if g["k"].notna().all() else None,
                          "sampler": self.label(sampler), "budget": budget, "instances": len(g), "reads": int(g["reads"].sum()),
@@ -205,7 +205,7 @@ class BenchmarkResult:
                 lines += [f"## Budget {budget}", "",
                           "| family | K (k) | sampler | inst. | reads | success | min success | feasible | approx. ratio | t/read (ms) | TTS99 (ms) [95% CI] |",
                           "|---|---|---|---|---|---|---|---|---|---|---|"]
-                for _, r in g.sort_values(["family", "K", "sampler"]).iterrows():
+                for _, r in g.sort_values(["family", "K", "k", "sampler"]).iterrows():
                     lines.append(
                         f"| {r['family']} | {r['K']} ({r['k']}) | {r['sampler']} | {r['instances']} | {r['reads']} | {r['success']:.1%} | "
                         f"{r['min_success']:.1%} | {r['feasible']:.1%} | {r['approx_ratio']:.4f} | {r['t_read_s'] * 1e3:.3g} | "
