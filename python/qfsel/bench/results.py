@@ -249,7 +249,10 @@ class BenchmarkResult:
         d.mkdir(parents=True, exist_ok=True)
         for budget, g in s.groupby("budget"):
             fams = sorted(g["family"].unique())
-            fig, axes = plt.subplots(2, len(fams), figsize=(3.6 * len(fams), 6.4), squeeze=False)
+            samplers = sorted(g["sampler"].unique())
+            cmap = plt.get_cmap("tab20" if len(samplers) > 10 else "tab10")
+            colour = {name: cmap(i % cmap.N) for i, name in enumerate(samplers)}
+            fig, axes = plt.subplots(2, len(fams), figsize=(max(3.6 * len(fams), 8.0), 7.2), squeeze=False)
             for c, fam in enumerate(fams):
                 gf = g[g["family"] == fam]
                 for sampler, gs in gf.groupby("sampler"):
@@ -260,8 +263,9 @@ class BenchmarkResult:
                     hi = np.where(np.isfinite(gs["tts99_hi_s"]), gs["tts99_hi_s"] * 1e3, np.nan)
                     if fin.any():
                         yerr = np.vstack([np.clip(tts - lo, 0, None), np.clip(hi - tts, 0, None)])[:, fin]
-                        axes[0, c].errorbar(gs["K"].to_numpy()[fin], tts[fin], yerr=np.nan_to_num(yerr), marker="o", capsize=3, label=sampler)
-                    axes[1, c].plot(gs["K"], gs["success"], marker="o", label=sampler)
+                        axes[0, c].errorbar(gs["K"].to_numpy()[fin], tts[fin], yerr=np.nan_to_num(yerr), marker="o", capsize=3,
+                                            label=sampler, color=colour[sampler])
+                    axes[1, c].plot(gs["K"], gs["success"], marker="o", label=sampler, color=colour[sampler])
                 axes[0, c].set_title(fam)
                 axes[0, c].set_xscale("log", base=2)
                 axes[0, c].set_yscale("log")
@@ -272,9 +276,11 @@ class BenchmarkResult:
                 axes[1, c].set_ylabel("success per read")
                 axes[1, c].set_xlabel("K (variables)")
             handles, labels = axes[1, 0].get_legend_handles_labels()
-            fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+            ncol = min(len(labels), 4 if len(fams) < 3 else 6)
+            rows = -(-len(labels) // ncol)
+            fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
             fig.suptitle(f"qfsel benchmark, budget {budget} (inf TTS not drawn)")
-            fig.tight_layout(rect=(0, 0.07, 1, 0.96))
+            fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 0.96))
             path = d / f"bench_{budget}.png"
             fig.savefig(path, dpi=110)
             plt.close(fig)
