@@ -91,12 +91,14 @@ def default_tabu_stall(n: int, k: int, contrast: float | None = None) -> int:
     Measured with ``qfsel.benchmark`` (docs/benchmarks.md, "Tuning the exactly-k annealer's
     defaults"; 64 reads per instance, one thread). The previous default ``max(50, 8 k + n // 4)`` reached
     the best known energy in 81-90% of reads on some tuning instances (explanation / redundant at
-    K = 512, k = 16); doubling it lifts every tuning family to >= 95% up to K = 512 at 1.3-1.8x the
-    read time. On the held-out families it still failed on ``grouped`` (near-duplicate maps: 56-87%
-    at K = 256, 42-50% at K = 1280) and on ``uniform`` at K = 1280 (78-92%); those instances are the
-    ones whose strongest coupling per map stands far above the typical one (contrast 4.5-9 against
-    2-3.7 for the rest), and a longer polish is what helps them (more sweeps, hotter or colder
-    schedules do not), hence the contrast factor.
+    K = 512, k = 16); doubling it lifts every tuning family to >= 95% up to K = 512 at 1.3-2.3x the
+    read time. On the held-out families it still failed on ``grouped`` (near-duplicate maps: 72% on
+    one instance at K = 256, 50% at K = 1280) and on ``uniform`` at K = 1280 (78-92%); those
+    instances are the ones whose strongest coupling per map stands far above the typical one
+    (contrast 4-9 against 2-3.7 for the rest), and a longer polish is what helps them (more sweeps,
+    hotter or colder schedules do not), hence the contrast factor. Final validation on fresh
+    instances: >= 90% of reads in 22 of 24 family x size cells up to K = 1280 (not grouped K = 512,
+    77%, nor uniform K = 1280, 84%).
 
     Example:
         >>> default_tabu_stall(256, 16), default_tabu_stall(256, 16, contrast=2.5), default_tabu_stall(256, 16, contrast=6.0)
