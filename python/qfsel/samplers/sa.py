@@ -295,7 +295,8 @@ def simulated_annealing(
         seed: reproducible seed (``None``: fresh).
         num_threads: threads (``None``/0: all cores); results do not depend on it.
         greedy_descent: end every read with steepest descent to a local minimum
-            (``None``: on for the swap kernel, off for single flips).
+            (``None``: on for the swap kernel, off for single flips: the plain anneal, which samples
+            the schedule's distribution; ``qfsel.solve`` turns it on for both).
         tabu_stall: swap kernel with ``greedy_descent``: the final descent continues as a short
             swap tabu search that stops after this many moves without a new best (``None``:
             ``default_tabu_stall(n, k)``; 0: plain steepest 1-swap descent). Ignored otherwise.
@@ -429,11 +430,14 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
 
     Defaults: with ``batch.k``, ``DEFAULT_SWEEPS_SWAP`` (10) sweeps from the swap beta range, then
     a short swap tabu polish (stall ``default_tabu_stall(n, k)``) in every read; without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
-    sweeps. ``info["read_energies"]`` holds every read's energy (objective without penalty for the
-    swap kernel, which never leaves the feasible set).
+    sweeps. Every read ends in a local minimum (``greedy_descent`` defaults to on here, for single
+    flips too: an optimiser's reads should not end one flip above one). ``info["read_energies"]``
+    holds every read's energy (objective without penalty for the swap kernel, which never leaves
+    the feasible set).
     """
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False)
+    params.setdefault("greedy_descent", True)
     out = simulated_annealing(q, off, k=batch.k, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
                               num_threads=num_threads, beta_range=beta_range, **params)
     return _solution(batch, "sa", out, t0)
@@ -441,9 +445,11 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
 
 def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | None = None, seed: int | None = None,
                       num_threads: int | None = None, beta_range: Any = None, **params: Any) -> Solution:
-    """Single-flip SA on the penalty QUBO (``batch.qubo()``); ``info["read_energies"]`` include the penalty."""
+    """Single-flip SA on the penalty QUBO (``batch.qubo()``), every read descended to a local minimum
+    (``greedy_descent`` defaults to on); ``info["read_energies"]`` include the penalty."""
     t0 = time.perf_counter()
     q, off = batch.qubo()
+    params.setdefault("greedy_descent", True)
     out = simulated_annealing(q, off, k=None, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
                               num_threads=num_threads, beta_range=beta_range, **params)
     return _solution(batch, "sa-penalty", out, t0)
@@ -514,7 +520,8 @@ class SimulatedAnnealingSampler(dimod.Sampler):
     ) -> dimod.SampleSet:
         """Anneal ``bqm``; ``num_reads`` defaults to 1 (or the number of initial states),
         ``num_sweeps`` to 1000 (as dwave-samplers) for single flips and to ``DEFAULT_SWEEPS_SWAP``
-        with ``cardinality``; ``greedy_descent`` to on with ``cardinality``, else off; ``tabu_stall``
+        with ``cardinality``; ``greedy_descent`` to on with ``cardinality``, else off (a plain anneal, as
+        dwave-samplers); ``tabu_stall``
         (cardinality only) as in :func:`simulated_annealing`."""
         self.remove_unknown_kwargs(**kwargs)
         t0 = time.perf_counter_ns()
