@@ -176,7 +176,7 @@ def test_sampler_bad_input():
 def test_empty_bqm_and_composites():
     empty = dimod.BinaryQuadraticModel("SPIN")
     ss = ExactSampler().sample(empty)
-    assert len(ss) == 0 and ss.vartype is dimod.SPIN
+    assert len(ss) == 1 and ss.vartype is dimod.SPIN and ss.info["num_ground_states"] == 1
     bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 1}, {("a", "b"): -0.5}, 0, "SPIN")
     tracked = dimod.TrackingComposite(ExactSampler())
     ss = tracked.sample(bqm)

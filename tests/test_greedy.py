@@ -119,7 +119,7 @@ def test_sampler_against_brute_force_small_and_vartypes():
 
 def test_dimod_api_composites_cqm_and_empty():
     assert_sampler_api(GreedySampler())
-    assert len(GreedySampler().sample(dimod.BinaryQuadraticModel("BINARY"))) == 0
+    assert len(GreedySampler().sample(dimod.BinaryQuadraticModel("BINARY"))) == 1
     bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 1}, {("a", "b"): -0.5}, 0, "SPIN")
     tracked = dimod.TrackingComposite(GreedySampler())
     assert tracked.sample(bqm).first.energy == pytest.approx(dimod.ExactSolver().sample(bqm).first.energy)

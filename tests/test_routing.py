@@ -165,3 +165,20 @@ def test_sa_at_beta_zero_reaches_the_optimum_at_any_scale(scale):
     for greedy in (True, False):
         sol = solve(batch, "sa", seed=1, greedy_descent=greedy)
         assert np.all(sol.energies == 0.0) and np.all(sol.num_selected <= 1), sol.energies.max()
+
+
+@pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
+def test_an_empty_bqm_has_one_state_in_every_sampler(vartype):
+    # Issue 8: SA gave one sample, tabu, exact and greedy none (.first raised). The empty BQM has
+    # exactly one state, the empty assignment, of energy = offset; samplers with reads return one
+    # per read, as dimod's reference SimulatedAnnealingSampler and RandomSampler do.
+    empty = dimod.BinaryQuadraticModel({}, {}, 1.5, vartype)
+    for sampler in (SimulatedAnnealingSampler(), TabuSampler(), GreedySampler(), ExactSampler()):
+        ss = sampler.sample(empty)
+        assert len(ss) == 1 and ss.first.energy == 1.5 and ss.first.sample == {}, type(sampler).__name__
+        assert ss.vartype is empty.vartype
+    for sampler in (SimulatedAnnealingSampler(), TabuSampler()):
+        assert len(sampler.sample(empty, num_reads=3)) == 3
+    assert len(dimod.RandomSampler().sample(empty, num_reads=3)) == 3
+    for sampler in (GreedySampler(), ExactSampler()):
+        assert len(sampler.sample(empty, cardinality=0)) == 1

@@ -156,8 +156,6 @@ class ExactSampler(dimod.Sampler):
         dense = bqm_to_dense(bqm)
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
-        if n == 0:
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         energies, counts, ground, visited = exact_ground_states(
             dense.q[None], np.array([dense.offset]), k,
             max_ground_states=max_ground_states, max_subsets=max_subsets, num_threads=num_threads,
