@@ -182,3 +182,25 @@ def test_an_empty_bqm_has_one_state_in_every_sampler(vartype):
     assert len(dimod.RandomSampler().sample(empty, num_reads=3)) == 3
     for sampler in (GreedySampler(), ExactSampler()):
         assert len(sampler.sample(empty, cardinality=0)) == 1
+
+
+def test_solution_repr_is_one_short_line_without_arrays():
+    rng = np.random.default_rng(0)
+    h = rng.random((500, 64))
+    j = rng.random((500, 64, 64))
+    j = (j + j.transpose(0, 2, 1)) / 2
+    j[:, range(64), range(64)] = 0
+    batch = ProblemBatch(h, j, k=5)
+    sol = solve(batch, "greedy")
+    text = repr(sol)
+    assert text == str(sol) and "\n" not in text and len(text) < 160 and "array" not in text
+    e = sol.energies
+    assert text.startswith("Solution(sampler='greedy', problems=500, K=64, ")
+    assert f"energy={e.min():.6g}..{e.max():.6g}" in text and "num_selected=5" in text
+    # Infeasible states are counted; one problem shows its selection.
+    states = sol.states.copy()
+    states[:7] = 0
+    bad = qfsel.Solution.from_states(batch, states, "mine", {"total_s": 0.5})
+    assert repr(bad) == f"Solution(sampler='mine', problems=500, K=64, energy={bad.energies.min():.6g}..{bad.energies.max():.6g}, num_selected=0..5, feasible=493/500, total_s=0.5)"
+    one = solve(FeatureSelectionProblem([1.0, 0.9, 0.2], np.zeros((3, 3)), beta=0.5), "exact")
+    assert repr(one).startswith("Solution(sampler='exact', problems=1, K=3, energy=-1.05, selected=[0, 1, 2], total_s=")
