@@ -274,3 +274,26 @@ fn descent_flips_small_variables_beside_huge_ones() {
         assert_eq!(x, vec![1, 1, 1, 0], "single={single}");
     }
 }
+
+#[test]
+fn swap_descent_swaps_small_variables_beside_huge_ones() {
+    // k = 2 with variable 0 (-1e15) always in: swapping 1 out for 2 gains 1, which a
+    // tolerance scaled by 1e15 (~2.6) hid.
+    let n = 6;
+    let mut q = vec![0.0; n * n];
+    q[0] = -1e15;
+    q[2 * n + 2] = -1.0;
+    q[3 * n + 3] = -0.5;
+    q[n + 4] = 0.3;
+    let m = DenseModel::<f64>::new(&q, n, 0.0).unwrap();
+    let mut x = vec![1u8, 1, 0, 0, 0, 0];
+    let mut f = vec![0.0; n];
+    fields_of(&m, &x, &mut f);
+    let mut s = Subsets::of(&x);
+    descend_swap(&m, &mut s, &mut x, &mut f);
+    assert_eq!(x, vec![1, 0, 1, 0, 0, 0]);
+    let mut rng = stream(1, 0, 0);
+    let mut y = vec![1u8, 0, 0, 0, 1, 0];
+    let ones = tabu_polish(&m, 50, &mut rng, &mut y, &mut f);
+    assert_eq!(y, vec![1, 0, 1, 0, 0, 0], "{ones:?}");
+}
