@@ -19,6 +19,7 @@ from . import exceptions
 from .exceptions import InfeasibleError, ProblemTooLargeError, QFSelError, QFSelWarning
 from .qubo import FeatureSelectionProblem, ProblemBatch, bisect_beta
 from .routing import Solution, available_solvers, solve
+from .routing import validate_solver
 from . import samplers  # noqa: E402  (registers the built-in solvers)
 from .samplers import ExactSampler, GreedySampler, SimulatedAnnealingSampler, TabuSampler
 
@@ -58,6 +59,7 @@ __all__ = [
     "ProblemBatch",
     "Solution",
     "solve",
+    "validate_solver",
     "available_solvers",
     "bisect_beta",
     # samplers (dimod)

@@ -23,12 +23,21 @@ __all__ = [
     "check_positive_int",
     "check_seed",
     "check_num_threads",
+    "check_num_reads",
+    "check_num_sweeps",
+    "check_per_problem",
     "describe",
 ]
 
 
 #: Largest array ``as_array`` converts (2**32 elements: 32 GiB of float64).
 MAX_ARRAY_ELEMENTS = 2**32
+#: Largest ``num_reads`` a solver accepts (each read returns an energy, and a state on request).
+MAX_READS = 10**7
+#: Largest ``num_sweeps`` of simulated annealing (the schedule holds one beta per sweep).
+MAX_SWEEPS = 10**7
+#: Largest number of per-read (or per-sweep) entries over a whole batch: 2**28 float64 = 2 GiB.
+MAX_BATCH_ENTRIES = 2**28
 
 
 def describe(value: Any) -> str:
@@ -156,6 +165,26 @@ def check_seed(name: str, value: Any) -> int:
     if value is None:
         return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0])
     return check_int(name, value, low=0, high=2**64 - 1)
+
+
+def check_num_reads(name: str, value: Any) -> int:
+    """A number of reads: an integer in [1, MAX_READS]."""
+    return check_int(name, value, low=1, high=MAX_READS)
+
+
+def check_num_sweeps(name: str, value: Any) -> int:
+    """A number of annealing sweeps: an integer in [1, MAX_SWEEPS]."""
+    return check_int(name, value, low=1, high=MAX_SWEEPS)
+
+
+def check_per_problem(name: str, value: int, num_problems: int) -> int:
+    """``value`` entries per problem (reads, sweeps) times ``num_problems`` fits in MAX_BATCH_ENTRIES."""
+    if value * num_problems > MAX_BATCH_ENTRIES:
+        raise ValueError(
+            f"{name}: expected {name} x number of problems <= 2**28 ({MAX_BATCH_ENTRIES}), "
+            f"got {value} x {num_problems} = {value * num_problems}"
+        )
+    return value
 
 
 def check_num_threads(name: str, value: Any) -> int:

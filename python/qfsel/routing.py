@@ -3,8 +3,11 @@
 >>> import numpy as np
 >>> from qfsel import FeatureSelectionProblem, solve
 >>> p = FeatureSelectionProblem([1.0, 0.9, 0.2], [[0, .95, 0], [.95, 0, 0], [0, 0, 0]], beta=0.3)
->>> solve(p, sampler="exact").states[0].tolist()
+>>> sol = solve(p, sampler="exact")
+>>> sol.states[0].tolist()
 [1, 0, 1]
+>>> repr(sol).split(", total_s")[0]
+"Solution(sampler='exact', problems=1, K=3, energy=-0.36, selected=[0, 2]"
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from .qubo import FeatureSelectionProblem, ProblemBatch, _states_array
 
-__all__ = ["Solution", "solve", "register_solver", "available_solvers"]
+__all__ = ["Solution", "solve", "validate_solver", "register_solver", "available_solvers"]
 
 
 @dataclass
@@ -46,6 +49,24 @@ class Solution:
     def __len__(self) -> int:
         return int(self.states.shape[0])
 
+    def __repr__(self) -> str:
+        """One line: solver, sizes, energies, selection sizes, feasibility, time (no arrays)."""
+        b, n = (int(d) for d in self.states.shape)
+        parts = [f"sampler={self.sampler!r}", f"problems={b}", f"K={n}"]
+        e = np.asarray(self.energies, dtype=float)
+        sel = np.asarray(self.num_selected)
+        if b == 1:
+            parts += [f"energy={e[0]:.6g}", f"selected={self.selected(0).tolist() if n <= 16 else int(sel[0])}"]
+        elif b > 1:
+            parts.append(f"energy={e.min():.6g}..{e.max():.6g}")
+            lo, hi = int(sel.min()), int(sel.max())
+            parts.append(f"num_selected={lo}" if lo == hi else f"num_selected={lo}..{hi}")
+        if b and not bool(np.all(self.feasible)):
+            parts.append(f"feasible={int(np.count_nonzero(self.feasible))}/{b}")
+        if "total_s" in self.timing:
+            parts.append(f"total_s={self.timing['total_s']:.3g}")
+        return f"Solution({', '.join(parts)})"
+
     def selected(self, i: int = 0) -> np.ndarray:
         """Indices of the variables set to one in problem ``i``."""
         return np.flatnonzero(self.states[i])
@@ -70,16 +91,24 @@ class Solution:
 
 
 SolverFn = Callable[..., Solution]
+ValidatorFn = Callable[..., object]
 _SOLVERS: dict[str, SolverFn] = {}
 _PARAMETERS: dict[str, frozenset[str] | None] = {}
+_VALIDATORS: dict[str, ValidatorFn | None] = {}
 
 
-def register_solver(name: str, fn: SolverFn, *, parameters: Iterable[str] | None = None) -> None:
+def register_solver(
+    name: str, fn: SolverFn, *, parameters: Iterable[str] | None = None, validate: ValidatorFn | None = None
+) -> None:
     """Make ``solve(..., sampler=name)`` call ``fn(batch, **params)``, which returns a :class:`Solution`.
 
     ``parameters`` names the keyword arguments the solver accepts; by default
     they come from ``fn``'s signature (any name when it takes ``**kwargs``).
     ``solve`` refuses other names with a ``TypeError`` listing the accepted ones.
+    ``validate(**params)``, if given, raises the errors ``fn`` would raise for
+    parameter values that are wrong whatever the problem (a bad seed, a
+    negative number of reads, ...); :func:`solve` and :func:`validate_solver`
+    call it before ``fn``.
     """
     if parameters is None:
         sig = inspect.signature(fn)
@@ -91,6 +120,7 @@ def register_solver(name: str, fn: SolverFn, *, parameters: Iterable[str] | None
         accepted = frozenset(parameters)
     _SOLVERS[name] = fn
     _PARAMETERS[name] = accepted
+    _VALIDATORS[name] = validate
 
 
 def available_solvers() -> list[str]:
@@ -122,6 +152,40 @@ def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", 
         A :class:`Solution` with one best state per problem.
     """
     batch = _as_batch(problem)
+    if _check_solver(sampler, params):
+        return _SOLVERS[sampler](batch, **params)
+    return _solve_with_dimod(batch, sampler, **params)
+
+
+def validate_solver(sampler: Any = "sa", params: Mapping[str, Any] | None = None) -> None:
+    """Raise the error ``solve(problem, sampler, **params)`` would raise for ``sampler`` and ``params``.
+
+    Nothing is solved: this checks the sampler name (or that it is a
+    ``dimod.Sampler``), that every key of ``params`` is a parameter of a named
+    solver, and every value that is wrong whatever the problem (seed,
+    ``num_reads``, ``num_sweeps``, ``timeout``, ...), with the same exception
+    and message as :func:`solve`. Values that depend on the problem (an
+    ``initial_states`` shape, a ``tenure`` beyond ``n - 1``) are checked when
+    solving. Parameters of a ``dimod.Sampler`` instance are its own business
+    and are not checked.
+
+    Example:
+        >>> from qfsel import validate_solver
+        >>> validate_solver("sa", {"num_reads": 8, "seed": 1})
+        >>> validate_solver("tabu", {"seed": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: seed: expected an integer in [0, 18446744073709551615], got -1
+    """
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params: expected a mapping of parameter names to values, got {type(params).__name__}")
+    _check_solver(sampler, dict(params))
+
+
+def _check_solver(sampler: Any, params: dict[str, Any]) -> bool:
+    """Check ``sampler`` and ``params`` as :func:`solve` needs them; ``True`` for a named solver."""
     available = available_solvers()
     if isinstance(sampler, str):
         if sampler not in _SOLVERS:
@@ -130,11 +194,14 @@ def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", 
         unknown = sorted(set(params) - accepted) if accepted is not None else []
         if unknown:
             raise TypeError(f"{unknown[0]}: not a parameter of sampler {sampler!r}; it takes {sorted(accepted or ())}")
-        return _SOLVERS[sampler](batch, **params)
+        validate = _VALIDATORS.get(sampler)
+        if validate is not None:
+            validate(**params)
+        return True
     import dimod
 
     if isinstance(sampler, dimod.Sampler) or hasattr(sampler, "sample_cqm"):
-        return _solve_with_dimod(batch, sampler, **params)
+        return False
     raise TypeError(f"sampler: expected one of {available} or a dimod.Sampler instance, got {type(sampler).__name__}")
 
 

@@ -4,9 +4,20 @@ Over all ``2^n`` states (``n <= 30``) or, with a cardinality ``k``, over all
 ``C(n, k)`` subsets (at most ``max_subsets``, default ``2^31``). Larger
 problems raise :class:`qfsel.ProblemTooLargeError` stating the limit.
 
-States whose energy lies within ``1e-10 * (sum |Q_ij| + |offset|)`` of the
-minimum count as ground states (so rounding noise does not split a degenerate
-manifold).
+Precision: the ground states returned all have *exactly* the least energy
+(as real-number sums of the given float64 coefficients), and that energy is
+the minimum over the search space, whatever the spread of the coefficients
+(``1e10`` beside ``1`` is resolved). The walk sums in float64 with an error
+of at most ``n 2^-52 S`` per energy (``S = sum |Q_ij| + |offset|``); the
+states within twice that of the least computed energy are candidates, and the
+candidates are compared exactly (error-free summation), so rounding neither
+hides the optimum nor merges different energies, and symmetric states (the
+same coefficients) stay degenerate. This holds while the candidates fit in the
+store (``max(max_ground_states, 1024)`` states within about ``1e-14 S`` of the
+optimum); beyond it ``num_ground_states`` counts candidates unchecked. With
+integer or dyadic coefficients (multiples of ``2^p`` with ``S <= 2^(53 + p)``)
+every sum is exact and there is no window. ``ground_energies`` are the exact
+sums rounded to float64 (within one unit in the last place).
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads
+from .._checks import check_int, check_num_threads, check_seed
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import bqm_to_dense, cardinality_from_cqm, check_cardinality, make_sampleset
@@ -27,6 +38,19 @@ __all__ = ["ExactSampler", "exact_ground_states"]
 
 MAX_UNCONSTRAINED_VARIABLES: int = _core.MAX_UNCONSTRAINED_VARIABLES
 DEFAULT_MAX_SUBSETS: int = _core.DEFAULT_MAX_SUBSETS
+
+
+def _check_parameters(
+    max_ground_states: Any = 1024, max_subsets: Any = DEFAULT_MAX_SUBSETS, num_threads: Any = None, seed: Any = None
+) -> tuple[int, int, int]:
+    """Checked ``(max_ground_states, max_subsets, threads)``; ``seed`` is accepted for a uniform
+    ``solve()`` signature (the search is deterministic) and checked as every other solver checks it."""
+    max_ground_states = check_int("max_ground_states", max_ground_states, low=1, high=2**64 - 1)
+    max_subsets = check_int("max_subsets", max_subsets, low=1, high=2**64 - 1)
+    threads = check_num_threads("num_threads", num_threads)
+    if seed is not None:
+        check_seed("seed", seed)
+    return max_ground_states, max_subsets, threads
 
 
 def exact_ground_states(
@@ -43,9 +67,7 @@ def exact_ground_states(
     Returns ``(energies (B,), counts (B,), ground_states, visited (B,))`` where
     ``ground_states[b]`` is ``(m_b, n)`` uint8 with ``m_b = min(counts[b], max_ground_states)``.
     """
-    max_ground_states = check_int("max_ground_states", max_ground_states, low=1)
-    max_subsets = check_int("max_subsets", max_subsets, low=1, high=2**64 - 1)
-    threads = check_num_threads("num_threads", num_threads)
+    max_ground_states, max_subsets, threads = _check_parameters(max_ground_states, max_subsets, num_threads)
     b, n = q.shape[0], q.shape[1]
     energies, counts, stored, visited, raw = _core.exact_ground_states_batch(
         q, offsets, k, max_ground_states, max_subsets, threads
@@ -65,8 +87,9 @@ def _solve_exact(
     max_ground_states: int = 1024,
     max_subsets: int = DEFAULT_MAX_SUBSETS,
     num_threads: int | None = None,
-    seed: Any = None,  # accepted for a uniform solve() signature; the search is deterministic
+    seed: Any = None,  # accepted (and checked) for a uniform solve() signature; the search is deterministic
 ) -> Solution:
+    _check_parameters(max_ground_states, max_subsets, num_threads, seed)
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False)
     energies, counts, ground, visited = exact_ground_states(
@@ -83,7 +106,7 @@ def _solve_exact(
     )
 
 
-register_solver("exact", _solve_exact)
+register_solver("exact", _solve_exact, validate=_check_parameters)
 
 
 class ExactSampler(dimod.Sampler):
@@ -133,8 +156,6 @@ class ExactSampler(dimod.Sampler):
         dense = bqm_to_dense(bqm)
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
-        if n == 0:
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         energies, counts, ground, visited = exact_ground_states(
             dense.q[None], np.array([dense.offset]), k,
             max_ground_states=max_ground_states, max_subsets=max_subsets, num_threads=num_threads,

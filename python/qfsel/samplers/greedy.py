@@ -20,7 +20,7 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads
+from .._checks import check_int, check_num_reads, check_num_threads, check_seed
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import bqm_to_dense, cardinality_from_cqm, check_cardinality, make_sampleset
@@ -50,16 +50,25 @@ def greedy_descent(
     return states, energies, float(secs)
 
 
+def _check_parameters(num_reads: Any = None, seed: Any = None, num_threads: Any = None) -> None:
+    """``num_reads`` and ``seed`` are accepted for a uniform ``solve()`` signature (one deterministic
+    result) and checked as every other solver checks them."""
+    if num_reads is not None:
+        check_num_reads("num_reads", num_reads)
+    if seed is not None:
+        check_seed("seed", seed)
+    check_num_threads("num_threads", num_threads)
+
+
 def _solve_greedy(
     batch: ProblemBatch,
     *,
     num_reads: int | None = None,  # accepted for a uniform solve() signature; one deterministic result
-    seed: Any = None,  # accepted and ignored: the method is deterministic
+    seed: Any = None,  # accepted, checked and ignored: the method is deterministic
     num_threads: int | None = None,
 ) -> Solution:
     """The ``"greedy"`` solver: swap descent on the objective when ``batch.k`` is set, else flip descent."""
-    if num_reads is not None:
-        check_int("num_reads", num_reads, low=1)
+    _check_parameters(num_reads, seed, num_threads)
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False, num_threads=num_threads)
     t1 = time.perf_counter()
@@ -71,7 +80,7 @@ def _solve_greedy(
     )
 
 
-register_solver("greedy", _solve_greedy)
+register_solver("greedy", _solve_greedy, validate=_check_parameters)
 
 
 class GreedySampler(dimod.Sampler):
@@ -108,14 +117,14 @@ class GreedySampler(dimod.Sampler):
         seed: Any = None,
         **kwargs: Any,
     ) -> dimod.SampleSet:
-        """Greedy + descent on ``bqm`` (exactly ``cardinality`` ones, if given). ``seed`` is ignored."""
+        """Greedy + descent on ``bqm`` (exactly ``cardinality`` ones, if given). ``seed`` is checked and ignored."""
         self.remove_unknown_kwargs(**kwargs)
+        if seed is not None:
+            check_seed("seed", seed)
         t0 = time.perf_counter_ns()
         dense = bqm_to_dense(bqm)
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
-        if n == 0:
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         t1 = time.perf_counter_ns()
         states, _, _ = greedy_descent(dense.q[None], np.array([dense.offset]), k, num_threads=num_threads)
         t2 = time.perf_counter_ns()

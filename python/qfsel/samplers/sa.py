@@ -61,7 +61,15 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads, check_seed, describe
+from .._checks import (
+    check_int,
+    check_num_reads,
+    check_num_sweeps,
+    check_num_threads,
+    check_per_problem,
+    check_seed,
+    describe,
+)
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import DenseQubo, bqm_to_dense, cardinality_from_cqm, check_cardinality
@@ -214,13 +222,12 @@ def _check_beta_range(beta_range: Any) -> tuple[float, float] | None:
     return b0, b1
 
 
-def _schedules(
-    ranges: np.ndarray, num_sweeps: Any, beta_schedule_type: Any, beta_schedule: Any, beta_range: Any
-) -> tuple[np.ndarray, int]:
-    """Betas ``(B, S)`` from per-problem ranges ``(B, 2)`` (or a custom schedule)."""
+def _check_schedule(
+    num_sweeps: Any, beta_schedule_type: Any, beta_schedule: Any, beta_range: Any, default_sweeps: int
+) -> tuple[np.ndarray | None, int]:
+    """The custom schedule (or ``None``) and the number of sweeps; every schedule argument checked."""
     if beta_schedule_type not in SCHEDULE_TYPES:
         raise ValueError(f"beta_schedule_type: expected one of {SCHEDULE_TYPES}, got {beta_schedule_type!r}")
-    b = ranges.shape[0]
     if beta_schedule_type == "custom":
         if beta_schedule is None:
             raise ValueError("beta_schedule: expected a 1-D array of betas with beta_schedule_type='custom', got None")
@@ -229,24 +236,67 @@ def _schedules(
             raise ValueError(f"beta_schedule: expected a non-empty 1-D array of betas, got {describe(beta_schedule)}")
         if not np.all(np.isfinite(sched)) or np.any(sched < 0):
             raise ValueError("beta_schedule: expected finite non-negative betas, got a negative or non-finite value")
-        if num_sweeps is not None and check_int("num_sweeps", num_sweeps, low=1) != sched.size:
+        check_num_sweeps("beta_schedule length", sched.size)
+        if num_sweeps is not None and check_num_sweeps("num_sweeps", num_sweeps) != sched.size:
             raise ValueError(f"num_sweeps: expected None or len(beta_schedule) = {sched.size} with a custom schedule, got {num_sweeps}")
         if beta_range is not None:
             raise ValueError("beta_range: expected None with beta_schedule_type='custom' (the schedule sets the betas)")
-        return np.ascontiguousarray(np.broadcast_to(sched, (b, sched.size))), sched.size
+        return sched, sched.size
     if beta_schedule is not None:
         raise ValueError(f"beta_schedule: only used with beta_schedule_type='custom', got beta_schedule_type={beta_schedule_type!r}")
-    s = check_int("num_sweeps", num_sweeps, low=1)
+    return None, check_num_sweeps("num_sweeps", default_sweeps if num_sweeps is None else num_sweeps)
+
+
+def _schedules(ranges: np.ndarray, sched: np.ndarray | None, s: int, beta_schedule_type: str) -> np.ndarray:
+    """Betas ``(B, S)`` from per-problem ranges ``(B, 2)`` (or the custom schedule ``sched``)."""
+    b = ranges.shape[0]
+    check_per_problem("num_sweeps", s, b)
+    if sched is not None:
+        return np.ascontiguousarray(np.broadcast_to(sched, (b, sched.size)))
     t = np.arange(s) / max(s - 1, 1)
     b0, b1 = ranges[:, :1], ranges[:, 1:]
     if s == 1:
-        return np.ascontiguousarray(b1.copy()), 1
+        return np.ascontiguousarray(b1.copy())
     if beta_schedule_type == "geometric":
         betas = b0 * (b1 / b0) ** t[None]
     else:
         betas = b0 + (b1 - b0) * t[None]
     betas[:, -1] = b1[:, 0]
-    return np.ascontiguousarray(betas), s
+    return np.ascontiguousarray(betas)
+
+
+def _check_parameters(
+    num_reads: Any = 16,
+    num_sweeps: Any = None,
+    beta_range: Any = None,
+    beta_schedule_type: Any = "geometric",
+    beta_schedule: Any = None,
+    initial_states: Any = None,
+    seed: Any = None,
+    num_threads: Any = None,
+    greedy_descent: Any = None,
+    tabu_stall: Any = None,
+    return_states: Any = False,
+    *,
+    default_sweeps: int = 0,
+) -> dict[str, Any]:
+    """The problem-independent checks of :func:`simulated_annealing`, in its order; the checked values.
+
+    ``initial_states`` needs the problem's shape and is checked later;
+    ``default_sweeps`` stands in for ``num_sweeps=None`` (the default depends on ``k``).
+    """
+    del initial_states, return_states
+    checked: dict[str, Any] = {"num_reads": check_num_reads("num_reads", num_reads)}
+    checked["seed"] = check_seed("seed", seed)
+    checked["threads"] = check_num_threads("num_threads", num_threads)
+    if greedy_descent is not None and not isinstance(greedy_descent, (bool, np.bool_)):
+        raise TypeError(f"greedy_descent: expected a bool, got {describe(greedy_descent)}")
+    checked["tabu_stall"] = None if tabu_stall is None else check_int("tabu_stall", tabu_stall, low=0)
+    checked["beta_range"] = br = _check_beta_range(beta_range)
+    checked["schedule"] = _check_schedule(
+        num_sweeps, beta_schedule_type, beta_schedule, br, default_sweeps or DEFAULT_SWEEPS_FLIP
+    )
+    return checked
 
 
 def default_beta_range(q: np.ndarray, offsets: np.ndarray | None = None, k: int | None = None, num_threads: int | None = None) -> np.ndarray:
@@ -293,7 +343,8 @@ def simulated_annealing(
         seed: reproducible seed (``None``: fresh).
         num_threads: threads (``None``/0: all cores); results do not depend on it.
         greedy_descent: end every read with steepest descent to a local minimum
-            (``None``: on for the swap kernel, off for single flips).
+            (``None``: on for the swap kernel, off for single flips: the plain anneal, which samples
+            the schedule's distribution; ``qfsel.solve`` turns it on for both).
         tabu_stall: swap kernel with ``greedy_descent``: the final descent continues as a short
             swap tabu search that stops after this many moves without a new best (``None``:
             ``default_tabu_stall(n, k, contrast)`` with the batch's largest
@@ -328,25 +379,24 @@ def simulated_annealing(
     off = np.ascontiguousarray(off)
     if not np.all(np.isfinite(off)):
         raise ValueError("offsets: expected finite values, got a NaN or infinite value")
-    num_reads = check_int("num_reads", num_reads, low=1)
     if k is not None:
         k = check_int("k", k, low=0, high=n)
-    seed = check_seed("seed", seed)
-    threads = check_num_threads("num_threads", num_threads)
+    checked = _check_parameters(
+        num_reads, num_sweeps, beta_range, beta_schedule_type, beta_schedule, None, seed, num_threads,
+        greedy_descent, tabu_stall, default_sweeps=DEFAULT_SWEEPS_FLIP if k is None else DEFAULT_SWEEPS_SWAP,
+    )
+    num_reads, seed, threads, br = checked["num_reads"], checked["seed"], checked["threads"], checked["beta_range"]
+    check_per_problem("num_reads", num_reads, b)
+    sched, s = checked["schedule"]
     if greedy_descent is None:
         greedy_descent = k is not None
-    if not isinstance(greedy_descent, (bool, np.bool_)):
-        raise TypeError(f"greedy_descent: expected a bool, got {describe(greedy_descent)}")
-    if num_sweeps is None and beta_schedule_type != "custom":
-        num_sweeps = DEFAULT_SWEEPS_FLIP if k is None else DEFAULT_SWEEPS_SWAP
+    tabu_stall = checked["tabu_stall"]
     if tabu_stall is None:
         if k is not None and greedy_descent and n > 1:
             tabu_stall = default_tabu_stall(n, k, float(coupling_contrast(qa).max()))
         else:
             tabu_stall = default_tabu_stall(n, k) if k is not None else 0
-    tabu_stall = check_int("tabu_stall", tabu_stall, low=0)
     polish = tabu_stall if (k is not None and greedy_descent) else 0
-    br = _check_beta_range(beta_range)
     # Huge or tiny coefficients: anneal s*Q with betas/s (same dynamics, see _power_of_two_scales).
     scales = _power_of_two_scales(np.maximum(qa.max(axis=(1, 2)), -qa.min(axis=(1, 2)))) if qa.size else np.ones(b)
     rescaled = bool(np.any(scales != 1.0))
@@ -362,7 +412,7 @@ def simulated_annealing(
             ranges *= scales[:, None]
         else:
             ranges[:] = (0.1, 1.0)
-    betas, s = _schedules(ranges, num_sweeps, beta_schedule_type, beta_schedule, br)
+    betas = _schedules(ranges, sched, s, beta_schedule_type)
     if beta_schedule_type == "custom":
         ranges = np.tile([betas[0, 0], betas[0, -1]], (b, 1))
     init = None
@@ -432,11 +482,14 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
 
     Defaults: with ``batch.k``, ``DEFAULT_SWEEPS_SWAP`` (10) sweeps from the swap beta range, then
     a short swap tabu polish (stall ``default_tabu_stall(n, k, contrast)``) in every read; without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
-    sweeps. ``info["read_energies"]`` holds every read's energy (objective without penalty for the
-    swap kernel, which never leaves the feasible set).
+    sweeps. Every read ends in a local minimum (``greedy_descent`` defaults to on here, for single
+    flips too: an optimiser's reads should not end one flip above one). ``info["read_energies"]``
+    holds every read's energy (objective without penalty for the swap kernel, which never leaves
+    the feasible set).
     """
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False)
+    params.setdefault("greedy_descent", True)
     out = simulated_annealing(q, off, k=batch.k, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
                               num_threads=num_threads, beta_range=beta_range, **params)
     return _solution(batch, "sa", out, t0)
@@ -444,9 +497,11 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
 
 def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | None = None, seed: int | None = None,
                       num_threads: int | None = None, beta_range: Any = None, **params: Any) -> Solution:
-    """Single-flip SA on the penalty QUBO (``batch.qubo()``); ``info["read_energies"]`` include the penalty."""
+    """Single-flip SA on the penalty QUBO (``batch.qubo()``), every read descended to a local minimum
+    (``greedy_descent`` defaults to on); ``info["read_energies"]`` include the penalty."""
     t0 = time.perf_counter()
     q, off = batch.qubo()
+    params.setdefault("greedy_descent", True)
     out = simulated_annealing(q, off, k=None, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
                               num_threads=num_threads, beta_range=beta_range, **params)
     return _solution(batch, "sa-penalty", out, t0)
@@ -454,8 +509,8 @@ def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: i
 
 # The batch solvers pass their keyword arguments on to simulated_annealing: accept exactly its own.
 _SA_PARAMETERS = [p for p in inspect.signature(simulated_annealing).parameters if p not in ("q", "offsets", "k")]
-register_solver("sa", _solve_sa, parameters=_SA_PARAMETERS)
-register_solver("sa-penalty", _solve_sa_penalty, parameters=_SA_PARAMETERS)
+register_solver("sa", _solve_sa, parameters=_SA_PARAMETERS, validate=_check_parameters)
+register_solver("sa-penalty", _solve_sa_penalty, parameters=_SA_PARAMETERS, validate=_check_parameters)
 
 
 # -- dimod sampler --------------------------------------------------------------
@@ -517,7 +572,8 @@ class SimulatedAnnealingSampler(dimod.Sampler):
     ) -> dimod.SampleSet:
         """Anneal ``bqm``; ``num_reads`` defaults to 1 (or the number of initial states),
         ``num_sweeps`` to 1000 (as dwave-samplers) for single flips and to ``DEFAULT_SWEEPS_SWAP``
-        with ``cardinality``; ``greedy_descent`` to on with ``cardinality``, else off; ``tabu_stall``
+        with ``cardinality``; ``greedy_descent`` to on with ``cardinality``, else off (a plain anneal, as
+        dwave-samplers); ``tabu_stall``
         (cardinality only) as in :func:`simulated_annealing`."""
         self.remove_unknown_kwargs(**kwargs)
         t0 = time.perf_counter_ns()
@@ -531,7 +587,7 @@ class SimulatedAnnealingSampler(dimod.Sampler):
             init = self._initial_states(initial_states, bqm, labels)
         if num_reads is None:
             num_reads = 1 if init is None else init.shape[0]
-        num_reads = check_int("num_reads", num_reads, low=1)
+        num_reads = check_num_reads("num_reads", num_reads)
         if num_sweeps is None and beta_schedule_type != "custom":
             num_sweeps = 1000 if k is None else DEFAULT_SWEEPS_SWAP
         if greedy_descent is None:
@@ -642,11 +698,12 @@ class SimulatedAnnealingSampler(dimod.Sampler):
         scale = float(_power_of_two_scales(np.array([top]))[0])
         if scale != 1.0:  # huge or tiny biases: anneal scale*Q with betas/scale (same dynamics)
             lin, vals, off = lin * scale, vals * scale, off * scale
+        sched, s = _check_schedule(num_sweeps, schedule_type, beta_schedule, br, 1000)
         if schedule_type == "custom" or br is not None:
             rng_ = np.asarray([br if br is not None else (1.0, 1.0)], dtype=float)
         else:
             rng_ = np.asarray([_core.sa_sparse_default_beta_range(lin, rows, cols, vals)]) * scale
-        betas, _ = _schedules(rng_, num_sweeps, schedule_type, beta_schedule, br)
+        betas = _schedules(rng_, sched, s, schedule_type)
         if schedule_type == "custom":
             rng_ = np.asarray([[betas[0, 0], betas[0, -1]]])
         n = len(labels)

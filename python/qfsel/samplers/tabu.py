@@ -29,7 +29,7 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads, check_seed, describe
+from .._checks import check_int, check_num_reads, check_num_threads, check_per_problem, check_seed, describe
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import DenseQubo, bqm_to_dense, cardinality_from_cqm, check_cardinality, make_sampleset
@@ -57,6 +57,31 @@ def _check_threshold(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(float(value)):
         raise TypeError(f"energy_threshold: expected None or a real number, got {describe(value)}")
     return float(value)
+
+
+def _check_parameters(
+    num_reads: Any = 10,
+    seed: Any = None,
+    num_threads: Any = None,
+    num_iterations: Any = None,
+    timeout: Any = None,
+    tenure: Any = None,
+    num_restarts: Any = DEFAULT_NUM_RESTARTS,
+    elite_size: Any = DEFAULT_ELITE_SIZE,
+    *,
+    energy_threshold: Any = None,
+    max_tenure: int | None = None,
+) -> dict[str, Any]:
+    """The checks of :func:`tabu_search` that need no problem (``max_tenure``: ``n - 1`` when known)."""
+    c: dict[str, Any] = {"num_reads": check_num_reads("num_reads", num_reads), "seed": check_seed("seed", seed)}
+    c["num_iterations"] = None if num_iterations is None else check_int("num_iterations", num_iterations, low=1, high=2**64 - 1)
+    c["timeout"] = _check_timeout(timeout)
+    c["tenure"] = None if tenure is None else check_int("tenure", tenure, low=0, high=max_tenure)
+    c["num_restarts"] = check_int("num_restarts", num_restarts, low=0, high=2**64 - 1)
+    c["elite_size"] = check_int("elite_size", elite_size, low=1, high=2**64 - 1)
+    c["energy_threshold"] = _check_threshold(energy_threshold)
+    c["threads"] = check_num_threads("num_threads", num_threads)
+    return c
 
 
 def tabu_search(
@@ -106,17 +131,11 @@ def tabu_search(
     b, n = q.shape[0], q.shape[1]
     if not np.all(np.isfinite(q)) or not np.all(np.isfinite(offsets)):
         raise ValueError("q: expected finite biases, got a NaN or infinite bias")
-    num_reads = check_int("num_reads", num_reads, low=1)
-    seed = check_seed("seed", seed)
-    if num_iterations is not None:
-        num_iterations = check_int("num_iterations", num_iterations, low=1, high=2**64 - 1)
-    timeout = _check_timeout(timeout)
-    if tenure is not None:
-        tenure = check_int("tenure", tenure, low=0, high=max(n - 1, 0))
-    num_restarts = check_int("num_restarts", num_restarts, low=0, high=2**64 - 1)
-    elite_size = check_int("elite_size", elite_size, low=1)
-    energy_threshold = _check_threshold(energy_threshold)
-    threads = check_num_threads("num_threads", num_threads)
+    c = _check_parameters(num_reads, seed, num_threads, num_iterations, timeout, tenure, num_restarts, elite_size,
+                          energy_threshold=energy_threshold, max_tenure=max(n - 1, 0))
+    num_reads, seed, threads, num_iterations, timeout = c["num_reads"], c["seed"], c["threads"], c["num_iterations"], c["timeout"]
+    tenure, num_restarts, elite_size, energy_threshold = c["tenure"], c["num_restarts"], c["elite_size"], c["energy_threshold"]
+    check_per_problem("num_reads", num_reads, b)
     if k is not None:
         k = check_int("cardinality", k, low=0, high=n)
     states = np.zeros((b, n), np.uint8)
@@ -172,7 +191,7 @@ def _solve_tabu(
     )
 
 
-register_solver("tabu", _solve_tabu)
+register_solver("tabu", _solve_tabu, validate=_check_parameters)
 
 
 def _initial_states(
@@ -183,7 +202,7 @@ def _initial_states(
         raise ValueError(f"initial_states_generator: expected 'none', 'tile' or 'random', got {generator!r}")
     n = dense.num_variables
     if initial_states is None or (hasattr(initial_states, "__len__") and len(initial_states) == 0):
-        reads = 1 if num_reads is None else check_int("num_reads", num_reads, low=1)
+        reads = 1 if num_reads is None else check_num_reads("num_reads", num_reads)
         if generator == "none" and initial_states is not None:
             raise ValueError(f"initial_states: expected at least num_reads = {reads} states with initial_states_generator='none', got 0")
         return None, reads
@@ -208,7 +227,7 @@ def _initial_states(
         raise ValueError(f"initial_states: expected values in {allowed} for a {dense.vartype.name} BQM, got {arr[bad][0]!r}")
     binary = ((arr + 1) // 2 if dense.vartype is dimod.SPIN else arr).astype(np.uint8)
     m = binary.shape[0]
-    reads = m if num_reads is None else check_int("num_reads", num_reads, low=1)
+    reads = m if num_reads is None else check_num_reads("num_reads", num_reads)
     if m > reads:
         binary = binary[:reads]
     elif m < reads:
@@ -310,9 +329,6 @@ class TabuSampler(dimod.Sampler):
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
         init, reads = _initial_states(dense, initial_states, initial_states_generator, num_reads)
-        if n == 0:
-            check_seed("seed", seed)
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         if init is not None and k is not None:
             ones = init.sum(axis=1)
             if np.any(ones != k):
