@@ -515,7 +515,7 @@ def _normalized(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.mark.parametrize("command", ["explain", "demo", "solve-demo"])
+@pytest.mark.parametrize("command", sorted(build_parser()._subparsers._group_actions[0].choices))
 def test_readme_synopsis_matches_help(command):
     """The README's command-line synopsis is each command's --help usage, word for word."""
     from pathlib import Path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import unittest
+from fractions import Fraction
 
 import dimod
 import numpy as np
@@ -20,6 +21,12 @@ from .conftest import explanation_like
 from .test_qubo import problems
 
 
+def _exact_energy(q: np.ndarray, x) -> Fraction:
+    """The real-number sum of the upper-triangle coefficients of state ``x`` (offset left out)."""
+    ones = np.flatnonzero(x)
+    return sum((Fraction(float(q[a, b])) for i, a in enumerate(ones) for b in ones[i:]), Fraction(0))
+
+
 def _ground_set(ss: dimod.SampleSet, tol=1e-9):
     e0 = ss.first.energy
     return {tuple(int(s[v]) for v in sorted(ss.variables)) for s, e in ss.data(["sample", "energy"]) if e <= e0 + tol}
@@ -34,13 +41,13 @@ def test_exact_solution_equals_dimod_exact_solver(p):
         e = np.where(states.sum(1) == p.k, e, np.inf)
     best = e.min()
     assert sol.energies[0] == pytest.approx(best, abs=1e-9)
-    # Documented tolerance: within 1e-10 * (sum |Q| + |offset|) of the minimum is "ground".
+    # Documented precision: the ground states are exactly the states of least exact energy.
     q, off = p.qubo(include_penalty=False)
-    tol = 1e-10 * (np.abs(q).sum() + abs(off))
-    surely = {tuple(s) for s in states[e <= best + 1e-3 * tol]}
-    maybe = {tuple(s) for s in states[e <= best + 10 * tol + 1e-12]}
+    exact = [_exact_energy(q, s) if np.isfinite(v) else None for s, v in zip(states, e)]
+    least = min(v for v in exact if v is not None)
+    want = {tuple(s) for s, v in zip(states, exact) if v == least}
     got = {tuple(int(v) for v in s) for s in sol.info["ground_states"][0]}
-    assert surely <= got <= maybe
+    assert got == want
     assert sol.info["num_ground_states"][0] == len(got)
     assert sol.feasible[0]
     # and against dimod's ExactSolver on the BQM (penalty form when k is set)
@@ -169,7 +176,7 @@ def test_sampler_bad_input():
 def test_empty_bqm_and_composites():
     empty = dimod.BinaryQuadraticModel("SPIN")
     ss = ExactSampler().sample(empty)
-    assert len(ss) == 0 and ss.vartype is dimod.SPIN
+    assert len(ss) == 1 and ss.vartype is dimod.SPIN and ss.info["num_ground_states"] == 1
     bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 1}, {("a", "b"): -0.5}, 0, "SPIN")
     tracked = dimod.TrackingComposite(ExactSampler())
     ss = tracked.sample(bqm)
@@ -237,3 +244,47 @@ def test_tiny_scale_problem_keeps_its_true_ground_state():
     ss = ExactSampler().sample(bqm)
     assert ss.first.energy / 1e-40 == pytest.approx(brute, rel=1e-9)
     assert len(ss) == 1
+
+
+def test_wide_spread_of_coefficients_is_solved_exactly():
+    # Issue 8: a 1e10 relevance widened the ground-state tolerance to ~1.
+    sol = qfsel.solve(FeatureSelectionProblem([1e10, 1.0, 0.5], np.zeros((3, 3))), "exact")
+    assert sol.selected(0).tolist() == [0, 1, 2]
+    assert sol.info["num_ground_states"][0] == 1
+    sol = qfsel.solve(FeatureSelectionProblem([1e10, 1, 0.5, 0.3], np.zeros((4, 4)), k=3), "exact")
+    assert sol.selected(0).tolist() == [0, 1, 2]
+    ss = ExactSampler().sample(dimod.BQM({0: -1e10, 1: -1, 2: -0.5}, {}, 0, "BINARY"))
+    assert len(ss) == 1 and ss.first.sample == {0: 1, 1: 1, 2: 1}
+
+
+@pytest.mark.parametrize("spread", [1e3, 1e6, 1e9])
+def test_ground_states_never_mix_energies_up_to_a_1e9_spread(spread):
+    rng = np.random.default_rng(int(np.log10(spread)))
+    for trial in range(6):
+        n = 9
+        # Coefficients near the top of the spread, and one free variable of size 1 below.
+        top = np.log10(spread)
+        h = 10 ** rng.uniform(top - 1, top, n) * rng.choice([-1, 1], n)
+        j = np.triu(10 ** rng.uniform(top - 1, top, (n, n)) * rng.choice([-1, 1], (n, n)), 1)
+        h[1] = h[0]  # two alike variables: a degenerate optimum is possible
+        j[0, 2:] = j[1, 2:]
+        h[-1], j[:, -1] = -1.0, 0.0  # a free variable of the smallest size: it belongs to every optimum
+        bqm = dimod.BQM(dict(enumerate(h)), {(a, b): j[a, b] for a in range(n) for b in range(a + 1, n)}, 0.0, "BINARY")
+        q = np.diag(h) + j
+        states = np.array(list(itertools.product([0, 1], repeat=n)), dtype=np.uint8)
+        approx = np.einsum("si,ij,sj->s", states, q, states)
+        near = states[approx <= approx.min() + 1e-9 * np.abs(q).sum()]  # exact sums only where it matters
+        exact = [_exact_energy(q, s) for s in near]
+        want = {tuple(s) for s, v in zip(near, exact) if v == min(exact)}
+        ss = ExactSampler().sample(bqm)
+        got = {tuple(int(r[v]) for v in range(n)) for r in ss.samples()}
+        assert got == want, trial
+        assert ss.info["num_ground_states"] == len(want)
+
+
+def test_non_finite_coefficients_after_copy_false_are_a_clear_error():
+    h = np.ones((2, 4))
+    batch = ProblemBatch(h, np.zeros((2, 4, 4)), copy=False)
+    h[1, 2] = np.nan  # changed after construction
+    with pytest.raises(ValueError, match="expected finite coefficients"):
+        qfsel.solve(batch, "exact")

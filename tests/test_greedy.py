@@ -119,7 +119,7 @@ def test_sampler_against_brute_force_small_and_vartypes():
 
 def test_dimod_api_composites_cqm_and_empty():
     assert_sampler_api(GreedySampler())
-    assert len(GreedySampler().sample(dimod.BinaryQuadraticModel("BINARY"))) == 0
+    assert len(GreedySampler().sample(dimod.BinaryQuadraticModel("BINARY"))) == 1
     bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 1}, {("a", "b"): -0.5}, 0, "SPIN")
     tracked = dimod.TrackingComposite(GreedySampler())
     assert tracked.sample(bqm).first.energy == pytest.approx(dimod.ExactSolver().sample(bqm).first.energy)
@@ -151,3 +151,14 @@ def test_bad_input():
 @load_sampler_bqm_tests(GreedySampler)
 class TestGreedySamplerConformance(unittest.TestCase):
     pass
+
+
+@pytest.mark.parametrize("big", [1e10, 1e12, 1e14])
+def test_a_one_flip_improvement_beside_a_huge_coefficient_is_taken(big):
+    # Issue 8: the descent's tolerance scaled with the largest coefficient (3 at 1e12) and
+    # ignored the -1 of variable 2.
+    bqm = dimod.BinaryQuadraticModel({0: big, 1: 0.0, 2: -1.0}, {(0, 1): -0.5}, 0, "BINARY")
+    assert GreedySampler().sample(bqm).first.energy == -1.0
+    bqm = dimod.BinaryQuadraticModel({0: -big, 1: 0.0, 2: -1.0, 3: 0.5}, {(0, 1): -0.5, (0, 3): 1.0}, 0, "BINARY")
+    assert GreedySampler().sample(bqm).first.energy == -big - 1.5
+    assert GreedySampler().sample(bqm, cardinality=3).first.energy == -big - 1.5

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import qfsel
-from qfsel import FeatureSelectionProblem, solve, validate_solver
+from qfsel import FeatureSelectionProblem, ProblemBatch, solve, validate_solver
 from qfsel.samplers import ExactSampler, GreedySampler, SimulatedAnnealingSampler, TabuSampler
 
 NAMED = ["sa", "sa-penalty", "tabu", "greedy", "exact"]
@@ -113,3 +113,94 @@ def test_every_solver_and_sampler_checks_seeds_alike(seed):
     assert len(set(errors.values())) == 1, errors
     exc, msg = next(iter(errors.values()))
     assert msg.startswith("seed: expected an integer")
+
+
+def _flip_deltas(q: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every single flip's energy change of ``x`` on upper-triangular ``q`` and its rounding scale."""
+    w = np.triu(q, 1) + np.triu(q, 1).T
+    f = np.diag(q) + w @ x
+    scale = np.abs(np.diag(q)) + np.abs(w).sum(axis=1)
+    return np.where(x == 1, -f, f), scale
+
+
+def _swap_deltas(q: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = np.triu(q, 1) + np.triu(q, 1).T
+    f = np.diag(q) + w @ x
+    scale = np.abs(np.diag(q)) + np.abs(w).sum(axis=1)
+    sel, uns = np.flatnonzero(x == 1), np.flatnonzero(x == 0)
+    d = f[uns][None, :] - f[sel][:, None] - w[np.ix_(sel, uns)]
+    return d, scale[sel][:, None] + scale[uns][None, :]
+
+
+@pytest.mark.parametrize("big", [1.0, 1e4, 1e9, 1e12])
+@pytest.mark.parametrize("k", [None, 3])
+@pytest.mark.parametrize("sampler", ["sa", "tabu", "greedy"])
+def test_every_solution_is_a_local_minimum_whatever_the_scale(sampler, k, big):
+    # One huge relevance beside ordinary ones (issue 8: greedy missed a one-flip improvement at 1e12).
+    rng = np.random.default_rng(int(np.log10(big)) + 7 * (k or 0))
+    h = rng.uniform(0.05, 1.0, (6, 10))
+    h[:, 0] = big
+    j = rng.uniform(0.0, 1.0, (6, 10, 10))
+    j = (j + j.transpose(0, 2, 1)) / 2
+    j[:, range(10), range(10)] = 0
+    batch = ProblemBatch(h, j, beta=0.3, k=k)
+    sol = solve(batch, sampler, seed=3)
+    q, _ = batch.qubo(include_penalty=False)
+    for b in range(batch.num_problems):
+        d, scale = (_flip_deltas if k is None else _swap_deltas)(q[b], sol.states[b].astype(float))
+        assert np.all(d >= -1e-12 * scale), (b, d.min())
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_sa_at_beta_zero_reaches_the_optimum_at_any_scale(scale):
+    # Issue 8: at beta = 0 every flip from all zeros is free; the default beta range fell back to a
+    # fixed (0.1, 1), too hot for couplings ~1e-3, and reads ended above a local minimum.
+    rng = np.random.default_rng(0)
+    h = rng.random((40, 24))
+    j = rng.random((40, 24, 24))
+    j = (j + j.transpose(0, 2, 1)) / 2
+    j[:, range(24), range(24)] = 0
+    batch = ProblemBatch(h * scale, j * scale, beta=0.0)
+    # E = sum_{i<j} J_ij x_i x_j >= 0 with J > 0: the optimum is 0 (nothing, or one map, selected).
+    for greedy in (True, False):
+        sol = solve(batch, "sa", seed=1, greedy_descent=greedy)
+        assert np.all(sol.energies == 0.0) and np.all(sol.num_selected <= 1), sol.energies.max()
+
+
+@pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
+def test_an_empty_bqm_has_one_state_in_every_sampler(vartype):
+    # Issue 8: SA gave one sample, tabu, exact and greedy none (.first raised). The empty BQM has
+    # exactly one state, the empty assignment, of energy = offset; samplers with reads return one
+    # per read, as dimod's reference SimulatedAnnealingSampler and RandomSampler do.
+    empty = dimod.BinaryQuadraticModel({}, {}, 1.5, vartype)
+    for sampler in (SimulatedAnnealingSampler(), TabuSampler(), GreedySampler(), ExactSampler()):
+        ss = sampler.sample(empty)
+        assert len(ss) == 1 and ss.first.energy == 1.5 and ss.first.sample == {}, type(sampler).__name__
+        assert ss.vartype is empty.vartype
+    for sampler in (SimulatedAnnealingSampler(), TabuSampler()):
+        assert len(sampler.sample(empty, num_reads=3)) == 3
+    assert len(dimod.RandomSampler().sample(empty, num_reads=3)) == 3
+    for sampler in (GreedySampler(), ExactSampler()):
+        assert len(sampler.sample(empty, cardinality=0)) == 1
+
+
+def test_solution_repr_is_one_short_line_without_arrays():
+    rng = np.random.default_rng(0)
+    h = rng.random((500, 64))
+    j = rng.random((500, 64, 64))
+    j = (j + j.transpose(0, 2, 1)) / 2
+    j[:, range(64), range(64)] = 0
+    batch = ProblemBatch(h, j, k=5)
+    sol = solve(batch, "greedy")
+    text = repr(sol)
+    assert text == str(sol) and "\n" not in text and len(text) < 160 and "array" not in text
+    e = sol.energies
+    assert text.startswith("Solution(sampler='greedy', problems=500, K=64, ")
+    assert f"energy={e.min():.6g}..{e.max():.6g}" in text and "num_selected=5" in text
+    # Infeasible states are counted; one problem shows its selection.
+    states = sol.states.copy()
+    states[:7] = 0
+    bad = qfsel.Solution.from_states(batch, states, "mine", {"total_s": 0.5})
+    assert repr(bad) == f"Solution(sampler='mine', problems=500, K=64, energy={bad.energies.min():.6g}..{bad.energies.max():.6g}, num_selected=0..5, feasible=493/500, total_s=0.5)"
+    one = solve(FeatureSelectionProblem([1.0, 0.9, 0.2], np.zeros((3, 3)), beta=0.5), "exact")
+    assert repr(one).startswith("Solution(sampler='exact', problems=1, K=3, energy=-1.05, selected=[0, 1, 2], total_s=")

@@ -156,7 +156,7 @@ def test_swap_defaults_short_schedule_and_final_descent():
 
 
 def test_tabu_polish_default_and_never_worse_than_plain_descent():
-    from qfsel.samplers.sa import default_tabu_stall
+    from qfsel.samplers.sa import coupling_contrast, default_tabu_stall
 
     # Explanation-shaped (correlated |cos| redundancy, 10x weight): plain descent often stops short.
     # (With core::tabu's tenures, 3 / 1 at k = 6, the polish cycled on problem 2 in 86% of reads.)
@@ -169,11 +169,15 @@ def test_tabu_polish_default_and_never_worse_than_plain_descent():
     batch = ProblemBatch(rng.uniform(0.05, 1.0, size=(3, n)), j, beta=0.7, k=k)
     q, off = batch.qubo(include_penalty=False)
     exact = qfsel.solve(batch, "exact").energies
-    assert default_tabu_stall(n, k) == max(50, 8 * k + n // 4) == 58
-    assert default_tabu_stall(512, 16) == 256 and default_tabu_stall(20, 2) == 50
+    assert default_tabu_stall(n, k) == max(100, 16 * k + n // 2) == 116
+    assert default_tabu_stall(512, 16) == 512 and default_tabu_stall(20, 2) == 100
+    # the contrast factor clip(c / 4, 1, 2): 1 up to c = 4, then linear, capped at 2x
+    assert default_tabu_stall(n, k, 2.0) == 116 and default_tabu_stall(n, k, 6.0) == 174
+    assert default_tabu_stall(n, k, 50.0) == default_tabu_stall(n, k, float("inf")) == 232
+    stall = default_tabu_stall(n, k, float(coupling_contrast(q).max()))
     pol = simulated_annealing(q, off, k=k, num_reads=32, seed=3, return_states=True)
     plain = simulated_annealing(q, off, k=k, num_reads=32, seed=3, tabu_stall=0, return_states=True)
-    assert pol["tabu_stall"] == 58 and plain["tabu_stall"] == 0
+    assert pol["tabu_stall"] == stall and plain["tabu_stall"] == 0
     # The anneal draws the same random numbers before the polish: read by read, the polish
     # starts from the state the plain descent starts from and keeps the best it sees.
     assert np.all(pol["energies"] <= plain["energies"] + 1e-9)
@@ -509,3 +513,27 @@ def test_bare_initial_states_follow_the_bqm_order_and_bad_values_are_named():
         SimulatedAnnealingSampler().sample(bqm, initial_states=[[2, 0]])
     with pytest.raises(ValueError, match=r"initial_states: expected states over the BQM's 2 variables \['a', 'b'\]"):
         SimulatedAnnealingSampler().sample(bqm, initial_states=[{"a": 0, "c": 1}])
+
+
+def test_coupling_contrast_matches_a_direct_computation():
+    from qfsel.samplers.sa import coupling_contrast
+
+    rng = np.random.default_rng(8)
+    for n in (5, 16, 40):
+        j = rng.uniform(0.05, 1.0, size=(n, n))
+        j = np.triu(j, 1)
+        full = j + j.T
+        rows = np.unique(np.linspace(0, n - 1, min(16, n)).astype(int))
+        r = full[rows]
+        r[np.arange(rows.size), rows] = 0
+        want = np.median(r.max(axis=1)) / np.median(r)
+        q = j + np.diag(rng.uniform(-1, 0, n))  # the diagonal (relevance) is not a coupling
+        assert coupling_contrast(q[None])[0] == pytest.approx(want)
+    # groups of near-duplicates stand out; no couplings at all: 1; mostly zero: median of the nonzero
+    j = np.full((6, 6), 0.1)
+    j[0, 1] = j[2, 3] = j[4, 5] = 0.8
+    assert coupling_contrast(np.triu(j, 1))[0] == pytest.approx(8.0)
+    assert coupling_contrast(np.diag([-1.0, -2.0, -3.0])[None])[0] == 1.0
+    sparse = np.zeros((8, 8))
+    sparse[0, 1], sparse[2, 3], sparse[4, 5], sparse[6, 7] = 1.0, 1.0, 2.0, 2.0
+    assert coupling_contrast(sparse[None])[0] == pytest.approx(1.0)  # each map's one coupling is its strongest

@@ -152,7 +152,8 @@ def test_dimod_api_composites_and_empty():
     assert_sampler_api(TabuSampler())
     empty = dimod.BinaryQuadraticModel("SPIN")
     ss = TabuSampler().sample(empty)
-    assert len(ss) == 0 and ss.vartype is dimod.SPIN
+    assert len(ss) == 1 and ss.vartype is dimod.SPIN and ss.first.energy == 0.0
+    assert len(TabuSampler().sample(empty, num_reads=3)) == 3
     bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 1, "c": 0.3}, {("a", "b"): -0.5, ("b", "c"): 1.5}, 0.2, "SPIN")
     ref = dimod.ExactSolver().sample(bqm).first.energy
     tracked = dimod.TrackingComposite(TabuSampler())
@@ -249,3 +250,12 @@ def test_exhaustive_small_cardinalities_match_brute_force():
 @load_sampler_bqm_tests(TabuSampler)
 class TestTabuSamplerConformance(unittest.TestCase):
     pass
+
+
+@pytest.mark.parametrize("timeout", [1e-9, 5e-324, 1e300, 1.7e308])
+def test_any_positive_finite_timeout_is_accepted(timeout):
+    # Issue 8: 1e-9 ms rounded to a zero Duration and was refused as "got 0"; a timeout beyond
+    # Duration's range panicked. Below a nanosecond: one nanosecond; beyond: no limit.
+    p = FeatureSelectionProblem([1.0, 0.5, 0.3], np.zeros((3, 3)))
+    sol = qfsel.solve(p, "tabu", timeout=timeout, seed=1)
+    assert sol.energies[0] <= 0.0

@@ -42,9 +42,12 @@ _LAZY = {
     # dataset-scale explanation (issue 9)
     "explain_dataset": "qfsel.dataset",
     "open_results": "qfsel.dataset",
+    # issue 13: benchmarking (pandas loads on first use)
+    "benchmark": "qfsel.bench",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
 _LAZY_MODULES |= {"dataset"}
+_LAZY_MODULES |= {"bench", "instances"}  # issue 13
 
 
 def __getattr__(name: str) -> Any:
@@ -99,5 +102,9 @@ __all__ = [
     "ProblemTooLargeError",
     "InfeasibleError",
     "QFSelWarning",
+    # benchmarking (issue 13)
+    "benchmark",
+    "bench",
+    "instances",
     "__version__",
 ]

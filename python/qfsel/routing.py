@@ -3,8 +3,11 @@
 >>> import numpy as np
 >>> from qfsel import FeatureSelectionProblem, solve
 >>> p = FeatureSelectionProblem([1.0, 0.9, 0.2], [[0, .95, 0], [.95, 0, 0], [0, 0, 0]], beta=0.3)
->>> solve(p, sampler="exact").states[0].tolist()
+>>> sol = solve(p, sampler="exact")
+>>> sol.states[0].tolist()
 [1, 0, 1]
+>>> repr(sol).split(", total_s")[0]
+"Solution(sampler='exact', problems=1, K=3, energy=-0.36, selected=[0, 2]"
 """
 
 from __future__ import annotations
@@ -45,6 +48,24 @@ class Solution:
 
     def __len__(self) -> int:
         return int(self.states.shape[0])
+
+    def __repr__(self) -> str:
+        """One line: solver, sizes, energies, selection sizes, feasibility, time (no arrays)."""
+        b, n = (int(d) for d in self.states.shape)
+        parts = [f"sampler={self.sampler!r}", f"problems={b}", f"K={n}"]
+        e = np.asarray(self.energies, dtype=float)
+        sel = np.asarray(self.num_selected)
+        if b == 1:
+            parts += [f"energy={e[0]:.6g}", f"selected={self.selected(0).tolist() if n <= 16 else int(sel[0])}"]
+        elif b > 1:
+            parts.append(f"energy={e.min():.6g}..{e.max():.6g}")
+            lo, hi = int(sel.min()), int(sel.max())
+            parts.append(f"num_selected={lo}" if lo == hi else f"num_selected={lo}..{hi}")
+        if b and not bool(np.all(self.feasible)):
+            parts.append(f"feasible={int(np.count_nonzero(self.feasible))}/{b}")
+        if "total_s" in self.timing:
+            parts.append(f"total_s={self.timing['total_s']:.3g}")
+        return f"Solution({', '.join(parts)})"
 
     def selected(self, i: int = 0) -> np.ndarray:
         """Indices of the variables set to one in problem ``i``."""

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from . import demo, explain, solve_demo
 from . import explain_dataset
+from . import bench  # issue 13
 from ._common import UserError, _Parser
 from .solve_demo import random_explanation_batch
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qfsel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for command in (explain, demo, solve_demo, explain_dataset):
+    for command in (explain, demo, solve_demo, explain_dataset, bench):
         command.register(sub)
     return parser
 

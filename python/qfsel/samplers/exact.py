@@ -4,9 +4,20 @@ Over all ``2^n`` states (``n <= 30``) or, with a cardinality ``k``, over all
 ``C(n, k)`` subsets (at most ``max_subsets``, default ``2^31``). Larger
 problems raise :class:`qfsel.ProblemTooLargeError` stating the limit.
 
-States whose energy lies within ``1e-10 * (sum |Q_ij| + |offset|)`` of the
-minimum count as ground states (so rounding noise does not split a degenerate
-manifold).
+Precision: the ground states returned all have *exactly* the least energy
+(as real-number sums of the given float64 coefficients), and that energy is
+the minimum over the search space, whatever the spread of the coefficients
+(``1e10`` beside ``1`` is resolved). The walk sums in float64 with an error
+of at most ``n 2^-52 S`` per energy (``S = sum |Q_ij| + |offset|``); the
+states within twice that of the least computed energy are candidates, and the
+candidates are compared exactly (error-free summation), so rounding neither
+hides the optimum nor merges different energies, and symmetric states (the
+same coefficients) stay degenerate. This holds while the candidates fit in the
+store (``max(max_ground_states, 1024)`` states within about ``1e-14 S`` of the
+optimum); beyond it ``num_ground_states`` counts candidates unchecked. With
+integer or dyadic coefficients (multiples of ``2^p`` with ``S <= 2^(53 + p)``)
+every sum is exact and there is no window. ``ground_energies`` are the exact
+sums rounded to float64 (within one unit in the last place).
 """
 
 from __future__ import annotations
@@ -145,8 +156,6 @@ class ExactSampler(dimod.Sampler):
         dense = bqm_to_dense(bqm)
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
-        if n == 0:
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         energies, counts, ground, visited = exact_ground_states(
             dense.q[None], np.array([dense.offset]), k,
             max_ground_states=max_ground_states, max_subsets=max_subsets, num_threads=num_threads,

@@ -125,8 +125,6 @@ class GreedySampler(dimod.Sampler):
         dense = bqm_to_dense(bqm)
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
-        if n == 0:
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         t1 = time.perf_counter_ns()
         states, _, _ = greedy_descent(dense.q[None], np.array([dense.offset]), k, num_threads=num_threads)
         t2 = time.perf_counter_ns()

@@ -13,8 +13,10 @@ Two kernels (``qfsel._core``, GIL released, parallel over reads and problems):
   every read ends with a *tabu polish*: steepest 1-swap descent that goes on
   as a swap tabu search (best non-tabu swap, uphill if need be; aspiration;
   ``core::tabu``'s tenures) until ``tabu_stall`` moves bring no new best
-  (default ``default_tabu_stall(n, k) = max(50, 8 k + n // 4)``), then the
-  best state seen, descended. Each move is ``O(k n / 8)`` vectorised.
+  (default ``default_tabu_stall(n, k, coupling_contrast(q)) = max(100, 16 k + n // 2)``
+  times ``clip(contrast / 4, 1, 2)``, re-tuned with ``qfsel.benchmark`` on six
+  generated families, see docs/benchmarks.md), then the best state seen,
+  descended. Each move is ``O(k n / 8)`` vectorised.
 
   Why: the annealer alone commits to a basin early. On explanation-shaped
   instances (``benches/sa_report.py``) 10 sweeps + plain descent reach the
@@ -72,7 +74,7 @@ from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import DenseQubo, bqm_to_dense, cardinality_from_cqm, check_cardinality
 
-__all__ = ["SimulatedAnnealingSampler", "simulated_annealing", "default_beta_range", "default_tabu_stall"]
+__all__ = ["SimulatedAnnealingSampler", "simulated_annealing", "default_beta_range", "default_tabu_stall", "coupling_contrast"]
 
 SCHEDULE_TYPES = ("geometric", "linear", "custom")
 #: Largest ``n`` kept dense regardless of sparsity; beyond it sparse BQMs go to CSR.
@@ -88,22 +90,68 @@ DEFAULT_SWEEPS_SWAP = 10
 SINGLE_PRECISION_MAX_RANGE: float = _core.SINGLE_PRECISION_MAX_RANGE
 
 
-def default_tabu_stall(n: int, k: int) -> int:
-    """Default stall limit of the swap kernel's final tabu polish: ``max(50, 8 k + n // 4)``.
+def default_tabu_stall(n: int, k: int, contrast: float | None = None) -> int:
+    """Default stall limit of the swap kernel's final tabu polish.
 
-    Measured (``benches/sa_report.py`` families, k = 16, one thread): reads at the best known
-    energy with ``4 k + n // 4`` / ``8 k + n // 4`` / ``12 k + n // 4``: explanation 95 / 98 / 99% at
-    K = 256 and 93 / 95 / 96% at K = 512; hard 93 / 98 / 99% and 88 / 92 / 97%; lognormal
-    84 / 90 / 93% and 88 / 92 / 95%. TTS99 is nearly flat over that range (explanation K = 256:
-    0.31 / 0.33 / 0.37 ms); ``8 k`` is the smallest that keeps >= 90% on all three families. The
-    limit grows with the neighbourhood (``k (n - k)`` swaps).
+    ``max(100, 16 k + n // 2)``, times ``clip(contrast / 4, 1, 2)`` when the problem's
+    :func:`coupling_contrast` is given (``simulated_annealing`` passes the largest of its batch).
+
+    Measured with ``qfsel.benchmark`` (docs/benchmarks.md, "Tuning the exactly-k annealer's
+    defaults"; 64 reads per instance, one thread). The previous default ``max(50, 8 k + n // 4)`` reached
+    the best known energy in 81-90% of reads on some tuning instances (explanation / redundant at
+    K = 512, k = 16); doubling it lifts every tuning family to >= 95% up to K = 512 at 1.3-2.3x the
+    read time. On the held-out families it still failed on ``grouped`` (near-duplicate maps: 72% on
+    one instance at K = 256, 50% at K = 1280) and on ``uniform`` at K = 1280 (78-92%); those
+    instances are the ones whose strongest coupling per map stands far above the typical one
+    (contrast 4-9 against 2-3.7 for the rest), and a longer polish is what helps them (more sweeps,
+    hotter or colder schedules do not), hence the contrast factor. Final validation on fresh
+    instances: >= 90% of reads in 22 of 24 family x size cells up to K = 1280 (not grouped K = 512,
+    77%, nor uniform K = 1280, 84%).
 
     Example:
-        >>> default_tabu_stall(256, 16)
-        192
+        >>> default_tabu_stall(256, 16), default_tabu_stall(256, 16, contrast=2.5), default_tabu_stall(256, 16, contrast=6.0)
+        (384, 384, 576)
     """
-    return max(50, 8 * int(k) + int(n) // 4)
+    base = max(100, 16 * int(k) + int(n) // 2)
+    if contrast is None or not np.isfinite(contrast):
+        return base if contrast is None else 2 * base
+    return int(round(base * min(2.0, max(1.0, float(contrast) / 4.0))))
 
+
+def coupling_contrast(q: np.ndarray, rows: int = 16) -> np.ndarray:
+    """Per dense QUBO ``q (B, n, n)``: how far each variable's strongest coupling stands above the typical one.
+
+    The median over (up to ``rows`` evenly spaced) variables of ``max_j |Q_ij|``, divided by the
+    median nonzero off-diagonal ``|Q_ij|`` of those rows (1 for problems without couplings). About
+    2-3.7 for explanation-shaped instances, ~4.5 for independent random maps, ~8 when maps come in
+    groups of near-duplicates.
+
+    Example:
+        >>> import numpy as np
+        >>> j = np.full((6, 6), 0.1); j[0, 1] = j[2, 3] = j[4, 5] = 0.8
+        >>> float(coupling_contrast(np.triu(j, 1)[None])[0])
+        8.0
+    """
+    qa = np.asarray(q, dtype=np.float64)
+    if qa.ndim == 2:
+        qa = qa[None]
+    b, n = qa.shape[0], qa.shape[-1]
+    if n < 2 or b == 0:
+        return np.ones(b)
+    idx = np.unique(np.linspace(0, n - 1, min(rows, n)).astype(np.int64))
+    r = np.abs(qa[:, idx, :])
+    r += np.abs(qa[:, :, idx]).transpose(0, 2, 1)  # full rows of the symmetric coupling (q is triangular)
+    r[:, np.arange(idx.size), idx] = 0.0
+    top = np.median(r.max(axis=2), axis=1)
+    flat = r.reshape(b, -1)
+    typical = np.median(flat, axis=1)
+    out = np.ones(b)
+    for i in np.flatnonzero(typical <= 0):  # mostly-zero couplings: the median of the nonzero ones
+        nz = flat[i][flat[i] > 0]
+        typical[i] = np.median(nz) if nz.size else 0.0
+    ok = typical > 0
+    out[ok] = top[ok] / typical[ok]
+    return out
 
 
 #: Coefficient magnitudes outside ``[2**-SCALE_EXPONENT, 2**SCALE_EXPONENT]`` are rescaled by a power of two.
@@ -295,10 +343,12 @@ def simulated_annealing(
         seed: reproducible seed (``None``: fresh).
         num_threads: threads (``None``/0: all cores); results do not depend on it.
         greedy_descent: end every read with steepest descent to a local minimum
-            (``None``: on for the swap kernel, off for single flips).
+            (``None``: on for the swap kernel, off for single flips: the plain anneal, which samples
+            the schedule's distribution; ``qfsel.solve`` turns it on for both).
         tabu_stall: swap kernel with ``greedy_descent``: the final descent continues as a short
             swap tabu search that stops after this many moves without a new best (``None``:
-            ``default_tabu_stall(n, k)``; 0: plain steepest 1-swap descent). Ignored otherwise.
+            ``default_tabu_stall(n, k, contrast)`` with the batch's largest
+            :func:`coupling_contrast`; 0: plain steepest 1-swap descent). Ignored otherwise.
         return_states: also return every read's final state ``(B, R, n)``.
 
     Returns:
@@ -342,7 +392,10 @@ def simulated_annealing(
         greedy_descent = k is not None
     tabu_stall = checked["tabu_stall"]
     if tabu_stall is None:
-        tabu_stall = default_tabu_stall(n, k) if k is not None else 0
+        if k is not None and greedy_descent and n > 1:
+            tabu_stall = default_tabu_stall(n, k, float(coupling_contrast(qa).max()))
+        else:
+            tabu_stall = default_tabu_stall(n, k) if k is not None else 0
     polish = tabu_stall if (k is not None and greedy_descent) else 0
     # Huge or tiny coefficients: anneal s*Q with betas/s (same dynamics, see _power_of_two_scales).
     scales = _power_of_two_scales(np.maximum(qa.max(axis=(1, 2)), -qa.min(axis=(1, 2)))) if qa.size else np.ones(b)
@@ -428,12 +481,15 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
     """Swap-move SA on the objective when ``batch.k`` is set, else single-flip SA on the QUBO.
 
     Defaults: with ``batch.k``, ``DEFAULT_SWEEPS_SWAP`` (10) sweeps from the swap beta range, then
-    a short swap tabu polish (stall ``default_tabu_stall(n, k)``) in every read; without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
-    sweeps. ``info["read_energies"]`` holds every read's energy (objective without penalty for the
-    swap kernel, which never leaves the feasible set).
+    a short swap tabu polish (stall ``default_tabu_stall(n, k, contrast)``) in every read; without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
+    sweeps. Every read ends in a local minimum (``greedy_descent`` defaults to on here, for single
+    flips too: an optimiser's reads should not end one flip above one). ``info["read_energies"]``
+    holds every read's energy (objective without penalty for the swap kernel, which never leaves
+    the feasible set).
     """
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False)
+    params.setdefault("greedy_descent", True)
     out = simulated_annealing(q, off, k=batch.k, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
                               num_threads=num_threads, beta_range=beta_range, **params)
     return _solution(batch, "sa", out, t0)
@@ -441,9 +497,11 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
 
 def _solve_sa_penalty(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | None = None, seed: int | None = None,
                       num_threads: int | None = None, beta_range: Any = None, **params: Any) -> Solution:
-    """Single-flip SA on the penalty QUBO (``batch.qubo()``); ``info["read_energies"]`` include the penalty."""
+    """Single-flip SA on the penalty QUBO (``batch.qubo()``), every read descended to a local minimum
+    (``greedy_descent`` defaults to on); ``info["read_energies"]`` include the penalty."""
     t0 = time.perf_counter()
     q, off = batch.qubo()
+    params.setdefault("greedy_descent", True)
     out = simulated_annealing(q, off, k=None, num_reads=num_reads, num_sweeps=num_sweeps, seed=seed,
                               num_threads=num_threads, beta_range=beta_range, **params)
     return _solution(batch, "sa-penalty", out, t0)
@@ -514,7 +572,8 @@ class SimulatedAnnealingSampler(dimod.Sampler):
     ) -> dimod.SampleSet:
         """Anneal ``bqm``; ``num_reads`` defaults to 1 (or the number of initial states),
         ``num_sweeps`` to 1000 (as dwave-samplers) for single flips and to ``DEFAULT_SWEEPS_SWAP``
-        with ``cardinality``; ``greedy_descent`` to on with ``cardinality``, else off; ``tabu_stall``
+        with ``cardinality``; ``greedy_descent`` to on with ``cardinality``, else off (a plain anneal, as
+        dwave-samplers); ``tabu_stall``
         (cardinality only) as in :func:`simulated_annealing`."""
         self.remove_unknown_kwargs(**kwargs)
         t0 = time.perf_counter_ns()

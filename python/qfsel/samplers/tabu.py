@@ -329,9 +329,6 @@ class TabuSampler(dimod.Sampler):
         n = dense.num_variables
         k = check_cardinality(cardinality, n)
         init, reads = _initial_states(dense, initial_states, initial_states_generator, num_reads)
-        if n == 0:
-            check_seed("seed", seed)
-            return dimod.SampleSet.from_samples_bqm(([], []), bqm, info={"timing": {"total_s": 0.0}})
         if init is not None and k is not None:
             ones = init.sum(axis=1)
             if np.any(ones != k):

@@ -78,7 +78,7 @@ fn exact_ground_states_batch<'py>(
                 py.check_signals()?;
                 start = end;
             }
-            results.push(acc.unwrap_or_else(|| e.run(0, 0)));
+            results.push(e.finish(acc.unwrap_or_else(|| e.run(0, 0))));
         }
     } else {
         use rayon::prelude::*;

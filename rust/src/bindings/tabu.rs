@@ -143,7 +143,11 @@ fn tabu_batch_py(
     }
     let timeout = match timeout_ms {
         None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t / 1000.0)),
+        // A positive timeout below the clock's nanosecond is one nanosecond (it was
+        // rounded to 0 and refused as "got 0"); one beyond Duration's range never expires.
+        Some(t) if t.is_finite() && t > 0.0 => {
+            Some(Duration::try_from_secs_f64(t / 1000.0).unwrap_or(Duration::MAX).max(Duration::from_nanos(1)))
+        }
         Some(t) => return Err(invalid("timeout", "a positive number of milliseconds", t)),
     };
     let params = TabuParams {

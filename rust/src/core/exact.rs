@@ -103,10 +103,17 @@ pub struct Enumerator<'a> {
     offset: f64,
     k: Option<usize>,
     tol: f64,
+    /// States stored during the walk: `keep`, or at least [`MIN_CANDIDATES`]
+    /// when the window is not 0 (the exact check needs the candidates).
     max_states: usize,
+    /// Ground states returned.
+    keep: usize,
     prefix_len: usize,
     prefixes: Vec<u64>,
 }
+
+/// Candidate ground states stored at least when [`window`] is not 0.
+pub const MIN_CANDIDATES: usize = 1024;
 
 impl<'a> Enumerator<'a> {
     /// Prepare the search of `q` (`n x n` upper-triangular), optionally with
@@ -149,9 +156,10 @@ impl<'a> Enumerator<'a> {
             }
             None => {}
         }
-        let scale: f64 = q.iter().map(|v| v.abs()).sum::<f64>() + offset.abs();
-        // Relative only: an absolute floor would merge every state of a tiny-scale problem (|Q| ~ 1e-40).
-        let tol = 1e-10 * scale;
+        if !(q.iter().map(|v| v * 0.0).sum::<f64>() + offset * 0.0).is_finite() {
+            return Err(CoreError::invalid("q", "expected finite coefficients, got a NaN or infinite value"));
+        }
+        let tol = window(q, n, offset);
         let prefix_len = if n <= 16 { 0 } else { (n - 12).min(12) };
         let mut prefixes = Vec::new();
         for p in 0u64..(1u64 << prefix_len) {
@@ -169,7 +177,8 @@ impl<'a> Enumerator<'a> {
             offset,
             k,
             tol,
-            max_states: max_states.max(1),
+            max_states: if tol > 0.0 { max_states.max(MIN_CANDIDATES) } else { max_states.max(1) },
+            keep: max_states.max(1),
             prefix_len,
             prefixes,
         })
@@ -179,9 +188,43 @@ impl<'a> Enumerator<'a> {
         self.prefixes.len()
     }
 
-    /// Energies within this tolerance of the minimum count as ground states.
+    /// Width of the window of candidate ground states (see [`window`]); 0 when
+    /// every energy is computed exactly.
     pub fn tolerance(&self) -> f64 {
         self.tol
+    }
+
+    /// Keep, of the candidates a finished search stored, exactly those whose
+    /// energy equals the least one, compared without rounding
+    /// ([`compare_energies`]); `energy` becomes that minimum, faithfully
+    /// rounded; at most `max_states` of them are returned. Exact as long as
+    /// every candidate was stored (at most `max(max_states, MIN_CANDIDATES)`
+    /// states within the window); `count` counts unstored candidates
+    /// unchecked. Call once, after the last [`Enumerator::merge`].
+    pub fn finish(&self, mut gs: GroundStates) -> GroundStates {
+        let n = self.n;
+        if self.tol == 0.0 || gs.count == 0 || n == 0 {
+            gs.states.truncate(self.keep * n);
+            return gs;
+        }
+        let states: Vec<&[u8]> = gs.states.chunks(n).collect();
+        let mut best = 0;
+        for (i, x) in states.iter().enumerate().skip(1) {
+            if compare_energies(self.q, n, x, states[best]) == std::cmp::Ordering::Less {
+                best = i;
+            }
+        }
+        let kept: Vec<u8> = states
+            .iter()
+            .filter(|x| compare_energies(self.q, n, x, states[best]) == std::cmp::Ordering::Equal)
+            .flat_map(|x| x.iter().copied())
+            .collect();
+        let removed = (states.len() - kept.len() / n) as u64;
+        gs.energy = exact_energy(self.q, n, self.offset, states[best]);
+        gs.count -= removed;
+        gs.states = kept;
+        gs.states.truncate(self.keep * n);
+        gs
     }
 
     /// Run tasks `start..end` (in parallel on the current rayon pool).
@@ -206,7 +249,7 @@ impl<'a> Enumerator<'a> {
             let part = self.run_prefix(p);
             out.merge(part, self.tol, self.max_states);
         }
-        out
+        self.finish(out)
     }
 
     /// Merge a later chunk's result into an earlier one.
@@ -214,9 +257,9 @@ impl<'a> Enumerator<'a> {
         acc.merge(part, self.tol, self.max_states);
     }
 
-    /// Run every task.
+    /// Run every task (and [`Enumerator::finish`]).
     pub fn run_all(&self) -> GroundStates {
-        self.run(0, self.num_tasks())
+        self.finish(self.run(0, self.num_tasks()))
     }
 
     fn run_prefix(&self, prefix: u64) -> GroundStates {
@@ -244,6 +287,100 @@ impl<'a> Enumerator<'a> {
         walk.dfs(self.prefix_len, e, c);
         walk.best
     }
+}
+
+/// Width of the window of candidate ground states of `q` (finite,
+/// upper-triangular `n x n`) and `offset`.
+///
+/// A walk computes each energy as a sum of at most `2n` rounded additions of
+/// coefficients (a field is a sum of up to `n - 1` of them, a step adds
+/// `Q_tt` and that field, the energy adds up to `n` steps), so its error is
+/// at most `Delta = n 2^-52 S` (the classic `gamma_{2n}` bound), where `S =
+/// sum |Q_ij| + |offset|` bounds the coefficients in any one sum. Every
+/// ground state is then computed within `2 Delta` of the least computed
+/// energy; the window is `(4n + 8) 2^-52 S`, twice that. Its candidates are
+/// told apart exactly by [`Enumerator::finish`].
+///
+/// 0 when every partial sum is exact: all coefficients are multiples of a
+/// power of two `2^p` and `S <= 2^(53 + p)` (integers, halves, ... of
+/// moderate size), so each sum is an integer multiple of `2^p` that `f64`
+/// holds exactly.
+pub fn window(q: &[f64], n: usize, offset: f64) -> f64 {
+    let mut s = offset.abs();
+    let mut low = i32::MAX;
+    let mut note = |v: f64| {
+        if v != 0.0 {
+            let bits = v.to_bits();
+            let (exp, mant) = (((bits >> 52) & 0x7ff) as i32, bits & ((1u64 << 52) - 1));
+            let (m, e) = if exp == 0 { (mant, -1074) } else { (mant | (1u64 << 52), exp - 1075) };
+            low = low.min(e + m.trailing_zeros() as i32);
+        }
+    };
+    note(offset);
+    for a in 0..n {
+        for &v in &q[a * n + a..(a + 1) * n] {
+            s += v.abs();
+            note(v);
+        }
+    }
+    if low == i32::MAX || s * (1.0 + 1e-12) <= 2f64.powi(53 + low) {
+        return 0.0;
+    }
+    (4 * n + 8) as f64 * f64::EPSILON * s
+}
+
+/// Error-free running sum (Shewchuk's expansion, as `math.fsum` keeps it):
+/// `partials` are non-overlapping, by increasing magnitude, and add up to the
+/// exact sum of every value added.
+fn add_exact(partials: &mut Vec<f64>, mut x: f64) {
+    let mut i = 0;
+    for j in 0..partials.len() {
+        let mut y = partials[j];
+        if x.abs() < y.abs() {
+            std::mem::swap(&mut x, &mut y);
+        }
+        let hi = x + y;
+        let lo = y - (hi - x);
+        if lo != 0.0 {
+            partials[i] = lo;
+            i += 1;
+        }
+        x = hi;
+    }
+    partials.truncate(i);
+    partials.push(x);
+}
+
+/// `sign * Q_ij` for the coefficients of the energy of `x` (upper triangle, offset excluded).
+fn add_terms(partials: &mut Vec<f64>, q: &[f64], n: usize, x: &[u8], sign: f64) {
+    for a in (0..n).filter(|&a| x[a] != 0) {
+        add_exact(partials, sign * q[a * n + a]);
+        for b in (a + 1..n).filter(|&b| x[b] != 0) {
+            add_exact(partials, sign * q[a * n + b]);
+        }
+    }
+}
+
+/// The exact order of the energies of `x` and `y` (the real-number sums of
+/// their coefficients, no rounding).
+pub fn compare_energies(q: &[f64], n: usize, x: &[u8], y: &[u8]) -> std::cmp::Ordering {
+    let mut p = Vec::new();
+    add_terms(&mut p, q, n, x, 1.0);
+    add_terms(&mut p, q, n, y, -1.0);
+    // Non-overlapping partials: the largest nonzero one decides the sign.
+    match p.iter().rev().find(|v| **v != 0.0) {
+        None => std::cmp::Ordering::Equal,
+        Some(v) if *v < 0.0 => std::cmp::Ordering::Less,
+        Some(_) => std::cmp::Ordering::Greater,
+    }
+}
+
+/// The energy of `x` from its exact sum, rounded once per partial (faithful).
+pub fn exact_energy(q: &[f64], n: usize, offset: f64, x: &[u8]) -> f64 {
+    let mut p = Vec::new();
+    add_exact(&mut p, offset);
+    add_terms(&mut p, q, n, x, 1.0);
+    p.iter().sum()
 }
 
 struct Walk<'a> {
@@ -426,6 +563,105 @@ mod tests {
             ground_states(&q[..4], 2, 0.0, Some(3), 1),
             Err(CoreError::InvalidArgument { .. })
         ));
+    }
+
+    /// Brute force with exact comparisons: the least energy and every state reaching it exactly.
+    fn brute_exact(q: &[f64], n: usize, k: Option<usize>) -> Vec<Vec<u8>> {
+        let mut best: Vec<Vec<u8>> = Vec::new();
+        for s in 0u64..(1 << n) {
+            if k.is_some_and(|k| s.count_ones() as usize != k) {
+                continue;
+            }
+            let x: Vec<u8> = (0..n).map(|i| ((s >> i) & 1) as u8).collect();
+            match best.first().map(|b| compare_energies(q, n, &x, b)) {
+                None | Some(std::cmp::Ordering::Less) => best = vec![x],
+                Some(std::cmp::Ordering::Equal) => best.push(x),
+                Some(std::cmp::Ordering::Greater) => {}
+            }
+        }
+        best
+    }
+
+    fn diag(v: &[f64]) -> Vec<f64> {
+        let n = v.len();
+        let mut q = vec![0.0; n * n];
+        for (i, &d) in v.iter().enumerate() {
+            q[i * n + i] = d;
+        }
+        q
+    }
+
+    #[test]
+    fn wide_spread_of_coefficients_keeps_the_true_optimum() {
+        // Issue 8: a 1e10 coefficient widened the tolerance to ~1 and merged
+        // energies 1.05 apart ("ground states" of different energies).
+        for scale in [1.0, 0.3] {
+            let v: Vec<f64> = [-1e10, -1.0, -0.5].iter().map(|x| x * scale).collect();
+            let gs = ground_states(&diag(&v), 3, 0.0, None, 16).unwrap();
+            assert_eq!((gs.count, gs.states.clone()), (1, vec![1, 1, 1]), "scale {scale}");
+            assert_eq!(gs.energy, exact_energy(&diag(&v), 3, 0.0, &[1, 1, 1]));
+            assert!((gs.energy - v.iter().sum::<f64>()).abs() < 1e-6);
+            let v: Vec<f64> = [-1e10, -1.0, -0.5, -0.3].iter().map(|x| x * scale).collect();
+            let gs = ground_states(&diag(&v), 4, 0.0, Some(3), 16).unwrap();
+            assert_eq!((gs.count, gs.states.clone()), (1, vec![1, 1, 1, 0]), "scale {scale}");
+        }
+        // Dyadic coefficients: every sum exact, no window at all.
+        assert_eq!(window(&diag(&[-1e10, -1.0, -0.5]), 3, 0.0), 0.0);
+        assert!(window(&diag(&[-0.3, -0.1]), 2, 0.0) > 0.0);
+    }
+
+    #[test]
+    fn spreads_up_to_1e9_match_exact_brute_force() {
+        let mut r = Xoshiro256PlusPlus::seed_from_u64(11);
+        for trial in 0..40 {
+            let n = 3 + trial % 8;
+            let mut q = vec![0.0; n * n];
+            for a in 0..n {
+                for b in a..n {
+                    // Magnitudes log-uniform over 1e-9..1, random signs; a few exact ties.
+                    let m = 10f64.powf(r.gen_range(-9.0..0.0));
+                    q[a * n + b] = if r.gen_range(0..4) == 0 { 0.0 } else if r.gen_bool(0.5) { m } else { -m };
+                }
+            }
+            if trial % 3 == 0 {
+                q[0] = q[n + 1]; // two variables alike: degenerate optima possible
+            }
+            for k in [None, Some(n / 2)] {
+                let want = brute_exact(&q, n, k);
+                let gs = ground_states(&q, n, 0.0, k, usize::MAX).unwrap();
+                let mut got: Vec<Vec<u8>> = gs.states.chunks(n).map(|c| c.to_vec()).collect();
+                got.sort();
+                let mut want = want;
+                want.sort();
+                assert_eq!(got, want, "trial {trial} k={k:?}");
+                assert_eq!(gs.count as usize, got.len());
+                assert_eq!(gs.energy, exact_energy(&q, n, 0.0, &got[0]));
+            }
+        }
+    }
+
+    #[test]
+    fn degenerate_states_of_inexact_coefficients_stay_together() {
+        // 0.1 and 0.7 are not dyadic: the walk rounds, the exact check still
+        // finds the permutation-symmetric optima equal (same coefficients).
+        let n = 4;
+        let mut q = diag(&[-0.7, -0.7, -0.7, 0.1]);
+        q[1] = 0.1; // (0, 1)
+        q[n + 2] = 0.1; // (1, 2)
+        q[2] = 0.1; // (0, 2)
+        let gs = ground_states(&q, n, 0.1, Some(2), 16).unwrap();
+        assert_eq!(gs.count, 3);
+        assert!(window(&q, n, 0.1) > 0.0);
+    }
+
+    #[test]
+    fn non_finite_coefficients_are_an_error() {
+        for bad in [f64::NAN, f64::INFINITY] {
+            let mut q = diag(&[1.0, 2.0]);
+            q[1] = bad;
+            assert!(matches!(ground_states(&q, 2, 0.0, None, 1), Err(CoreError::InvalidArgument { .. })));
+            assert!(matches!(ground_states(&diag(&[1.0]), 1, bad, Some(1), 1), Err(CoreError::InvalidArgument { .. })));
+        }
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub struct Dense {
     /// `W` row-major `n x n`, symmetric, zero diagonal.
     pub w: Vec<f64>,
     pub offset: f64,
-    /// Moves must improve by more than this to count (rounding guard).
+    /// `R_i = |a_i| + sum_j |W_ij|`: bounds every partial sum of field `f_i`.
+    pub row_abs: Vec<f64>,
+    /// Energy comparisons of a long search (tabu's new best, elite states)
+    /// count differences above this: `(4n + 64) 2^-52 max_i R_i`, a bound on
+    /// the rounding of fields and energies kept incrementally over many moves.
     pub tol: f64,
 }
 
@@ -80,9 +84,20 @@ impl Dense {
     }
 
     fn from_parts(n: usize, diag: Vec<f64>, w: Vec<f64>, offset: f64) -> Self {
-        let scale = diag.iter().map(|v| v.abs()).fold(0.0, f64::max)
-            + w.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        Dense { n, diag, w, offset, tol: 1e-12 * scale.max(1e-300) * (n.max(1) as f64) }
+        let row_abs: Vec<f64> = (0..n).map(|i| diag[i].abs() + w[i * n..(i + 1) * n].iter().map(|v| v.abs()).sum::<f64>()).collect();
+        let scale = row_abs.iter().cloned().fold(0.0, f64::max);
+        let tol = ((4 * n + 64) as f64 * f64::EPSILON * scale).max(f64::MIN_POSITIVE);
+        Dense { n, diag, w, offset, row_abs, tol }
+    }
+
+    /// Rounding bound of the field `f_i` computed afresh and updated by at
+    /// most `n` moves since: each of its `<= 3n` roundings errs by at most
+    /// `2^-53 R_i`. A flip of `i` improves for sure when its computed change
+    /// is below `-flip_tol(i)`, and only then counts (a global tolerance
+    /// scaled by the largest coefficient hid the improvements of small ones).
+    #[inline]
+    pub fn flip_tol(&self, i: usize) -> f64 {
+        (2 * self.n + 4) as f64 * f64::EPSILON * self.row_abs[i]
     }
 
     #[inline]
@@ -226,6 +241,12 @@ pub fn best_flip(s: &LocalState) -> Option<(usize, f64)> {
 
 /// The best swap `(i out, j in, delta)`; `None` when no swap exists.
 pub fn best_swap(p: &Dense, s: &LocalState) -> Option<(usize, usize, f64)> {
+    best_swap_below(p, s, |_, _| f64::INFINITY)
+}
+
+/// The best swap whose change is below `-bound(i, j)` (lowest indices on ties).
+#[inline]
+fn best_swap_below(p: &Dense, s: &LocalState, bound: impl Fn(usize, usize) -> f64) -> Option<(usize, usize, f64)> {
     let n = p.n;
     let mut best: Option<(usize, usize, f64)> = None;
     for i in 0..n {
@@ -239,7 +260,7 @@ pub fn best_swap(p: &Dense, s: &LocalState) -> Option<(usize, usize, f64)> {
                 continue;
             }
             let d = s.f[j] - fi - r[j];
-            if best.map_or(true, |(_, _, b)| d < b) {
+            if d < -bound(i, j) && best.map_or(true, |(_, _, b)| d < b) {
                 best = Some((i, j, d));
             }
         }
@@ -247,30 +268,47 @@ pub fn best_swap(p: &Dense, s: &LocalState) -> Option<(usize, usize, f64)> {
     best
 }
 
-/// Steepest single-flip descent until no flip lowers the energy by more than
-/// `p.tol`. Returns the number of flips made.
+/// The flip that lowers the energy most among those that lower it for sure
+/// (`delta < -flip_tol(i)`), lowest index on ties.
+fn best_sure_flip(p: &Dense, s: &LocalState) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for i in 0..p.n {
+        let d = s.flip_delta(i);
+        if d < -p.flip_tol(i) && best.map_or(true, |(_, b)| d < b) {
+            best = Some((i, d));
+        }
+    }
+    best
+}
+
+/// Steepest single-flip descent: the best flip that surely lowers the energy
+/// (its change below `-flip_tol(i)`, a bound on that variable's own rounding),
+/// until there is none. Fields are recomputed every `n` moves to keep the
+/// bound. Returns the number of flips made.
 pub fn descend_flip(p: &Dense, s: &mut LocalState) -> usize {
     let mut moves = 0;
-    while let Some((i, d)) = best_flip(s) {
-        if d >= -p.tol {
-            break;
-        }
+    while let Some((i, _)) = best_sure_flip(p, s) {
         s.flip(p, i);
         moves += 1;
+        if moves % p.n.max(1) == 0 {
+            s.refresh(p);
+        }
     }
     moves
 }
 
-/// Steepest swap descent (keeps the number of ones) until no swap lowers the
-/// energy by more than `p.tol`. Returns the number of swaps made.
+/// Steepest swap descent (keeps the number of ones): the best swap whose
+/// change is below `-(flip_tol(i) + flip_tol(j) + 2^-52 |W_ij|)`, until
+/// there is none; fields recomputed every `n` moves. Returns the number of swaps made.
 pub fn descend_swap(p: &Dense, s: &mut LocalState) -> usize {
     let mut moves = 0;
-    while let Some((i, j, d)) = best_swap(p, s) {
-        if d >= -p.tol {
-            break;
-        }
+    let n = p.n;
+    while let Some((i, j, _)) = best_swap_below(p, s, |i, j| p.flip_tol(i) + p.flip_tol(j) + f64::EPSILON * p.w[i * n + j].abs()) {
         s.swap(p, i, j);
         moves += 1;
+        if moves % n.max(1) == 0 {
+            s.refresh(p);
+        }
     }
     moves
 }
@@ -282,15 +320,17 @@ pub fn construct(p: &Dense, k: Option<usize>) -> LocalState {
     let mut s = LocalState::zeros(p);
     let target = k.unwrap_or(p.n).min(p.n);
     while s.ones < target {
+        // With k: the cheapest inclusion; without: the cheapest that surely lowers E.
         let mut best: Option<(usize, f64)> = None;
         for j in 0..p.n {
-            if s.x[j] == 0 && best.map_or(true, |(_, b)| s.f[j] < b) {
+            let sure = k.is_some() || s.f[j] < -p.flip_tol(j);
+            if s.x[j] == 0 && sure && best.map_or(true, |(_, b)| s.f[j] < b) {
                 best = Some((j, s.f[j]));
             }
         }
         match best {
-            Some((j, d)) if k.is_some() || d < -p.tol => s.flip(p, j),
-            _ => break,
+            Some((j, _)) => s.flip(p, j),
+            None => break,
         }
     }
     s

@@ -37,8 +37,9 @@
 //!   alone commits to a basin early: on explanation-shaped instances 10 sweeps
 //!   and a descent reach the best known energy in 49% of reads at K = 256 (k = 16),
 //!   28% at K = 512, and 1000-2000 sweeps only 63-83% (the misses are local
-//!   minima 2-5 swaps from the best). With the default stall
-//!   (`max(50, 8k + n/4)`, set in Python) the polish lifts that to 98% / 94%
+//!   minima 2-5 swaps from the best). With the stall `max(50, 8k + n/4)` (the
+//!   default until issue 13; now `max(100, 16k + n/2)` times a coupling-contrast
+//!   factor, set in Python: docs/benchmarks.md section 7) the polish lifts that to 98% / 94%
 //!   (hard family 98% / 90%) at 6-8x the read time. TTS99 at K = 512 drops
 //!   from 1.1-1.5 to 0.93 ms (hard: 2.9-4.8 to 1.4 ms); at K = 256 it rises
 //!   from 0.22-0.31 to 0.31 ms (hard: falls from 0.5-0.6 to 0.37 ms), the

@@ -18,6 +18,12 @@ pub trait Couplings<F: Real>: Sync {
     fn energy(&self, x: &[u8]) -> f64;
     /// Energy changes smaller than this count as zero (rounding of the fields).
     fn tolerance(&self) -> F;
+    /// Per variable: a flip of `i` whose change is smaller than `tol_i` counts
+    /// as zero. Rounding of field `i` scales with row `i`'s coefficients, not
+    /// the largest of the problem, whose tolerance would hide the changes of
+    /// small variables beside huge ones ([`Couplings::tolerance`] for the
+    /// largest row).
+    fn flip_tolerances(&self) -> &[F];
     /// This model as a dense `f32` one, the kind [`anneal_flip_lanes`](super::anneal_flip_lanes) runs.
     fn as_dense_f32(&self) -> Option<&DenseModel<'_, f32>> {
         None
@@ -33,6 +39,8 @@ pub struct DenseModel<'a, F: Real> {
     pub(super) q: &'a [f64],
     pub(super) offset: f64,
     pub(super) tol: F,
+    /// [`Couplings::flip_tolerances`], computed on first use (an `O(n^2)` pass).
+    row_tol: std::sync::OnceLock<Vec<F>>,
 }
 
 impl<'a, F: Real> DenseModel<'a, F> {
@@ -93,7 +101,7 @@ impl<'a, F: Real> DenseModel<'a, F> {
         // |W_ab| <= 2 max |Q|: the scale of the rounding tolerance.
         let scale = 2.0 * qmax;
         let tol = F::from_f64(tolerance_for::<F>(scale, n));
-        Ok(DenseModel { n, diag, w, q, offset, tol })
+        Ok(DenseModel { n, diag, w, q, offset, tol, row_tol: std::sync::OnceLock::new() })
     }
 
     /// Row `i` of the symmetric couplings.
@@ -172,6 +180,18 @@ impl<F: Real> Couplings<F> for DenseModel<'_, F> {
     fn tolerance(&self) -> F {
         self.tol
     }
+    fn flip_tolerances(&self) -> &[F] {
+        self.row_tol.get_or_init(|| {
+            let n = self.n;
+            (0..n)
+                .map(|i| {
+                    let d = 2.0 * self.diag[i].to_f64().abs();
+                    let m = self.row(i).iter().fold(d, |m, v| m.max(v.to_f64().abs()));
+                    F::from_f64(tolerance_for::<F>(m, n))
+                })
+                .collect()
+        })
+    }
     fn as_dense_f32(&self) -> Option<&DenseModel<'_, f32>> {
         F::dense_f32(self)
     }
@@ -189,6 +209,7 @@ pub struct CsrModel<F: Real> {
     edges: Vec<(u32, u32, f64)>,
     offset: f64,
     tol: F,
+    row_tol: Vec<F>,
 }
 
 impl<F: Real> CsrModel<F> {
@@ -230,6 +251,12 @@ impl<F: Real> CsrModel<F> {
             }
         }
         let max_deg = (0..n).map(|i| indptr[i + 1] - indptr[i]).max().unwrap_or(0);
+        let row_tol = (0..n)
+            .map(|i| {
+                let m = data[indptr[i]..indptr[i + 1]].iter().fold(linear[i].abs(), |m, v| m.max(v.to_f64().abs()));
+                F::from_f64(tolerance_for::<F>(m, max_deg + 1))
+            })
+            .collect();
         Ok(CsrModel {
             n,
             diag: linear.iter().map(|&v| F::from_f64(v)).collect(),
@@ -240,6 +267,7 @@ impl<F: Real> CsrModel<F> {
             edges,
             offset,
             tol: F::from_f64(tolerance_for::<F>(scale, max_deg + 1)),
+            row_tol,
         })
     }
 }
@@ -288,6 +316,9 @@ impl<F: Real> Couplings<F> for CsrModel<F> {
     }
     fn tolerance(&self) -> F {
         self.tol
+    }
+    fn flip_tolerances(&self) -> &[F] {
+        &self.row_tol
     }
 }
 

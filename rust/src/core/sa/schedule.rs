@@ -46,11 +46,11 @@ pub const HOT_QUANTILE: f64 = 0.1;
 /// fewer accepted moves).
 pub const SWAP_HOT_ODDS: f64 = 8.0;
 
-fn range_from_deltas(deltas: impl Iterator<Item = f64>, hot_odds: f64) -> (f64, f64) {
+/// The range from the energy changes `deltas`; `None` when none is nonzero.
+fn range_from_deltas(deltas: impl Iterator<Item = f64>, hot_odds: f64) -> Option<(f64, f64)> {
     let mut nz: Vec<f64> = deltas.map(f64::abs).filter(|d| *d > 0.0 && d.is_finite()).collect();
     if nz.is_empty() {
-        // Every move is free: any temperature samples uniformly.
-        return (0.1, 1.0);
+        return None;
     }
     let max = nz.iter().cloned().fold(0.0, f64::max);
     let min = nz.iter().cloned().fold(f64::INFINITY, f64::min).max(1e-3 * max);
@@ -58,7 +58,32 @@ fn range_from_deltas(deltas: impl Iterator<Item = f64>, hot_odds: f64) -> (f64, 
     let typical = *nz.select_nth_unstable_by(at, |a, b| a.partial_cmp(b).unwrap()).1;
     let b0 = hot_odds.ln() / typical;
     let b1 = ((100.0f64).ln() / min).max(b0);
-    (b0, b1)
+    Some((b0, b1))
+}
+
+/// Range of a problem without a nonzero change at its local minimum
+/// (every single move there is free, e.g. no linear terms): the scale comes
+/// from the couplings, the changes a second move makes (a fixed range such as
+/// (0.1, 1) anneals a problem of couplings ~0.01 hot to the end and one of
+/// couplings ~100 frozen from the start). No couplings either: every state has
+/// the same energy, any range samples them alike.
+fn range_from_couplings(mags: impl Iterator<Item = f64>, hot_odds: f64) -> (f64, f64) {
+    range_from_deltas(mags, hot_odds).unwrap_or((0.1, 1.0))
+}
+
+/// About 8k magnitudes of the couplings of `c`: whole rows, evenly spaced.
+fn coupling_sample<F: Real, C: Couplings<F>>(c: &C) -> Vec<f64> {
+    let n = c.n();
+    let mut out = Vec::new();
+    let mut f = vec![F::ZERO; n];
+    let rows = n.min((8192 / n.max(1)).max(1));
+    for t in 0..rows {
+        let i = t * n / rows;
+        c.add_row(i, &mut f);
+        out.extend(f.iter().map(|v| v.to_f64()).filter(|v| *v != 0.0));
+        f.iter_mut().for_each(|v| *v = F::ZERO);
+    }
+    out
 }
 
 /// Default `(beta0, beta1)` of the flip annealer (see the module docs).
@@ -69,6 +94,7 @@ pub fn default_beta_range_flip<F: Real, C: Couplings<F>>(c: &C) -> (f64, f64) {
     descend_flip(c, &mut x, &mut f);
     let diag = c.diag();
     range_from_deltas((0..n).map(|i| (diag[i] + f[i]).to_f64()), 2.0)
+        .unwrap_or_else(|| range_from_couplings(coupling_sample(c).into_iter(), 2.0))
 }
 
 /// The `k` variables with the lowest `Q_ii` (ties: lower index).
@@ -93,7 +119,7 @@ pub fn default_beta_range_swap<F: Real>(m: &DenseModel<'_, F>, k: usize) -> (f64
 /// step costs `O(k n)` contiguous work plus one strided column read.
 pub fn default_beta_range_swap_q(q: &[f64], n: usize, k: usize) -> (f64, f64) {
     if k == 0 || k >= n {
-        return (0.1, 1.0);
+        return (0.1, 1.0); // no move at all
     }
     let w_row = |i: usize, out: &mut [f64]| {
         for v in 0..n {
@@ -170,7 +196,11 @@ pub fn default_beta_range_swap_q(q: &[f64], n: usize, k: usize) -> (f64, f64) {
             }
         }
     }
-    range_from_deltas(deltas.into_iter(), SWAP_HOT_ODDS)
+    range_from_deltas(deltas.into_iter(), SWAP_HOT_ODDS).unwrap_or_else(|| {
+        let step = (n * n / 8192).max(1);
+        let w = (0..n * n).step_by(step).filter(|&t| t / n != t % n).map(|t| q[t] + q[(t % n) * n + t / n]);
+        range_from_couplings(w, SWAP_HOT_ODDS)
+    })
 }
 
 /// Geometric schedule of `num` betas from `b0` to `b1` (one beta: `b1`).

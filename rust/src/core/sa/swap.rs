@@ -3,7 +3,7 @@
 use rand::RngCore;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::model::{fields_of, DenseModel};
+use super::model::{fields_of, Couplings, DenseModel};
 use super::real::Real;
 use super::{below, has_avx2, metropolis};
 
@@ -147,27 +147,33 @@ fn min_diff<F: Real>(d: &[F], w: &[F]) -> F {
     best
 }
 
-/// The best swap `(a, j, delta)` (slot in `sel`, unselected index), if one
-/// improves by more than `-below_delta`. `d[v] = Q_vv + f_v` for unselected
-/// `v` and a huge value for selected ones, so the inner minimum over all `v`
-/// is contiguous and vectorised (`O(k n / 8)` per pass).
+/// The best swap `(a, j, delta)` (slot in `sel`, unselected index) among
+/// those that surely improve: `delta < -(tol_i + tol_j)` with the per-variable
+/// rounding bounds `tol` ([`Couplings::flip_tolerances`]; a tolerance scaled by
+/// the largest coefficient hid the swaps of small variables beside huge
+/// ones). `d[v] = Q_vv + f_v` for unselected `v` and a huge value for selected
+/// ones, so the inner minimum over all `v` is contiguous and vectorised
+/// (`O(k n / 8)` per pass); for each `i`, the entering `j` is its row's first
+/// minimiser, looked up only when `i` would beat the best so far.
 #[inline(always)]
-fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], d: &[F], below_delta: F) -> Option<(usize, usize, F)> {
-    let mut best = below_delta;
+fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], d: &[F], tol: &[F]) -> Option<(usize, usize, F)> {
+    let mut best = F::ZERO;
     let mut arg = None;
     for (a, &i) in s.sel.iter().enumerate() {
         let i = i as usize;
-        let low = min_diff(d, m.row(i));
+        let wi = m.row(i);
+        let low = min_diff(d, wi);
         let delta = low - (m.diag[i] + f[i]);
-        if delta < best {
-            best = delta;
-            arg = Some((a, low));
+        if delta < best && delta < -tol[i] {
+            // The first index reaching the row minimum (same arithmetic as min_diff).
+            let Some(j) = (0..m.n).find(|&v| d[v] - wi[v] <= low) else { continue };
+            if delta < -(tol[i] + tol[j]) {
+                best = delta;
+                arg = Some((a, j));
+            }
         }
     }
-    let (a, low) = arg?;
-    let wi = m.row(s.sel[a] as usize);
-    // The first index reaching the row minimum (same arithmetic as min_diff).
-    let j = (0..m.n).find(|&v| d[v] - wi[v] <= low)?;
+    let (a, j) = arg?;
     Some((a, j, best))
 }
 
@@ -183,7 +189,7 @@ fn unselected_costs<F: Real>(m: &DenseModel<'_, F>, x: &[u8], f: &[F], d: &mut [
 /// Steepest 1-swap descent to a local minimum (fields must match `x`).
 #[inline(always)]
 pub(super) fn descend_swap<F: Real>(m: &DenseModel<'_, F>, s: &mut Subsets, x: &mut [u8], f: &mut [F]) {
-    let tol = -m.tol;
+    let tol = m.flip_tolerances();
     let mut d = vec![F::ZERO; m.n];
     for _ in 0..4 * m.n + 16 {
         unselected_costs(m, x, f, &mut d);

@@ -214,3 +214,86 @@ fn schedules() {
     assert_eq!(linear(1.0, 3.0, 3), vec![1.0, 2.0, 3.0]);
     assert_eq!(geometric(1.0, 2.0, 1), vec![2.0]);
 }
+
+#[test]
+fn default_ranges_follow_the_couplings_when_every_move_is_free() {
+    // No linear terms and nonnegative couplings (beta = 0 in qfsel's problem):
+    // all zeros is a local minimum where every flip is free. The range must
+    // still scale with the couplings (it was a fixed (0.1, 1)).
+    let n = 12;
+    let base: Vec<f64> = {
+        let mut q = random_q(n, 21);
+        for a in 0..n {
+            q[a * n + a] = 0.0;
+            for b in a + 1..n {
+                q[a * n + b] = q[a * n + b].abs();
+            }
+        }
+        q
+    };
+    let mut seen = Vec::new();
+    for s in [1e-3, 1.0, 1e3] {
+        let q: Vec<f64> = base.iter().map(|v| v * s).collect();
+        let m = DenseModel::<f64>::new(&q, n, 0.0).unwrap();
+        let (b0, b1) = default_beta_range_flip(&m);
+        let (c0, c1) = default_beta_range_swap(&m, 4);
+        seen.push([b0 * s, b1 * s, c0 * s, c1 * s]);
+    }
+    for r in &seen[1..] {
+        for (a, b) in r.iter().zip(&seen[0]) {
+            assert!((a / b - 1.0).abs() < 1e-9, "{seen:?}");
+        }
+    }
+    assert!(seen[0][0] < seen[0][1]);
+}
+
+#[test]
+fn descent_flips_small_variables_beside_huge_ones() {
+    // A global tolerance scaled by the 1e15 coefficient (~ 0.2 in f64) hid the
+    // -0.1 change of variable 2; per-variable tolerances do not.
+    let n = 4;
+    let mut q = vec![0.0; n * n];
+    q[0] = -1e15;
+    q[n + 1] = 0.5;
+    q[2 * n + 2] = -0.1;
+    q[1] = -0.6; // (0, 1): with 0 on, 1 lowers E by 0.1 as well
+    for single in [false, true] {
+        let mut x = vec![1u8, 0, 0, 0];
+        if single {
+            let q32: Vec<f64> = q.iter().map(|&v: &f64| if v.abs() > 1e6 { v.signum() * 1e6 } else { v }).collect();
+            let m = DenseModel::<f32>::new(&q32, n, 0.0).unwrap();
+            let mut f = vec![0.0f32; n];
+            fields_of(&m, &x, &mut f);
+            descend_flip(&m, &mut x, &mut f);
+        } else {
+            let m = DenseModel::<f64>::new(&q, n, 0.0).unwrap();
+            let mut f = vec![0.0f64; n];
+            fields_of(&m, &x, &mut f);
+            descend_flip(&m, &mut x, &mut f);
+        }
+        assert_eq!(x, vec![1, 1, 1, 0], "single={single}");
+    }
+}
+
+#[test]
+fn swap_descent_swaps_small_variables_beside_huge_ones() {
+    // k = 2 with variable 0 (-1e15) always in: swapping 1 out for 2 gains 1, which a
+    // tolerance scaled by 1e15 (~2.6) hid.
+    let n = 6;
+    let mut q = vec![0.0; n * n];
+    q[0] = -1e15;
+    q[2 * n + 2] = -1.0;
+    q[3 * n + 3] = -0.5;
+    q[n + 4] = 0.3;
+    let m = DenseModel::<f64>::new(&q, n, 0.0).unwrap();
+    let mut x = vec![1u8, 1, 0, 0, 0, 0];
+    let mut f = vec![0.0; n];
+    fields_of(&m, &x, &mut f);
+    let mut s = Subsets::of(&x);
+    descend_swap(&m, &mut s, &mut x, &mut f);
+    assert_eq!(x, vec![1, 0, 1, 0, 0, 0]);
+    let mut rng = stream(1, 0, 0);
+    let mut y = vec![1u8, 0, 0, 0, 1, 0];
+    let ones = tabu_polish(&m, 50, &mut rng, &mut y, &mut f);
+    assert_eq!(y, vec![1, 0, 1, 0, 0, 0], "{ones:?}");
+}

@@ -1,0 +1,93 @@
+"""Tune and validate the exactly-k annealer's default polish with the benchmarking harness.
+
+    .venv/bin/python benches/defaults_report.py --step tune     [--out bench-out/defaults-tune]
+    .venv/bin/python benches/defaults_report.py --step heldout  [--out bench-out/defaults-heldout]
+    .venv/bin/python benches/defaults_report.py --step validate [--out bench-out/defaults-validate]
+
+``tune``: the tuning families (``qfsel.instances.TUNING``: explanation, lognormal, redundant) at
+K = 64/256/512 (3 instances each, seeds 100-102) with stall variants ``max(50 m, 8 m k + a K)``
+and 10 or 30 sweeps. ``heldout``: the held-out families (``HELD_OUT``) at K = 64/256/512 (seeds
+200-201) and every family at K = 1280 (seed 300), previous default (m = 1, a = 1/4) against m = 2,
+a = 1/2. ``validate``: every family, fresh seeds (500-501; K = 1280: 500), the previous default
+against the shipped one (``qfsel.solve(..., "sa")``'s default, here the harness entry ``"sa"``).
+32 reads x 2 seeds per instance, one thread; results (resumable) and ``summary.md`` in ``--out``;
+the side-by-side table is printed. See docs/benchmarks.md section 7.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from qfsel.bench import Budget, Entry, RunOutput, benchmark  # noqa: E402
+from qfsel.instances import FAMILIES, HELD_OUT, TUNING, generate_suite, load_many, save_many, with_ground_truth  # noqa: E402
+from qfsel.samplers.sa import simulated_annealing  # noqa: E402
+
+
+def stall_entry(label: str, sweeps: int, m: float, a: float) -> Entry:
+    def run(inst, reads, _sweeps, seed):
+        q, off = inst.problem().qubo(include_penalty=False)
+        n, k = inst.num_variables, inst.k
+        stall = max(int(50 * m), int(m * 8 * k + a * n))
+        out = simulated_annealing(q[None], np.array([off]), k=k, num_reads=reads, num_sweeps=sweeps, seed=seed,
+                                  num_threads=1, tabu_stall=stall, return_states=True)
+        return RunOutput(out["states"][0])
+
+    return Entry(label, run, "qfsel", description=f"swap SA, {sweeps} sweeps, stall max({50 * m:g}, {8 * m:g}k + {a:g}K)")
+
+
+def instances(out: Path, make) -> list:
+    d = out / "instances-with-truth"
+    if d.exists():
+        return load_many(d)
+    insts = with_ground_truth(make())
+    save_many(insts, d)
+    return insts
+
+
+def side_by_side(summary, a: str, b: str) -> None:
+    print(f"| family | K (k) | inst. | {a}: success (min) | {b}: success (min) | {a}: TTS99 ms | {b}: TTS99 ms | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (fam, n), g in summary.groupby(["family", "K"]):
+        g = g.set_index("sampler")
+        if a in g.index and b in g.index:
+            ra, rb = g.loc[a], g.loc[b]
+            print(f"| {fam} | {n} ({ra['k']}) | {ra['instances']} | {ra['success']:.0%} ({ra['min_success']:.0%}) | "
+                  f"{rb['success']:.0%} ({rb['min_success']:.0%}) | {ra['tts99_s'] * 1e3:.2f} | {rb['tts99_s'] * 1e3:.2f} | "
+                  f"{rb['tts99_s'] / ra['tts99_s']:.2f}x |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--step", choices=("tune", "heldout", "validate"), required=True)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    out = Path(args.out or f"bench-out/defaults-{args.step}")
+    previous = stall_entry("previous default", 10, 1, 0.25)
+    if args.step == "tune":
+        insts = instances(out, lambda: generate_suite(TUNING, [64, 256, 512], seeds=range(100, 103)))
+        entries = [stall_entry(f"sw{s}-m{m:g}-a{a:g}", s, m, a) for s, m, a in
+                   [(10, 1, 0.25), (10, 2, 0.5), (10, 4, 1), (30, 1, 0.25), (30, 2, 0.5)]]
+        a, b = entries[0].label, entries[1].label
+    elif args.step == "heldout":
+        insts = instances(out, lambda: generate_suite(HELD_OUT, [64, 256, 512], seeds=[200, 201])
+                          + generate_suite(HELD_OUT + TUNING, [1280], seeds=[300]))
+        entries = [previous, stall_entry("m2", 10, 2, 0.5)]
+        a, b = "previous default", "m2"
+    else:
+        insts = instances(out, lambda: generate_suite(list(FAMILIES), [64, 256, 512], seeds=[500, 501])
+                          + generate_suite(list(FAMILIES), [1280], seeds=[500]))
+        entries = [previous, ("new default", "sa")]
+        a, b = "previous default", "new default"
+    res = benchmark(insts, entries, Budget(num_reads=32), seeds=2, out=out / "run", time_limit=600)
+    side_by_side(res.summary(), a, b)
+
+
+if __name__ == "__main__":
+    main()
