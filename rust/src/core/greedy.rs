@@ -260,7 +260,8 @@ fn best_swap_below(p: &Dense, s: &LocalState, bound: impl Fn(usize, usize) -> f6
                 continue;
             }
             let d = s.f[j] - fi - r[j];
-            if d < -bound(i, j) && best.map_or(true, |(_, _, b)| d < b) {
+            // The bound only where it decides (it costs more than the comparison).
+            if best.map_or(true, |(_, _, b)| d < b) && d < -bound(i, j) {
                 best = Some((i, j, d));
             }
         }
@@ -274,7 +275,7 @@ fn best_sure_flip(p: &Dense, s: &LocalState) -> Option<(usize, f64)> {
     let mut best: Option<(usize, f64)> = None;
     for i in 0..p.n {
         let d = s.flip_delta(i);
-        if d < -p.flip_tol(i) && best.map_or(true, |(_, b)| d < b) {
+        if best.map_or(true, |(_, b)| d < b) && d < -p.flip_tol(i) {
             best = Some((i, d));
         }
     }
@@ -323,8 +324,7 @@ pub fn construct(p: &Dense, k: Option<usize>) -> LocalState {
         // With k: the cheapest inclusion; without: the cheapest that surely lowers E.
         let mut best: Option<(usize, f64)> = None;
         for j in 0..p.n {
-            let sure = k.is_some() || s.f[j] < -p.flip_tol(j);
-            if s.x[j] == 0 && sure && best.map_or(true, |(_, b)| s.f[j] < b) {
+            if s.x[j] == 0 && best.map_or(true, |(_, b)| s.f[j] < b) && (k.is_some() || s.f[j] < -p.flip_tol(j)) {
                 best = Some((j, s.f[j]));
             }
         }
