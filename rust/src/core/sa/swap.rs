@@ -170,7 +170,7 @@ fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], d: &[F]) -> O
         let wi = m.row(i);
         let low = min_diff(d, wi);
         let delta = low - (m.diag[i] + f[i]);
-        if !(delta < best) {
+        if delta >= best {
             continue;
         }
         if delta < sure {
