@@ -107,8 +107,8 @@ def register_solver(
     ``solve`` refuses other names with a ``TypeError`` listing the accepted ones.
     ``validate(**params)``, if given, raises the errors ``fn`` would raise for
     parameter values that are wrong whatever the problem (a bad seed, a
-    negative number of reads, ...); :func:`solve` and :func:`validate_solver`
-    call it before ``fn``.
+    negative number of reads, ...), in the same order: ``fn`` should call it
+    first. :func:`validate_solver` calls it without solving.
     """
     if parameters is None:
         sig = inspect.signature(fn)
@@ -152,7 +152,8 @@ def solve(problem: FeatureSelectionProblem | ProblemBatch, sampler: Any = "sa", 
         A :class:`Solution` with one best state per problem.
     """
     batch = _as_batch(problem)
-    if _check_solver(sampler, params):
+    # The solver runs its validator itself, first: no second pass here.
+    if _check_solver(sampler, params, validate=False):
         return _SOLVERS[sampler](batch, **params)
     return _solve_with_dimod(batch, sampler, **params)
 
@@ -181,10 +182,10 @@ def validate_solver(sampler: Any = "sa", params: Mapping[str, Any] | None = None
         params = {}
     if not isinstance(params, Mapping):
         raise TypeError(f"params: expected a mapping of parameter names to values, got {type(params).__name__}")
-    _check_solver(sampler, dict(params))
+    _check_solver(sampler, dict(params), validate=True)
 
 
-def _check_solver(sampler: Any, params: dict[str, Any]) -> bool:
+def _check_solver(sampler: Any, params: dict[str, Any], validate: bool) -> bool:
     """Check ``sampler`` and ``params`` as :func:`solve` needs them; ``True`` for a named solver."""
     available = available_solvers()
     if isinstance(sampler, str):
@@ -194,9 +195,9 @@ def _check_solver(sampler: Any, params: dict[str, Any]) -> bool:
         unknown = sorted(set(params) - accepted) if accepted is not None else []
         if unknown:
             raise TypeError(f"{unknown[0]}: not a parameter of sampler {sampler!r}; it takes {sorted(accepted or ())}")
-        validate = _VALIDATORS.get(sampler)
-        if validate is not None:
-            validate(**params)
+        check = _VALIDATORS.get(sampler)
+        if validate and check is not None:
+            check(**params)
         return True
     import dimod
 

@@ -598,8 +598,7 @@ class SimulatedAnnealingSampler(dimod.Sampler):
         br = _check_beta_range(beta_range)
         threads = check_num_threads("num_threads", num_threads)
         if n == 0:
-            if beta_schedule_type not in SCHEDULE_TYPES:
-                raise ValueError(f"beta_schedule_type: expected one of {SCHEDULE_TYPES}, got {beta_schedule_type!r}")
+            _check_schedule(num_sweeps, beta_schedule_type, beta_schedule, br, 1000)
             ss = dimod.SampleSet.from_samples_bqm((np.zeros((num_reads, 0), dtype=np.int8), []), bqm)
             ss.info.update(beta_range=list(br) if br else [0.1, 1.0], beta_schedule_type=beta_schedule_type,
                            timing={"preprocessing_ns": time.perf_counter_ns() - t0, "sampling_ns": 0, "postprocessing_ns": 0})

@@ -173,6 +173,7 @@ def _solve_tabu(
     elite_size: int = DEFAULT_ELITE_SIZE,
 ) -> Solution:
     """The ``"tabu"`` solver: swap tabu on the objective when ``batch.k`` is set, else one-flip tabu."""
+    _check_parameters(num_reads, seed, num_threads, num_iterations, timeout, tenure, num_restarts, elite_size)
     t0 = time.perf_counter()
     q, off = batch.qubo(include_penalty=False, num_threads=num_threads)
     t1 = time.perf_counter()

@@ -39,12 +39,14 @@ pub struct Dense {
     /// `W` row-major `n x n`, symmetric, zero diagonal.
     pub w: Vec<f64>,
     pub offset: f64,
-    /// `R_i = |a_i| + sum_j |W_ij|`: bounds every partial sum of field `f_i`.
+    /// `R_i = |a_i| + sum_j |W_ij|`, which bounds every partial sum of `f_i`.
     pub row_abs: Vec<f64>,
     /// Energy comparisons of a long search (tabu's new best, elite states)
     /// count differences above this: `(4n + 64) 2^-52 max_i R_i`, a bound on
-    /// the rounding of fields and energies kept incrementally over many moves.
+    /// the rounding of fields and energies kept over many moves.
     pub tol: f64,
+    /// `max_i flip_tol(i)`: a change below minus this improves for sure.
+    pub sure: f64,
 }
 
 impl Dense {
@@ -84,20 +86,41 @@ impl Dense {
     }
 
     fn from_parts(n: usize, diag: Vec<f64>, w: Vec<f64>, offset: f64) -> Self {
-        let row_abs: Vec<f64> = (0..n).map(|i| diag[i].abs() + w[i * n..(i + 1) * n].iter().map(|v| v.abs()).sum::<f64>()).collect();
-        let scale = row_abs.iter().cloned().fold(0.0, f64::max);
-        let tol = ((4 * n + 64) as f64 * f64::EPSILON * scale).max(f64::MIN_POSITIVE);
-        Dense { n, diag, w, offset, row_abs, tol }
+        let abs_sum = |v: &[f64]| {
+            // Four independent lanes: the reduction vectorises.
+            let mut m = [0.0f64; 4];
+            let mut c = v.chunks_exact(4);
+            for x in &mut c {
+                for l in 0..4 {
+                    m[l] += x[l].abs();
+                }
+            }
+            c.remainder().iter().map(|v| v.abs()).sum::<f64>() + (m[0] + m[1]) + (m[2] + m[3])
+        };
+        // (The lane sums round differently from a sequential sum, by far less
+        // than the 2^-52 n R_i margin they feed.)
+        let row_abs: Vec<f64> = (0..n).map(|i| diag[i].abs() + abs_sum(&w[i * n..(i + 1) * n])).collect();
+        let r = row_abs.iter().fold(0.0f64, |a, &b| a.max(b));
+        let tol = ((4 * n + 64) as f64 * f64::EPSILON * r).max(f64::MIN_POSITIVE);
+        let sure = (2 * n + 4) as f64 * f64::EPSILON * r;
+        Dense { n, diag, w, offset, row_abs, tol, sure }
     }
 
     /// Rounding bound of the field `f_i` computed afresh and updated by at
     /// most `n` moves since: each of its `<= 3n` roundings errs by at most
-    /// `2^-53 R_i`. A flip of `i` improves for sure when its computed change
+    /// `2^-53 R_i`, `R_i = |a_i| + sum_j |W_ij|` (which bounds every partial
+    /// sum of `f_i`). A flip of `i` improves for sure when its computed change
     /// is below `-flip_tol(i)`, and only then counts (a global tolerance
     /// scaled by the largest coefficient hid the improvements of small ones).
     #[inline]
     pub fn flip_tol(&self, i: usize) -> f64 {
         (2 * self.n + 4) as f64 * f64::EPSILON * self.row_abs[i]
+    }
+
+    /// Whether a flip of `i` changing the energy by `d` surely lowers it.
+    #[inline]
+    pub fn surely_lowers(&self, i: usize, d: f64) -> bool {
+        d < -self.sure || d < -self.flip_tol(i)
     }
 
     #[inline]
@@ -241,12 +264,12 @@ pub fn best_flip(s: &LocalState) -> Option<(usize, f64)> {
 
 /// The best swap `(i out, j in, delta)`; `None` when no swap exists.
 pub fn best_swap(p: &Dense, s: &LocalState) -> Option<(usize, usize, f64)> {
-    best_swap_below(p, s, |_, _| f64::INFINITY)
+    best_swap_below(p, s, |_, _, _| true)
 }
 
-/// The best swap whose change is below `-bound(i, j)` (lowest indices on ties).
+/// The best swap `(i, j, d)` for which `sure(i, j, d)` holds (lowest indices on ties).
 #[inline]
-fn best_swap_below(p: &Dense, s: &LocalState, bound: impl Fn(usize, usize) -> f64) -> Option<(usize, usize, f64)> {
+fn best_swap_below(p: &Dense, s: &LocalState, sure: impl Fn(usize, usize, f64) -> bool) -> Option<(usize, usize, f64)> {
     let n = p.n;
     let mut best: Option<(usize, usize, f64)> = None;
     for i in 0..n {
@@ -260,7 +283,8 @@ fn best_swap_below(p: &Dense, s: &LocalState, bound: impl Fn(usize, usize) -> f6
                 continue;
             }
             let d = s.f[j] - fi - r[j];
-            if d < -bound(i, j) && best.map_or(true, |(_, _, b)| d < b) {
+            // The bound only where it decides (it costs more than the comparison).
+            if best.map_or(true, |(_, _, b)| d < b) && sure(i, j, d) {
                 best = Some((i, j, d));
             }
         }
@@ -274,7 +298,7 @@ fn best_sure_flip(p: &Dense, s: &LocalState) -> Option<(usize, f64)> {
     let mut best: Option<(usize, f64)> = None;
     for i in 0..p.n {
         let d = s.flip_delta(i);
-        if d < -p.flip_tol(i) && best.map_or(true, |(_, b)| d < b) {
+        if best.map_or(true, |(_, b)| d < b) && p.surely_lowers(i, d) {
             best = Some((i, d));
         }
     }
@@ -303,7 +327,11 @@ pub fn descend_flip(p: &Dense, s: &mut LocalState) -> usize {
 pub fn descend_swap(p: &Dense, s: &mut LocalState) -> usize {
     let mut moves = 0;
     let n = p.n;
-    while let Some((i, j, _)) = best_swap_below(p, s, |i, j| p.flip_tol(i) + p.flip_tol(j) + f64::EPSILON * p.w[i * n + j].abs()) {
+    // The swap's change carries both fields' rounding and two more roundings
+    // (at most 2^-52 |W_ij| <= 0.5 p.sure).
+    let sure = 2.5 * p.sure;
+    let bound = |i: usize, j: usize, d: f64| d < -sure || d < -(p.flip_tol(i) + p.flip_tol(j) + f64::EPSILON * p.w[i * n + j].abs());
+    while let Some((i, j, _)) = best_swap_below(p, s, bound) {
         s.swap(p, i, j);
         moves += 1;
         if moves % n.max(1) == 0 {
@@ -323,8 +351,7 @@ pub fn construct(p: &Dense, k: Option<usize>) -> LocalState {
         // With k: the cheapest inclusion; without: the cheapest that surely lowers E.
         let mut best: Option<(usize, f64)> = None;
         for j in 0..p.n {
-            let sure = k.is_some() || s.f[j] < -p.flip_tol(j);
-            if s.x[j] == 0 && sure && best.map_or(true, |(_, b)| s.f[j] < b) {
+            if s.x[j] == 0 && best.map_or(true, |(_, b)| s.f[j] < b) && (k.is_some() || p.surely_lowers(j, s.f[j])) {
                 best = Some((j, s.f[j]));
             }
         }

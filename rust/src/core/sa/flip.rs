@@ -92,21 +92,21 @@ pub fn anneal_flip<F: Real, C: Couplings<F>, R: RngCore + Clone>(
 
 /// Steepest single-flip descent to a local minimum (fields must match `x`):
 /// the flip that lowers the energy most among those whose change is below
-/// `-tol_i` ([`Couplings::flip_tolerances`], the rounding of that variable's
+/// `-tol_i` ([`Couplings::flip_tolerance`], the rounding of that variable's
 /// own field: a tolerance scaled by the largest coefficient would leave small
 /// variables beside huge ones unflipped).
 #[inline(always)]
 pub fn descend_flip<F: Real, C: Couplings<F>>(c: &C, x: &mut [u8], f: &mut [F]) {
     let n = c.n();
     let diag = c.diag();
-    let tols = c.flip_tolerances();
+    let tol = c.tolerance();
     for _ in 0..4 * n + 16 {
         let mut best = F::ZERO;
         let mut arg = usize::MAX;
         for i in 0..n {
             let d = diag[i] + f[i];
             let delta = if x[i] != 0 { -d } else { d };
-            if delta < -tols[i] && delta < best {
+            if delta < best && (delta < -tol || delta < -c.flip_tolerance(i)) {
                 best = delta;
                 arg = i;
             }

@@ -18,12 +18,13 @@ pub trait Couplings<F: Real>: Sync {
     fn energy(&self, x: &[u8]) -> f64;
     /// Energy changes smaller than this count as zero (rounding of the fields).
     fn tolerance(&self) -> F;
-    /// Per variable: a flip of `i` whose change is smaller than `tol_i` counts
+    /// Per variable: a flip of `i` whose change is smaller than this counts
     /// as zero. Rounding of field `i` scales with row `i`'s coefficients, not
     /// the largest of the problem, whose tolerance would hide the changes of
-    /// small variables beside huge ones ([`Couplings::tolerance`] for the
-    /// largest row).
-    fn flip_tolerances(&self) -> &[F];
+    /// small variables beside huge ones; never above [`Couplings::tolerance`]
+    /// (the largest row's), so callers test that first and ask for this
+    /// (`O(n)` on a dense model) only for changes below it.
+    fn flip_tolerance(&self, i: usize) -> F;
     /// This model as a dense `f32` one, the kind [`anneal_flip_lanes`](super::anneal_flip_lanes) runs.
     fn as_dense_f32(&self) -> Option<&DenseModel<'_, f32>> {
         None
@@ -39,8 +40,6 @@ pub struct DenseModel<'a, F: Real> {
     pub(super) q: &'a [f64],
     pub(super) offset: f64,
     pub(super) tol: F,
-    /// [`Couplings::flip_tolerances`], computed on first use (an `O(n^2)` pass).
-    row_tol: std::sync::OnceLock<Vec<F>>,
 }
 
 impl<'a, F: Real> DenseModel<'a, F> {
@@ -101,7 +100,7 @@ impl<'a, F: Real> DenseModel<'a, F> {
         // |W_ab| <= 2 max |Q|: the scale of the rounding tolerance.
         let scale = 2.0 * qmax;
         let tol = F::from_f64(tolerance_for::<F>(scale, n));
-        Ok(DenseModel { n, diag, w, q, offset, tol, row_tol: std::sync::OnceLock::new() })
+        Ok(DenseModel { n, diag, w, q, offset, tol })
     }
 
     /// Row `i` of the symmetric couplings.
@@ -180,17 +179,10 @@ impl<F: Real> Couplings<F> for DenseModel<'_, F> {
     fn tolerance(&self) -> F {
         self.tol
     }
-    fn flip_tolerances(&self) -> &[F] {
-        self.row_tol.get_or_init(|| {
-            let n = self.n;
-            (0..n)
-                .map(|i| {
-                    let d = 2.0 * self.diag[i].to_f64().abs();
-                    let m = self.row(i).iter().fold(d, |m, v| m.max(v.to_f64().abs()));
-                    F::from_f64(tolerance_for::<F>(m, n))
-                })
-                .collect()
-        })
+    fn flip_tolerance(&self, i: usize) -> F {
+        let d = 2.0 * self.diag[i].to_f64().abs();
+        let m = self.row(i).iter().fold(d, |m, v| m.max(v.to_f64().abs()));
+        F::from_f64(tolerance_for::<F>(m, self.n))
     }
     fn as_dense_f32(&self) -> Option<&DenseModel<'_, f32>> {
         F::dense_f32(self)
@@ -317,8 +309,8 @@ impl<F: Real> Couplings<F> for CsrModel<F> {
     fn tolerance(&self) -> F {
         self.tol
     }
-    fn flip_tolerances(&self) -> &[F] {
-        &self.row_tol
+    fn flip_tolerance(&self, i: usize) -> F {
+        self.row_tol[i]
     }
 }
 

@@ -149,31 +149,47 @@ fn min_diff<F: Real>(d: &[F], w: &[F]) -> F {
 
 /// The best swap `(a, j, delta)` (slot in `sel`, unselected index) among
 /// those that surely improve: `delta < -(tol_i + tol_j)` with the per-variable
-/// rounding bounds `tol` ([`Couplings::flip_tolerances`]; a tolerance scaled by
+/// rounding bounds ([`Couplings::flip_tolerance`]; a tolerance scaled by
 /// the largest coefficient hid the swaps of small variables beside huge
 /// ones). `d[v] = Q_vv + f_v` for unselected `v` and a huge value for selected
 /// ones, so the inner minimum over all `v` is contiguous and vectorised
 /// (`O(k n / 8)` per pass); for each `i`, the entering `j` is its row's first
 /// minimiser, looked up only when `i` would beat the best so far.
 #[inline(always)]
-fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], d: &[F], tol: &[F]) -> Option<(usize, usize, F)> {
+fn best_swap<F: Real>(m: &DenseModel<'_, F>, s: &Subsets, f: &[F], d: &[F]) -> Option<(usize, usize, F)> {
+    // tol_i + tol_j <= 2 m.tol: below -2 m.tol a swap improves for sure, and
+    // its entering j is found once, at the end; above, only tiny rows can
+    // make a swap sure, and j is needed to tell.
+    let sure = -(m.tol + m.tol);
     let mut best = F::ZERO;
-    let mut arg = None;
+    // (slot a, row minimum, j if already found)
+    let mut arg: Option<(usize, F, Option<usize>)> = None;
+    let first_min = |wi: &[F], low: F| (0..m.n).find(|&v| d[v] - wi[v] <= low);
     for (a, &i) in s.sel.iter().enumerate() {
         let i = i as usize;
         let wi = m.row(i);
         let low = min_diff(d, wi);
         let delta = low - (m.diag[i] + f[i]);
-        if delta < best && delta < -tol[i] {
+        if delta >= best {
+            continue;
+        }
+        if delta < sure {
+            best = delta;
+            arg = Some((a, low, None));
+        } else if delta < -m.flip_tolerance(i) {
             // The first index reaching the row minimum (same arithmetic as min_diff).
-            let Some(j) = (0..m.n).find(|&v| d[v] - wi[v] <= low) else { continue };
-            if delta < -(tol[i] + tol[j]) {
+            let Some(j) = first_min(wi, low) else { continue };
+            if delta < -(m.flip_tolerance(i) + m.flip_tolerance(j)) {
                 best = delta;
-                arg = Some((a, j));
+                arg = Some((a, low, Some(j)));
             }
         }
     }
-    let (a, j) = arg?;
+    let (a, low, j) = arg?;
+    let j = match j {
+        Some(j) => j,
+        None => first_min(m.row(s.sel[a] as usize), low)?,
+    };
     Some((a, j, best))
 }
 
@@ -189,11 +205,10 @@ fn unselected_costs<F: Real>(m: &DenseModel<'_, F>, x: &[u8], f: &[F], d: &mut [
 /// Steepest 1-swap descent to a local minimum (fields must match `x`).
 #[inline(always)]
 pub(super) fn descend_swap<F: Real>(m: &DenseModel<'_, F>, s: &mut Subsets, x: &mut [u8], f: &mut [F]) {
-    let tol = m.flip_tolerances();
     let mut d = vec![F::ZERO; m.n];
     for _ in 0..4 * m.n + 16 {
         unselected_costs(m, x, f, &mut d);
-        match best_swap(m, s, f, &d, tol) {
+        match best_swap(m, s, f, &d) {
             None => return,
             Some((a, j, _)) => {
                 let i = s.sel[a] as usize;
