@@ -11,6 +11,7 @@ pub mod buffers;
 pub mod errors;
 mod exact;
 mod qubo;
+mod quantum;
 mod sa;
 mod tabu;
 
@@ -33,5 +34,6 @@ pub fn register(py: Python<'_>, m: &PyModule) -> PyResult<()> {
     exact::register(py, m)?;
     sa::register(py, m)?;
     tabu::register(py, m)?;
+    quantum::register(py, m)?;
     Ok(())
 }
