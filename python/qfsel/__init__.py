@@ -33,6 +33,8 @@ _LAZY = {
     "explain_all": "qfsel.cams",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
+# issue 12 (annealing physics, no torch): qfsel.quantum loads on first access
+_LAZY_MODULES |= {"quantum"}
 
 
 def __getattr__(name: str) -> Any:
@@ -69,6 +71,8 @@ __all__ = [
     "QFSCAM",
     "ExplanationResult",
     "explain_all",
+    # annealing physics (issue 12)
+    "quantum",
     # errors
     "exceptions",
     "QFSelError",

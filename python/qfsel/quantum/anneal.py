@@ -179,8 +179,8 @@ def anneal(
         >>> import numpy as np
         >>> from qfsel import FeatureSelectionProblem
         >>> from qfsel.quantum import anneal
-        >>> p = FeatureSelectionProblem(np.array([1.0, 0.2]), np.array([[0, 0.9], [0.9, 0]]))
-        >>> r = anneal(p, T=200.0, seed=0)   # optimum: map 0 alone
+        >>> p = FeatureSelectionProblem(np.array([1.0, 0.1]), np.array([[0, 0.9], [0.9, 0]]))
+        >>> r = anneal(p, T=1000.0, seed=0)   # optimum: map 0 alone
         >>> bool(r.success > 0.99), r.ground_count, int(np.argmax(r.probabilities))
         (True, 1, 1)
     """

@@ -38,7 +38,7 @@ class Schedule:
         >>> sch = Schedule.linear()
         >>> float(sch.A(0.25)), float(sch.B(0.25))
         (0.75, 0.25)
-        >>> Schedule([0, 0.5, 1], [1, 0.4, 0], [0, 0.3, 1]).B(0.75).round(3)
+        >>> round(float(Schedule([0, 0.5, 1], [1, 0.4, 0], [0, 0.3, 1]).B(0.75)), 3)
         0.65
     """
 

@@ -73,6 +73,7 @@ def ground_count(problem: Any, hamiltonian: str = "text", encoding: str | None =
     xy = encoding == "xy"
     e = energies(p, hamiltonian, include_penalty=(p.k is not None and not xy))
     if xy:
+        assert p.k is not None
         e = e[np.asarray(_core.qa_xy_basis(p.num_variables, p.k), dtype=np.int64)]
     return int(np.count_nonzero(e <= e.min() + degeneracy_tol))
 
