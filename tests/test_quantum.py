@@ -296,3 +296,31 @@ def test_too_large_d_is_refused_with_the_memory():
         qq.spectrum(problem(3), s_points=[0.5, 1.5])
     with pytest.raises(TypeError, match="problem: expected a FeatureSelectionProblem"):
         qq.anneal("not a problem", 1.0)
+
+
+@pytest.mark.slow
+def test_gap_cli_writes_table_and_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("mlxtend")
+    from qfsel.cli import main
+
+    out = tmp_path / "gap"
+    assert main(["gap", "--images", "10", "--max-d", "8", "--T", "5,20", "--s-points", "11", "--out", str(out)]) == 0
+    for name in ("gap_table.csv", "gap_histogram.png", "success_vs_T.png", "success_vs_d.png", "spectrum_examples.png", "gap_summary.json"):
+        assert (out / name).stat().st_size > 0
+    import csv
+    import json
+
+    with (out / "gap_table.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(int(r["d"]) <= 8 for r in rows)
+    # the table's gap equals min_gap on the same captured problem
+    from qfsel.quantum.capture import capture_problems
+
+    cap = capture_problems("narrow-mnist-16", 10)
+    first = next(p for p in cap.problems if 2 <= p.num_variables <= 8)
+    g = qq.min_gap(first, s_points=11)
+    assert float(rows[0]["delta_min"]) == pytest.approx(g.delta_min, rel=1e-9)
+    summary = json.loads((out / "gap_summary.json").read_text())
+    assert summary["hamiltonian"] == "text"
+    assert main(["gap", "--T", "0,5", "--out", str(out)]) == 2

@@ -129,13 +129,15 @@ def spectrum_batch(
     nlev, counts = _levels_of(probs, levels, hamiltonian, encoding, degeneracy_tol)
     dims = [2**p.d if p.k is None else len(_core.qa_xy_basis(p.d, p.k)) for p in preps]
     nlev_eff = min(nlev, min(dims))
+    # Krylov basis memory: at most ~256 MiB of vectors for the largest problem
+    krylov = max(8, min(check_int("max_krylov", max_krylov, low=4), 2**25 // max(dims)))
     out = np.empty((len(preps), s.size, nlev_eff))
     ks = {p.k for p in preps}
     if len(ks) > 1:
         raise ValueError("problem: expected the same k for every problem of the XY encoding")
     stats = _core.qa_spectrum_batch(
         [p.q for p in preps], [p.offset for p in preps], [p.driver_scale for p in preps],
-        [float(x) for x in sch.A(s)], [float(x) for x in sch.B(s)], nlev_eff, tol, check_int("max_krylov", max_krylov, low=4),
+        [float(x) for x in sch.A(s)], [float(x) for x in sch.B(s)], nlev_eff, tol, krylov,
         ks.pop(), graph, mq, out, check_num_threads("num_threads", num_threads),
     )
     enc = encoding or "penalty"
