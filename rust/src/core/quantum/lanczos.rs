@@ -1,9 +1,10 @@
 //! Matrix-free Lanczos for the lowest levels of a real symmetric operator.
 //!
 //! One level at a time with locking: the Krylov space of level `l` is kept
-//! orthogonal to the `l` converged (locked) vectors, with full
-//! reorthogonalisation (two classical Gram-Schmidt passes) against the
-//! Krylov basis and the locked set, and explicit restarts from the current
+//! orthogonal to the `l` converged (locked) vectors (full reorthogonalisation
+//! against them), with partial reorthogonalisation against the Krylov basis
+//! (a full classical Gram-Schmidt pass, repeated when needed, whenever the
+//! measured loss of orthogonality exceeds sqrt(eps), and every 20 steps), and explicit restarts from the current
 //! Ritz vector when the basis reaches `max_krylov` vectors. Degenerate
 //! levels are found one copy after another. Start vectors are the caller's
 //! warm starts (the previous point of an `s` grid) plus a small
@@ -15,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use super::tridiag::eigh_tridiagonal;
+use super::tridiag::lowest_two;
 use crate::core::rng::splitmix64;
 
 /// A real symmetric linear operator applied matrix-free.
@@ -68,10 +69,15 @@ pub fn scale(alpha: f64, y: &mut [f64]) {
 }
 
 fn orthogonalise(w: &mut [f64], against: &[&[f64]]) {
-    for _pass in 0..2 {
-        for u in against {
-            let c = dot(u, w);
+    let before = dot(w, w).sqrt();
+    for pass in 0..2 {
+        let coef: Vec<f64> = against.iter().map(|u| dot(u, w)).collect();
+        for (u, c) in against.iter().zip(coef) {
             axpy(-c, u, w);
+        }
+        // a second pass only when the first one removed most of the vector
+        if pass == 0 && dot(w, w).sqrt() > 0.7 * before {
+            break;
         }
     }
 }
@@ -86,7 +92,9 @@ fn pseudo_random(dim: usize, seed: u64) -> Vec<f64> {
 /// Options of [`lowest_levels`].
 #[derive(Clone, Copy, Debug)]
 pub struct LanczosOptions {
-    /// Converged when the residual `||H x - theta x||` is at most `tol * max(1, |theta|)`.
+    /// Converged when the estimated eigenvalue error is at most `tol * max(1, |theta|)`: the
+    /// residual `||H x - theta x||`, or the Kato-Temple bound `residual^2 / gap` when the
+    /// next Ritz value is resolved.
     pub tol: f64,
     /// Largest Krylov basis before a restart.
     pub max_krylov: usize,
@@ -98,7 +106,7 @@ pub struct LanczosOptions {
 
 impl Default for LanczosOptions {
     fn default() -> Self {
-        LanczosOptions { tol: 1e-9, max_krylov: 60, max_restarts: 200, mix: 1e-3 }
+        LanczosOptions { tol: 1e-9, max_krylov: 60, max_restarts: 200, mix: 1e-8 }
     }
 }
 
@@ -127,16 +135,25 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
     let mut matvecs = 0usize;
     let mut all_converged = true;
     let mut w = vec![0.0; dim];
+    let mut next_ritz: Option<Vec<f64>> = None;
     for level in 0..levels {
         let mut v0 = pseudo_random(dim, level as u64 + 1);
         if let Some(st) = starts.get(level) {
             let r = dot(&v0, &v0).sqrt();
             scale(opts.mix / r.max(1e-300), &mut v0);
             axpy(1.0, st, &mut v0);
+            // plus the next Ritz vector of the previous level's Krylov space, sign-aligned: the
+            // same eigenvector when levels keep their order (a better start), a second
+            // direction when they do not (so a degenerate copy is not lost)
+            if let Some(nr) = next_ritz.take() {
+                let c = dot(st, &nr);
+                axpy(if c >= 0.0 { 1.0 } else { -1.0 }, &nr, &mut v0);
+            }
         }
         let mut converged = false;
         let mut theta = 0.0;
-        let mut res = f64::INFINITY;
+        let mut res;
+        let mut residual_norm = f64::INFINITY;
         let mut x = vec![0.0; dim];
         for restart in 0..=opts.max_restarts {
             {
@@ -158,7 +175,8 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
             let mut basis: Vec<Vec<f64>> = vec![std::mem::take(&mut v0)];
             let mut alpha: Vec<f64> = Vec::new();
             let mut beta: Vec<f64> = Vec::new();
-            let mut ritz: (f64, Vec<f64>) = (0.0, vec![1.0]);
+            let mut ritz: (f64, Vec<f64>);
+            let mut second_coef: Option<Vec<f64>>;
             loop {
                 let j = basis.len() - 1;
                 op.apply(&basis[j], &mut w);
@@ -170,18 +188,42 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
                     axpy(-beta[j - 1], &basis[j - 1], &mut w);
                 }
                 {
-                    let refs: Vec<&[f64]> = locked.iter().chain(basis.iter()).map(|v| v.as_slice()).collect();
-                    orthogonalise(&mut w, &refs);
+                    // Locked vectors: always. The Krylov basis: when the loss of orthogonality,
+                    // measured against the start vector (the warm start, closest to the wanted
+                    // eigenvector) and an older vector, exceeds sqrt(eps) (partial reorthogonalisation).
+                    let locked_refs: Vec<&[f64]> = locked.iter().map(|v| v.as_slice()).collect();
+                    orthogonalise(&mut w, &locked_refs);
+                    let wn = dot(&w, &w).sqrt();
+                    let probe = |u: &[f64]| dot(u, &w).abs() > 1.5e-8 * wn;
+                    if j >= 2 && (probe(&basis[0]) || probe(&basis[j - 2]) || j % 20 == 19) {
+                        let refs: Vec<&[f64]> = basis.iter().map(|v| v.as_slice()).collect();
+                        orthogonalise(&mut w, &refs);
+                        orthogonalise(&mut w, &locked_refs);
+                    }
                 }
                 let b = dot(&w, &w).sqrt();
                 let m = alpha.len();
                 let last = m >= m_max || b < 1e-13 * a.abs().max(1.0);
-                if last || m < 4 || m % 3 == 0 {
-                    let (vals, vecs) = eigh_tridiagonal(&alpha, &beta);
-                    theta = vals[0];
-                    let s = vecs[..m].to_vec();
-                    res = b * s[m - 1].abs();
+                if last || m < 4 || m % 4 == 0 {
+                    let ((t0, s), second) = lowest_two(&alpha, &beta);
+                    theta = t0;
+                    let r0 = b * s[m - 1].abs();
+                    // Eigenvalue accuracy (the meaning of ARPACK's / eigsh's tol): the residual
+                    // itself, or the Kato-Temple bound r0^2 / delta with delta the distance to the
+                    // next Ritz value less that value's own residual, used only once that value
+                    // is resolved to a tenth of the gap.
+                    let delta = second.as_ref().map_or(0.0, |(t1, s1)| {
+                        let r1 = b * s1[m - 1].abs();
+                        if r1 <= 0.1 * (t1 - t0) {
+                            t1 - r1 - t0
+                        } else {
+                            0.0
+                        }
+                    });
+                    res = if delta > 0.0 { r0.min(r0 * r0 / delta) } else { r0 };
+                    residual_norm = r0;
                     ritz = (theta, s);
+                    second_coef = second.map(|(_, s1)| s1);
                     if res <= opts.tol * theta.abs().max(1.0) || last {
                         break;
                     }
@@ -201,13 +243,24 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
             scale(1.0 / nx, &mut x);
             if res <= opts.tol * theta.abs().max(1.0) {
                 converged = true;
+                if level + 1 < levels && starts.len() > level + 1 {
+                    if let Some(s1) = second_coef.take() {
+                        let mut y = vec![0.0; dim];
+                        for (c, v) in s1.iter().zip(&basis) {
+                            axpy(*c, v, &mut y);
+                        }
+                        let ny = dot(&y, &y).sqrt();
+                        scale(1.0 / ny.max(1e-300), &mut y);
+                        next_ritz = Some(y);
+                    }
+                }
                 break;
             }
             v0 = x.clone();
         }
         all_converged &= converged;
         values.push(theta);
-        residuals.push(res);
+        residuals.push(residual_norm);
         locked.push(x);
     }
     // Sort (a level found late can lie below one found earlier when a start missed it).

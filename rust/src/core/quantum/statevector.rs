@@ -122,7 +122,7 @@ pub struct Evolved {
 }
 
 #[inline(always)]
-fn rotate(c: f64, s: f64, ur: &mut [f64], ui: &mut [f64], vr: &mut [f64], vi: &mut [f64]) {
+fn rotate_impl(c: f64, s: f64, ur: &mut [f64], ui: &mut [f64], vr: &mut [f64], vi: &mut [f64]) {
     let n = ur.len();
     let (ui, vr, vi) = (&mut ui[..n], &mut vr[..n], &mut vi[..n]);
     for i in 0..n {
@@ -136,7 +136,7 @@ fn rotate(c: f64, s: f64, ur: &mut [f64], ui: &mut [f64], vr: &mut [f64], vi: &m
 
 /// Two rotations at once on four quarters (qubit q: (0,1), (2,3); qubit q+1: (0,2), (1,3)).
 #[inline(always)]
-fn rotate4(c: f64, s: f64, r: [&mut [f64]; 4], m: [&mut [f64]; 4]) {
+fn rotate4_impl(c: f64, s: f64, r: [&mut [f64]; 4], m: [&mut [f64]; 4]) {
     let [r0, r1, r2, r3] = r;
     let [m0, m1, m2, m3] = m;
     let n = r0.len();
@@ -175,7 +175,8 @@ fn phase(phi: f64, e: &[f64], re: &mut [f64], im: &mut [f64]) {
 }
 
 /// Phase, then the rotations of qubits `0..bits` inside one block.
-fn block_kernel(phi: f64, c: f64, s: f64, bits: usize, e: &[f64], re: &mut [f64], im: &mut [f64], do_rot: bool) {
+#[inline(always)]
+fn block_kernel_impl(phi: f64, c: f64, s: f64, bits: usize, e: &[f64], re: &mut [f64], im: &mut [f64], do_rot: bool) {
     if phi != 0.0 {
         phase(phi, e, re, im);
     }
@@ -203,11 +204,50 @@ fn block_kernel(phi: f64, c: f64, s: f64, bits: usize, e: &[f64], re: &mut [f64]
         for (rc, mc) in re.chunks_mut(2 * half).zip(im.chunks_mut(2 * half)) {
             let (ur, vr) = rc.split_at_mut(half);
             let (ui, vi) = mc.split_at_mut(half);
-            rotate(c, s, ur, ui, vr, vi);
+            rotate_impl(c, s, ur, ui, vr, vi);
         }
         q += 1;
     }
 }
+
+/// Whether the AVX2 + FMA builds of the kernels can run here (checked once).
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Each leaf kernel twice: the portable build and one compiled for AVX2 + FMA.
+macro_rules! dispatch {
+    ($name:ident, $avx:ident, $imp:ident, ($($arg:ident : $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx($($arg: $ty),*) {
+            $imp($($arg),*)
+        }
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if avx2() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked by `avx2`).
+                    return unsafe { $avx($($arg),*) };
+                }
+            }
+            $imp($($arg),*)
+        }
+    };
+}
+
+dispatch!(rotate, rotate_avx2, rotate_impl, (c: f64, s: f64, ur: &mut [f64], ui: &mut [f64], vr: &mut [f64], vi: &mut [f64]));
+dispatch!(rotate4, rotate4_avx2, rotate4_impl, (c: f64, s: f64, r: [&mut [f64]; 4], m: [&mut [f64]; 4]));
+dispatch!(block_kernel, block_kernel_avx2, block_kernel_impl, (phi: f64, c: f64, s: f64, bits: usize, e: &[f64], re: &mut [f64], im: &mut [f64], do_rot: bool));
 
 fn quarters(x: &mut [f64]) -> [&mut [f64]; 4] {
     let l = x.len() / 4;
@@ -563,5 +603,26 @@ mod tests {
         let err = distance(&a.re, &a.im, &reference.re, &reference.im);
         assert!(err < 3e-6, "err {err} est {}", a.error_estimate);
         assert!(anneal(&sys, &sched, 0.0, Integrator::Strang, StepMode::Fixed { steps: 1 }).is_err());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn time_parts() {
+        for n in [18usize, 20] {
+            let dim = 1 << n;
+            let e: Vec<f64> = (0..dim).map(|x| (x as f64 * 0.37).sin()).collect();
+            let (mut re, mut im) = uniform_state(n);
+            for (name, phi, th) in [("phase", 0.3, 0.0), ("driver", 0.0, 0.2), ("both", 0.3, 0.2)] {
+                let t = std::time::Instant::now();
+                for _ in 0..10 {
+                    phase_then_driver(phi, th, n, &e, &mut re, &mut im);
+                }
+                eprintln!("n={n} {name}: {:.2} ms", t.elapsed().as_secs_f64() * 100.0);
+            }
+        }
     }
 }

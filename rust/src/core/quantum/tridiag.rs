@@ -7,14 +7,71 @@
 /// Returns `(values, vectors)` with eigenvector `j` in
 /// `vectors[j * n .. (j + 1) * n]`.
 pub fn eigh_tridiagonal(diag: &[f64], off: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    ql(diag, off, true)
+}
+
+/// The lowest eigenvalue and its unit eigenvector: eigenvalues by QL without
+/// vectors (O(n^2)), the vector by inverse iteration (O(n) per sweep).
+pub fn lowest_pair(diag: &[f64], off: &[f64]) -> (f64, Vec<f64>) {
+    let (vals, _) = ql(diag, off, false);
+    (vals[0], vector_at(diag, off, vals[0]))
+}
+
+/// The two lowest eigenvalues with unit eigenvectors (the second `None` for n = 1).
+pub fn lowest_two(diag: &[f64], off: &[f64]) -> ((f64, Vec<f64>), Option<(f64, Vec<f64>)>) {
+    let (vals, _) = ql(diag, off, false);
+    let first = (vals[0], vector_at(diag, off, vals[0]));
+    let second = if vals.len() > 1 && vals[1] > vals[0] { Some((vals[1], vector_at(diag, off, vals[1]))) } else { None };
+    (first, second)
+}
+
+/// Unit eigenvector of the eigenvalue `theta` by inverse iteration.
+pub fn vector_at(diag: &[f64], off: &[f64], theta: f64) -> Vec<f64> {
+    let n = diag.len();
+    if n == 1 {
+        return vec![1.0];
+    }
+    let scale = diag.iter().map(|x| x.abs()).chain(off.iter().map(|x| x.abs())).fold(0.0f64, f64::max).max(1e-300);
+    let shift = theta - 1e-10 * scale;
+    let mut y = vec![1.0; n];
+    for _ in 0..3 {
+        // Thomas algorithm for (T - shift) z = y
+        let mut c = vec![0.0; n];
+        let mut z = vec![0.0; n];
+        let mut b0 = diag[0] - shift;
+        if b0 == 0.0 {
+            b0 = 1e-300;
+        }
+        c[0] = if n > 1 { off[0] / b0 } else { 0.0 };
+        z[0] = y[0] / b0;
+        for i in 1..n {
+            let mut m = diag[i] - shift - off[i - 1] * c[i - 1];
+            if m == 0.0 {
+                m = 1e-300;
+            }
+            c[i] = if i + 1 < n { off[i] / m } else { 0.0 };
+            z[i] = (y[i] - off[i - 1] * z[i - 1]) / m;
+        }
+        for i in (0..n - 1).rev() {
+            z[i] -= c[i] * z[i + 1];
+        }
+        let nz = z.iter().map(|x| x * x).sum::<f64>().sqrt();
+        y = z.iter().map(|x| x / nz).collect();
+    }
+    y
+}
+
+fn ql(diag: &[f64], off: &[f64], want_vectors: bool) -> (Vec<f64>, Vec<f64>) {
     let n = diag.len();
     let mut d = diag.to_vec();
     let mut e = vec![0.0; n];
     e[..n.saturating_sub(1)].copy_from_slice(&off[..n.saturating_sub(1)]);
     // z row-major: z[k * n + j] = component k of vector j
-    let mut z = vec![0.0; n * n];
-    for i in 0..n {
-        z[i * n + i] = 1.0;
+    let mut z = vec![0.0; if want_vectors { n * n } else { 0 }];
+    if want_vectors {
+        for i in 0..n {
+            z[i * n + i] = 1.0;
+        }
     }
     for l in 0..n {
         let mut iter = 0;
@@ -59,7 +116,7 @@ pub fn eigh_tridiagonal(diag: &[f64], off: &[f64]) -> (Vec<f64>, Vec<f64>) {
                 p = s * r;
                 d[i + 1] = g + p;
                 g = c * r - b;
-                for k in 0..n {
+                for k in 0..if want_vectors { n } else { 0 } {
                     let zf = z[k * n + i + 1];
                     z[k * n + i + 1] = s * z[k * n + i] + c * zf;
                     z[k * n + i] = c * z[k * n + i] - s * zf;
@@ -76,6 +133,9 @@ pub fn eigh_tridiagonal(diag: &[f64], off: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| d[a].partial_cmp(&d[b]).unwrap_or(std::cmp::Ordering::Equal));
     let values = order.iter().map(|&j| d[j]).collect();
+    if !want_vectors {
+        return (values, Vec::new());
+    }
     let mut vectors = vec![0.0; n * n];
     for (jj, &j) in order.iter().enumerate() {
         for k in 0..n {
@@ -111,6 +171,10 @@ mod tests {
                 assert!((norm - 1.0).abs() < 1e-12);
             }
             assert!(vals.windows(2).all(|w| w[0] <= w[1]));
+            let (t, y) = lowest_pair(&diag, &off);
+            assert!((t - vals[0]).abs() < 1e-12);
+            let dotp: f64 = y.iter().zip(&vecs[..n]).map(|(a, b)| a * b).sum();
+            assert!((dotp.abs() - 1.0).abs() < 1e-9, "n={n}: {dotp}");
         }
     }
 }
