@@ -149,10 +149,13 @@ def qa_anneal_state(
     xy_k: int | None,
     xy_graph: str,
     max_qubits: int,
+    gs_tol: float,
+    shots: int,
+    seed: int,
     out_re: _F64,
     out_im: _F64,
     num_threads: int,
-) -> tuple[int, float, int, bool]: ...
+) -> tuple[float, float, int, float, float, bool, int, float, int, bool]: ...
 def qa_spectrum_batch(
     qs: list[_F64],
     offsets: list[float],

@@ -213,10 +213,11 @@ fn qa_anneal_batch(
 }
 
 /// qa_anneal_state(q, offset, driver_scale, s, a, b, T, fixed_steps, integrator, tol,
-///     initial_steps, max_steps, xy_k, xy_graph, max_qubits, out_re, out_im, num_threads)
-///     -> (steps, error_estimate, total_steps, converged)
+///     initial_steps, max_steps, xy_k, xy_graph, max_qubits, gs_tol, shots, seed, out_re, out_im,
+///     num_threads) -> the outcome tuple of qa_anneal_batch
 ///
-/// One anneal writing the final state into out_re / out_im (2^d values, or C(d, k) with xy_k).
+/// One anneal writing the final state into out_re / out_im (2^d values, or C(d, k) with xy_k);
+/// the readout is that of task 0 of qa_anneal_batch with the same seed.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn qa_anneal_state(
@@ -236,10 +237,13 @@ fn qa_anneal_state(
     xy_k: Option<usize>,
     xy_graph: &str,
     max_qubits: usize,
+    gs_tol: f64,
+    shots: usize,
+    seed: u64,
     out_re: &PyAny,
     out_im: &PyAny,
     num_threads: usize,
-) -> PyResult<(usize, f64, usize, bool)> {
+) -> PyResult<Outcome> {
     let sched = schedule(py, s, a, b)?;
     let integ = Integrator::from_name(integrator).map_err(|e| to_py(py, e))?;
     let list = pyo3::types::PyList::new(py, [q]);
@@ -259,7 +263,7 @@ fn qa_anneal_state(
         .map_err(|e| to_py(py, e))?;
     vr.as_mut_slice().copy_from_slice(&ev.re);
     vi.as_mut_slice().copy_from_slice(&ev.im);
-    Ok((ev.steps, ev.error_estimate, ev.total_steps, ev.converged))
+    Ok(py.allow_threads(|| readout(p, &ev, gs_tol, shots, seed, 0)))
 }
 
 /// qa_spectrum_batch(qs, offsets, driver_scales, a_points, b_points, levels, tol, max_krylov,
