@@ -147,7 +147,7 @@ def _plots(rows: list[dict], Ts: list[float], spectra: list, out: Path, form: st
     label = lambda m, e: m if e == "none" else f"{m} ({e})"  # noqa: E731
     fig, ax = plt.subplots(figsize=(6, 4))
     allg = np.array([r["delta_min"] for r in rows])
-    bins = np.logspace(np.log10(max(allg.min(), 1e-4)), np.log10(allg.max() * 1.05), 30)
+    bins = [float(b) for b in np.logspace(np.log10(max(allg.min(), 1e-4)), np.log10(allg.max() * 1.05), 30)]
     for m, e in groups:
         ax.hist([r["delta_min"] for r in rows if (r["model"], r["encoding"]) == (m, e)], bins=bins, alpha=0.5, label=label(m, e))
     ax.axvline(0.09, color="k", ls="--", lw=1, label="paper median 0.09")
