@@ -1,7 +1,7 @@
 """Markdown report: qfsel.quantum against QuTiP, the paper's method and scipy, side by side.
 
     .venv/bin/python benches/quantum_report.py [--d 16 18 20] [--skip-qutip-above 20]
-        [--batch 200] [--spectrum-d 14 16] [--T 50]
+        [--batch 200] [--spectrum-d 12 14] [--T 50] [--paper-steps 5]
 
 Instances: explanation-shaped problems (``qfsel.cli.solve_demo.random_explanation_batch``:
 relevance ``u / max u``, redundancy ``|cos|`` of correlated random maps), beta = 0.7, the
@@ -111,6 +111,7 @@ def batch(n: int, T: float) -> list[str]:
         results[threads] = qq.anneal_batch(probs, [T], seed=0, num_threads=threads)
         times[threads] = time.perf_counter() - t
     same = np.array_equal(results[1].success, results[2].success) and np.array_equal(results[1].shot_energy, results[2].shot_energy)
+    print(f"batch: {times[1]:.3g} s on 1 thread, {times[2]:.3g} s on 2, {times[1] / times[2]:.2f}x, identical {same}", file=sys.stderr, flush=True)
     return [
         f"### {n} problems, d = 8..14, T = {T:g}, one anneal_batch call",
         "",
@@ -152,7 +153,7 @@ def main() -> None:
     ap.add_argument("--skip-qutip-above", type=int, default=20)
     ap.add_argument("--paper-steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=200)
-    ap.add_argument("--spectrum-d", type=int, nargs="*", default=[14, 16])
+    ap.add_argument("--spectrum-d", type=int, nargs="*", default=[12, 14])
     ap.add_argument("--T", type=float, default=50.0)
     args = ap.parse_args()
     lines = ["## qfsel.quantum benchmark", "", f"load average at start: {os.getloadavg()[0]:.1f}", ""]
