@@ -16,10 +16,13 @@ Lanczos. Nothing here imports torch.
 
 Entry points: :func:`anneal`, :func:`anneal_batch`, :func:`spectrum`, :func:`spectrum_batch`,
 :func:`min_gap`, :func:`min_gap_batch`, :func:`success_curve`, :func:`success_curve_batch`,
-:func:`compare_encodings`, :class:`Schedule`.
+:func:`compare_encodings`, :class:`Schedule`; :func:`capture_problems` (problems of real
+explanations from the bundled MNIST models; loads torch on first use).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ._problems import DEFAULT_MAX_QUBITS, energies, positive_subproblem
 from .anneal import AnnealResult, BatchAnnealResult, SuccessCurve, anneal, anneal_batch, success_curve, success_curve_batch
@@ -27,7 +30,22 @@ from .compare import compare_encodings
 from .schedules import Schedule, resolve_schedule
 from .spectrum import GapResult, Spectrum, ground_count, min_gap, min_gap_batch, spectrum, spectrum_batch
 
+_LAZY = {"capture_problems": "qfsel.quantum.capture", "CapturedProblems": "qfsel.quantum.capture"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'qfsel.quantum' has no attribute {name!r}")
+
+
 __all__ = [
+    "capture_problems",
+    "CapturedProblems",
     "Schedule",
     "resolve_schedule",
     "anneal",
