@@ -48,6 +48,8 @@ _LAZY = {
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
 _LAZY_MODULES |= {"dataset"}
 _LAZY_MODULES |= {"bench", "instances"}  # issue 13
+# issue 12 (annealing physics, no torch): qfsel.quantum loads on first access
+_LAZY_MODULES |= {"quantum"}
 
 
 def __getattr__(name: str) -> Any:
@@ -96,6 +98,8 @@ __all__ = [
     # dataset-scale explanation (torch, zarr, pyarrow)
     "explain_dataset",
     "open_results",
+    # annealing physics (issue 12)
+    "quantum",
     # errors
     "exceptions",
     "QFSelError",

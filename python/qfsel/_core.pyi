@@ -129,3 +129,70 @@ def sqa_dense_batch(
     energies_out: _F64,
 ) -> None: ...
 def sqa_time_coupling(x: float) -> float: ...
+# -- quantum.rs ---------------------------------------------------------------
+QA_MAX_QUBITS: int
+QA_BYTES_PER_AMPLITUDE: int
+QA_MAX_XY_DIM: int
+
+def qa_anneal_batch(
+    qs: list[_F64],
+    offsets: list[float],
+    driver_scales: list[float],
+    s: _F64,
+    a: _F64,
+    b: _F64,
+    tasks_problem: list[int],
+    tasks_t: list[float],
+    tasks_shots: list[int],
+    fixed_steps: list[int | None],
+    integrator: str,
+    tol: float,
+    initial_steps: int,
+    max_steps: int,
+    gs_tol: float,
+    seed: int,
+    xy_k: int | None,
+    xy_graph: str,
+    max_qubits: int,
+    num_threads: int,
+) -> list[tuple[float, float, int, float, float, bool, int, float, int, bool]]: ...
+def qa_anneal_state(
+    q: _F64,
+    offset: float,
+    driver_scale: float,
+    s: _F64,
+    a: _F64,
+    b: _F64,
+    t_total: float,
+    fixed_steps: int | None,
+    integrator: str,
+    tol: float,
+    initial_steps: int,
+    max_steps: int,
+    xy_k: int | None,
+    xy_graph: str,
+    max_qubits: int,
+    gs_tol: float,
+    shots: int,
+    seed: int,
+    out_re: _F64,
+    out_im: _F64,
+    num_threads: int,
+) -> tuple[float, float, int, float, float, bool, int, float, int, bool]: ...
+def qa_spectrum_batch(
+    qs: list[_F64],
+    offsets: list[float],
+    driver_scales: list[float],
+    a_points: list[float],
+    b_points: list[float],
+    levels: int,
+    tol: float,
+    max_krylov: int,
+    xy_k: int | None,
+    xy_graph: str,
+    max_qubits: int,
+    out: _F64,
+    num_threads: int,
+) -> list[tuple[int, bool, float]]: ...
+def qa_energies(q: _F64, offset: float, max_qubits: int, out: _F64) -> None: ...
+def qa_xy_basis(d: int, k: int) -> list[int]: ...

@@ -19,6 +19,7 @@ from typing import Sequence
 from . import demo, explain, solve_demo
 from . import explain_dataset
 from . import bench  # issue 13
+from . import gap  # issue 12
 from ._common import UserError, _Parser
 from .solve_demo import random_explanation_batch
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qfsel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for command in (explain, demo, solve_demo, explain_dataset, bench):
+    for command in (explain, demo, solve_demo, explain_dataset, bench, gap):
         command.register(sub)
     return parser
 

@@ -11,6 +11,7 @@ pub mod buffers;
 pub mod errors;
 mod exact;
 mod qubo;
+mod quantum;
 mod sa;
 mod sqa;
 mod tabu;
@@ -35,5 +36,6 @@ pub fn register(py: Python<'_>, m: &PyModule) -> PyResult<()> {
     sa::register(py, m)?;
     sqa::register(py, m)?;
     tabu::register(py, m)?;
+    quantum::register(py, m)?;
     Ok(())
 }

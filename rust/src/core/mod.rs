@@ -4,6 +4,7 @@
 pub mod error;
 pub mod exact;
 pub mod greedy;
+pub mod quantum;
 pub mod parallel;
 pub mod qubo;
 pub mod rng;

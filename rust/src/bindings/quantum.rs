@@ -1,0 +1,384 @@
+//! Bindings of `core::quantum`: exact statevector anneals, spectra and ground
+//! manifolds for lists of QUBO problems (each its own size `d`).
+//!
+//! Inputs are copied under the GIL; the kernels run with the GIL released,
+//! in parallel over problems (small ones) or inside one state (large ones);
+//! Ctrl-C is checked between groups of tasks. Shot readouts draw from the
+//! stream `(seed, task, 0)` of `core::rng`, so results do not depend on the
+//! number of threads.
+
+use pyo3::prelude::*;
+use pyo3::wrap_pyfunction;
+use rand::Rng;
+use rayon::prelude::*;
+
+use super::buffers::{read, View};
+use super::errors::{invalid, to_py};
+use crate::core::quantum::lanczos::{lowest_levels, LanczosOptions};
+use crate::core::quantum::statevector::{self, Evolved, Integrator, StepMode, TfHamiltonian, TfSystem};
+use crate::core::quantum::xy::{Graph, XyHamiltonian, XySystem};
+use crate::core::quantum::{check_qubits, diagonal_energies, ground_manifold, Schedule};
+use crate::core::rng;
+
+/// Largest XY subspace (states).
+const MAX_XY_DIM: usize = 1 << 22;
+
+struct Problem {
+    n: usize,
+    energies: Vec<f64>,
+    xy: Option<XySystem>,
+}
+
+fn read_problems(py: Python<'_>, qs: &PyAny, offsets: Vec<f64>, max_qubits: usize) -> PyResult<Vec<(usize, Vec<f64>, f64)>> {
+    let list: Vec<&PyAny> = qs.extract()?;
+    if list.len() != offsets.len() {
+        return Err(invalid("offsets", &format!("{} values (one per problem)", list.len()), offsets.len()));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (obj, off) in list.into_iter().zip(offsets) {
+        let (q, shape) = read::<f64>(py, obj, "Q", "float64", &[None, None])?;
+        if shape[0] != shape[1] {
+            return Err(invalid("Q", "square matrices", format!("shape {shape:?}")));
+        }
+        if shape[0] == 0 {
+            return Err(invalid("Q", "at least one variable", "shape (0, 0)"));
+        }
+        check_qubits(shape[0], max_qubits).map_err(|e| to_py(py, e))?;
+        out.push((shape[0], q, off));
+    }
+    Ok(out)
+}
+
+fn schedule(py: Python<'_>, s: &PyAny, a: &PyAny, b: &PyAny) -> PyResult<Schedule> {
+    let (s, _) = read::<f64>(py, s, "schedule s", "float64", &[None])?;
+    let (a, _) = read::<f64>(py, a, "schedule A", "float64", &[None])?;
+    let (b, _) = read::<f64>(py, b, "schedule B", "float64", &[None])?;
+    Schedule::new(s, a, b).map_err(|e| to_py(py, e))
+}
+
+fn prepare(raw: Vec<(usize, Vec<f64>, f64)>, xy: Option<(usize, Graph)>, driver_scales: &[f64], num_threads: usize, py: Python<'_>) -> PyResult<Vec<Problem>> {
+    let built: Vec<Result<Problem, crate::core::error::CoreError>> = py.allow_threads(|| {
+        crate::core::parallel::run(num_threads, || {
+            raw.into_par_iter()
+                .zip(driver_scales.par_iter())
+                .map(|((n, q, off), &scale)| {
+                    let energies = diagonal_energies(&q, n, off);
+                    let xy = match xy {
+                        None => None,
+                        Some((k, graph)) => {
+                            let e = &energies;
+                            Some(XySystem::new(n, k, graph, scale, MAX_XY_DIM, |x| e[x as usize])?)
+                        }
+                    };
+                    Ok(Problem { n, energies, xy })
+                })
+                .collect()
+        })
+    });
+    built.into_iter().map(|r| r.map_err(|e| to_py(py, e))).collect()
+}
+
+fn graph(name: &str) -> PyResult<Graph> {
+    match name {
+        "complete" => Ok(Graph::Complete),
+        "ring" => Ok(Graph::Ring),
+        other => Err(invalid("graph", "'complete' or 'ring'", format!("{other:?}"))),
+    }
+}
+
+/// Per-task outcome returned to Python.
+type Outcome = (f64, f64, usize, f64, f64, bool, usize, f64, usize, bool);
+
+fn readout(p: &Problem, ev: &Evolved, gs_tol: f64, shots: usize, seed: u64, task: u64) -> Outcome {
+    let (energies, index): (Vec<f64>, Option<&[u64]>) = match &p.xy {
+        None => (p.energies.clone(), None),
+        Some(sys) => (sys.energies.clone(), Some(&sys.basis)),
+    };
+    let _ = index;
+    let (e0, manifold) = ground_manifold(&energies, gs_tol);
+    let probs = statevector::probabilities(&ev.re, &ev.im);
+    let weight: f64 = manifold.iter().map(|&i| probs[i]).sum();
+    let lowest = manifold.first().map(|&i| probs[i]).unwrap_or(0.0);
+    let (mut best, mut success) = (f64::INFINITY, false);
+    if shots > 0 {
+        let mut cum = Vec::with_capacity(probs.len());
+        let mut acc = 0.0;
+        for &q in &probs {
+            acc += q;
+            cum.push(acc);
+        }
+        let mut r = rng::stream(seed, task, 0);
+        for _ in 0..shots {
+            let u: f64 = r.gen::<f64>() * acc;
+            let i = cum.partition_point(|&c| c <= u).min(probs.len() - 1);
+            if energies[i] < best {
+                best = energies[i];
+            }
+        }
+        success = best <= e0 + gs_tol;
+    }
+    (weight, lowest, manifold.len(), e0, best, success, ev.steps, ev.error_estimate, ev.total_steps, ev.converged)
+}
+
+fn run_one(p: &Problem, sched: &Schedule, t: f64, integ: Integrator, mode: StepMode, scale: f64) -> Result<Evolved, crate::core::error::CoreError> {
+    match &p.xy {
+        None => {
+            let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
+            statevector::anneal(&sys, sched, t, integ, mode)
+        }
+        Some(sys) => sys.anneal(sched, t, mode),
+    }
+}
+
+fn mode_of(fixed_steps: Option<usize>, tol: f64, initial_steps: usize, max_steps: usize) -> StepMode {
+    match fixed_steps {
+        Some(steps) => StepMode::Fixed { steps },
+        None => StepMode::Adaptive { tol, initial_steps, max_steps },
+    }
+}
+
+/// qa_anneal_batch(qs, offsets, driver_scales, s, a, b, tasks_problem, tasks_t, tasks_shots,
+///     integrator, fixed_steps, tol, initial_steps, max_steps, gs_tol, seed, xy_k, xy_graph,
+///     max_qubits, num_threads) -> list of (weight_ground, overlap_lowest, ground_count, e0,
+///     shot_best_energy, shot_success, steps, error_estimate, total_steps, converged)
+///
+/// Anneals task t = (problem tasks_problem[t], time tasks_t[t]) from the driver's ground state.
+/// fixed_steps[t] None selects the adaptive mode. With xy_k, the XY mixer in the weight-k subspace.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn qa_anneal_batch(
+    py: Python<'_>,
+    qs: &PyAny,
+    offsets: Vec<f64>,
+    driver_scales: Vec<f64>,
+    s: &PyAny,
+    a: &PyAny,
+    b: &PyAny,
+    tasks_problem: Vec<usize>,
+    tasks_t: Vec<f64>,
+    tasks_shots: Vec<usize>,
+    fixed_steps: Vec<Option<usize>>,
+    integrator: &str,
+    tol: f64,
+    initial_steps: usize,
+    max_steps: usize,
+    gs_tol: f64,
+    seed: u64,
+    xy_k: Option<usize>,
+    xy_graph: &str,
+    max_qubits: usize,
+    num_threads: usize,
+) -> PyResult<Vec<Outcome>> {
+    let sched = schedule(py, s, a, b)?;
+    let integ = Integrator::from_name(integrator).map_err(|e| to_py(py, e))?;
+    let raw = read_problems(py, qs, offsets, max_qubits)?;
+    if driver_scales.len() != raw.len() {
+        return Err(invalid("driver_scales", &format!("{} values", raw.len()), driver_scales.len()));
+    }
+    let nt = tasks_problem.len();
+    if tasks_t.len() != nt || tasks_shots.len() != nt || fixed_steps.len() != nt {
+        return Err(invalid("tasks", "equal lengths", format!("{nt}, {}, {}, {}", tasks_t.len(), tasks_shots.len(), fixed_steps.len())));
+    }
+    if let Some(&bad) = tasks_problem.iter().find(|&&p| p >= raw.len()) {
+        return Err(invalid("tasks_problem", &format!("indices below {}", raw.len()), bad));
+    }
+    let xy = match xy_k {
+        None => None,
+        Some(k) => Some((k, graph(xy_graph)?)),
+    };
+    let problems = prepare(raw, xy, &driver_scales, num_threads, py)?;
+    // large states one at a time (parallel inside), small ones in parallel groups
+    let large = |p: &Problem| p.xy.as_ref().map_or(1usize << p.n, |x| x.dim()) >= crate::core::quantum::lanczos::PAR_MIN;
+    let mut results: Vec<Option<Result<Outcome, crate::core::error::CoreError>>> = (0..nt).map(|_| None).collect();
+    let task = |t: usize| -> Result<Outcome, crate::core::error::CoreError> {
+        let p = &problems[tasks_problem[t]];
+        let mode = mode_of(fixed_steps[t], tol, initial_steps, max_steps);
+        let ev = run_one(p, &sched, tasks_t[t], integ, mode, driver_scales[tasks_problem[t]])?;
+        Ok(readout(p, &ev, gs_tol, tasks_shots[t], seed, t as u64))
+    };
+    let (big, small): (Vec<usize>, Vec<usize>) = (0..nt).partition(|&t| large(&problems[tasks_problem[t]]));
+    for &t in &big {
+        let r = py.allow_threads(|| crate::core::parallel::run(num_threads, || task(t)));
+        results[t] = Some(r);
+        py.check_signals()?;
+    }
+    for group in small.chunks(256) {
+        let part: Vec<_> = py.allow_threads(|| crate::core::parallel::run(num_threads, || group.par_iter().map(|&t| task(t)).collect()));
+        for (&t, r) in group.iter().zip(part) {
+            results[t] = Some(r);
+        }
+        py.check_signals()?;
+    }
+    results.into_iter().map(|r| r.expect("every task ran").map_err(|e| to_py(py, e))).collect()
+}
+
+/// qa_anneal_state(q, offset, driver_scale, s, a, b, T, fixed_steps, integrator, tol,
+///     initial_steps, max_steps, xy_k, xy_graph, max_qubits, gs_tol, shots, seed, out_re, out_im,
+///     num_threads) -> the outcome tuple of qa_anneal_batch
+///
+/// One anneal writing the final state into out_re / out_im (2^d values, or C(d, k) with xy_k);
+/// the readout is that of task 0 of qa_anneal_batch with the same seed.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn qa_anneal_state(
+    py: Python<'_>,
+    q: &PyAny,
+    offset: f64,
+    driver_scale: f64,
+    s: &PyAny,
+    a: &PyAny,
+    b: &PyAny,
+    t_total: f64,
+    fixed_steps: Option<usize>,
+    integrator: &str,
+    tol: f64,
+    initial_steps: usize,
+    max_steps: usize,
+    xy_k: Option<usize>,
+    xy_graph: &str,
+    max_qubits: usize,
+    gs_tol: f64,
+    shots: usize,
+    seed: u64,
+    out_re: &PyAny,
+    out_im: &PyAny,
+    num_threads: usize,
+) -> PyResult<Outcome> {
+    let sched = schedule(py, s, a, b)?;
+    let integ = Integrator::from_name(integrator).map_err(|e| to_py(py, e))?;
+    let list = pyo3::types::PyList::new(py, [q]);
+    let raw = read_problems(py, list, vec![offset], max_qubits)?;
+    let xy = match xy_k {
+        None => None,
+        Some(k) => Some((k, graph(xy_graph)?)),
+    };
+    let problems = prepare(raw, xy, &[driver_scale], num_threads, py)?;
+    let p = &problems[0];
+    let dim = p.xy.as_ref().map_or(1usize << p.n, |x| x.dim());
+    let mut vr = View::<f64>::new_mut(out_re, "out_re", "float64", &[dim])?;
+    let mut vi = View::<f64>::new_mut(out_im, "out_im", "float64", &[dim])?;
+    let mode = mode_of(fixed_steps, tol, initial_steps, max_steps);
+    let ev = py
+        .allow_threads(|| crate::core::parallel::run(num_threads, || run_one(p, &sched, t_total, integ, mode, driver_scale)))
+        .map_err(|e| to_py(py, e))?;
+    vr.as_mut_slice().copy_from_slice(&ev.re);
+    vi.as_mut_slice().copy_from_slice(&ev.im);
+    Ok(py.allow_threads(|| readout(p, &ev, gs_tol, shots, seed, 0)))
+}
+
+/// qa_spectrum_batch(qs, offsets, driver_scales, a_points, b_points, levels, tol, max_krylov,
+///     xy_k, xy_graph, max_qubits, out, num_threads) -> list of (matvecs, converged, max_residual)
+///
+/// The `levels` lowest eigenvalues of a(s) H_D + b(s) H_P at every point, warm-started along
+/// the points; out has shape (problems, points, levels).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn qa_spectrum_batch(
+    py: Python<'_>,
+    qs: &PyAny,
+    offsets: Vec<f64>,
+    driver_scales: Vec<f64>,
+    a_points: Vec<f64>,
+    b_points: Vec<f64>,
+    levels: usize,
+    tol: f64,
+    max_krylov: usize,
+    xy_k: Option<usize>,
+    xy_graph: &str,
+    max_qubits: usize,
+    out: &PyAny,
+    num_threads: usize,
+) -> PyResult<Vec<(usize, bool, f64)>> {
+    let raw = read_problems(py, qs, offsets, max_qubits)?;
+    if driver_scales.len() != raw.len() {
+        return Err(invalid("driver_scales", &format!("{} values", raw.len()), driver_scales.len()));
+    }
+    if a_points.len() != b_points.len() || a_points.is_empty() {
+        return Err(invalid("s_points", "at least one point with A and B", a_points.len()));
+    }
+    if !(tol > 0.0) || levels == 0 {
+        return Err(invalid("tol, levels", "tol > 0 and levels >= 1", format!("{tol}, {levels}")));
+    }
+    let xy = match xy_k {
+        None => None,
+        Some(k) => Some((k, graph(xy_graph)?)),
+    };
+    let problems = prepare(raw, xy, &driver_scales, num_threads, py)?;
+    let np = problems.len();
+    let npts = a_points.len();
+    let mut view = View::<f64>::new_mut(out, "out", "float64", &[np, npts, levels])?;
+    let opts = LanczosOptions { tol, max_krylov: max_krylov.max(4), ..Default::default() };
+    let one = |i: usize| -> (Vec<f64>, (usize, bool, f64)) {
+        let p = &problems[i];
+        let mut vals = Vec::with_capacity(npts * levels);
+        let mut starts: Vec<Vec<f64>> = Vec::new();
+        let (mut mv, mut ok, mut worst) = (0usize, true, 0.0f64);
+        for (&a, &b) in a_points.iter().zip(&b_points) {
+            let lv = match &p.xy {
+                None => {
+                    let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: driver_scales[i] };
+                    lowest_levels(&TfHamiltonian { sys: &sys, a, b }, levels, &starts, opts)
+                }
+                Some(x) => lowest_levels(&XyHamiltonian { sys: x, a, b }, levels, &starts, opts),
+            };
+            mv += lv.matvecs;
+            ok &= lv.converged;
+            worst = lv.residuals.iter().cloned().fold(worst, f64::max);
+            for l in 0..levels {
+                vals.push(*lv.values.get(l).unwrap_or(&f64::NAN));
+            }
+            starts = lv.vectors;
+        }
+        (vals, (mv, ok, worst))
+    };
+    let large = |p: &Problem| p.xy.as_ref().map_or(1usize << p.n, |x| x.dim()) >= crate::core::quantum::lanczos::PAR_MIN;
+    let mut stats = vec![(0usize, true, 0.0f64); np];
+    let out_slice = view.as_mut_slice();
+    let (big, small): (Vec<usize>, Vec<usize>) = (0..np).partition(|&i| large(&problems[i]));
+    for &i in &big {
+        let (v, st) = py.allow_threads(|| crate::core::parallel::run(num_threads, || one(i)));
+        out_slice[i * npts * levels..(i + 1) * npts * levels].copy_from_slice(&v);
+        stats[i] = st;
+        py.check_signals()?;
+    }
+    for group in small.chunks(64) {
+        let part: Vec<_> = py.allow_threads(|| crate::core::parallel::run(num_threads, || group.par_iter().map(|&i| one(i)).collect()));
+        for (&i, (v, st)) in group.iter().zip(part) {
+            out_slice[i * npts * levels..(i + 1) * npts * levels].copy_from_slice(&v);
+            stats[i] = st;
+        }
+        py.check_signals()?;
+    }
+    Ok(stats)
+}
+
+/// qa_energies(q, offset, max_qubits, out) -> None: the 2^d diagonal energies (bit i of the index = variable i).
+#[pyfunction]
+fn qa_energies(py: Python<'_>, q: &PyAny, offset: f64, max_qubits: usize, out: &PyAny) -> PyResult<()> {
+    let list = pyo3::types::PyList::new(py, [q]);
+    let raw = read_problems(py, list, vec![offset], max_qubits)?;
+    let (n, q, off) = &raw[0];
+    let mut view = View::<f64>::new_mut(out, "out", "float64", &[1usize << n])?;
+    let e = py.allow_threads(|| diagonal_energies(q, *n, *off));
+    view.as_mut_slice().copy_from_slice(&e);
+    Ok(())
+}
+
+/// qa_xy_basis(d, k) -> list of the weight-k basis indices in the order of the XY subspace.
+#[pyfunction]
+fn qa_xy_basis(py: Python<'_>, d: usize, k: usize) -> PyResult<Vec<u64>> {
+    let sys = XySystem::new(d, k, Graph::Ring, 1.0, MAX_XY_DIM, |_| 0.0).map_err(|e| to_py(py, e))?;
+    Ok(sys.basis)
+}
+
+pub fn register(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
+    m.add("QA_MAX_QUBITS", crate::core::quantum::MAX_QUBITS)?;
+    m.add("QA_BYTES_PER_AMPLITUDE", crate::core::quantum::BYTES_PER_AMPLITUDE)?;
+    m.add("QA_MAX_XY_DIM", MAX_XY_DIM)?;
+    m.add_function(wrap_pyfunction!(qa_anneal_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(qa_anneal_state, m)?)?;
+    m.add_function(wrap_pyfunction!(qa_spectrum_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(qa_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(qa_xy_basis, m)?)?;
+    Ok(())
+}
