@@ -40,7 +40,7 @@ def _floats(text: str, name: str) -> list[float]:
 
 def _progress(iterable: Any, **kw: Any) -> Any:
     try:
-        from tqdm import tqdm  # type: ignore[import-untyped]
+        from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return iterable
     return tqdm(iterable, file=sys.stderr, **kw)
