@@ -31,8 +31,11 @@ _LAZY = {
     "QFSCAM": "qfsel.cams",
     "ExplanationResult": "qfsel.cams",
     "explain_all": "qfsel.cams",
+    # evaluation (issue 10)
+    "evaluate": "qfsel.evaluation",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
+_LAZY_MODULES |= {"evaluation", "metrics", "paper_model", "shapes"}  # issue 10
 
 
 def __getattr__(name: str) -> Any:
@@ -69,6 +72,8 @@ __all__ = [
     "QFSCAM",
     "ExplanationResult",
     "explain_all",
+    # evaluation (issue 10)
+    "evaluate",
     # errors
     "exceptions",
     "QFSelError",

@@ -16,6 +16,7 @@ import sys
 from typing import Sequence
 
 from . import demo, explain, solve_demo
+from . import evaluate as evaluate_cmd  # issue 10
 from ._common import UserError, _Parser
 from .solve_demo import random_explanation_batch
 
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qfsel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for command in (explain, demo, solve_demo):
+    for command in (explain, demo, solve_demo, evaluate_cmd):
         command.register(sub)
     return parser
 
