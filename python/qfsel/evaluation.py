@@ -394,6 +394,9 @@ def evaluate(
         raise ValueError(f"parts: unknown {sorted(bad)}; expected some of {sorted(known_parts)}")
     with torch.no_grad():
         logits = torch.cat([data.model(torch.from_numpy(data.images[i : i + 256])) for i in range(0, len(data.images), 256)])
+    if logits.dim() != 2 or logits.shape[0] != len(data.images):
+        raise ValueError(f"model: expected an output of shape (B, C) (class scores), got {tuple(logits.shape)}")
+    labels_all = M._checks.labels_array("labels", data.labels, len(data.images))
     predicted = logits.argmax(1).numpy()
     n_classes = int(logits.shape[1])
     accuracy = float((predicted == data.labels).mean())

@@ -50,8 +50,9 @@ PAPER_INPUT = 64  # side of the images the model takes
 BACKBONE_SIDE = 112  # side the backbone sees (7x7 maps after _blocks.10)
 _FORMAT = "qfsel.paper_cnn/1"
 
-PAPER_ACCURACY: dict[int, float] = {}
-"""Test accuracy of the bundled shapes heads on ``shapes(1000, split="test")`` (filled below)."""
+PAPER_ACCURACY: dict[int, float] = {16: 0.985, 24: 0.978, 32: 0.982}
+"""Test accuracy of the bundled shapes heads on ``shapes(1000, seed=0, split="test")``, measured
+by the training command above (5,000 training images, 20 epochs, seed 0; torch 2.13 CPU)."""
 
 
 class LiteBackbone(nn.Module):
