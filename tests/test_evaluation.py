@@ -108,3 +108,19 @@ def test_cli_evaluate(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "mean_off_diagonal" in out and (tmp_path / "report.html").is_file()
+
+
+def test_explain_dataset_gives_qfs_a_flat_map_where_no_map_has_positive_weight():
+    from qfsel.evaluation import explain_dataset
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2)).eval()
+    with torch.no_grad():
+        model[3].weight[0] = -model[3].weight[0].abs()  # class 0: every map lowers the score
+        model[3].weight[1] = model[3].weight[1].abs()
+    x = np.random.default_rng(0).random((4, 3, 8, 8)).astype(np.float32)
+    ex = explain_dataset(model, x, np.array([0, 1, 0, 1]), "1", ("qfs", "gradcam"), progress=False, sampler="exact")
+    assert ex.extra["no_candidates"] == 2
+    assert [len(s) for s in ex.selected][::2] == [0, 0] and all(len(s) > 0 for s in ex.selected[1::2])
+    assert ex.flat["qfs"].tolist() == [True, False, True, False]
+    assert np.all(ex.heatmaps["qfs"][0] == 0) and ex.act_mean.shape == (4, 4)

@@ -192,6 +192,7 @@ def explain_dataset(
         means.append(output.detach().float().mean(dim=(2, 3)).cpu().numpy())
 
     handle = module.register_forward_hook(hook)
+    no_candidates = 0
     t0 = time.perf_counter()
     bar = tqdm(total=len(images), desc=desc, unit="img", disable=not progress, leave=False)
     try:
@@ -199,20 +200,32 @@ def explain_dataset(
             xb = torch.from_numpy(images[start : start + batch_size])
             tb = [int(v) for v in targets[start : start + batch_size]]
             n_before = len(means)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", QFSelWarning)  # flat maps are counted, not warned
-                res = explain_all(model, xb, [layer], targets=tb, explainers=explainers)
-            del means[n_before + 1 :]  # keep the capture's forward only
-            for m in names:
-                r = res[m]
-                parts[m]["h"].append(r.heatmaps)
-                parts[m]["r"].append(r.raw_maps[0])
-                parts[m]["w"].append(r.weights[0])
-                parts[m]["f"].append(r.flat)
-                if r.selections is not None:
-                    selected.extend(r.selections[0].selected)
-                    d.append(r.selections[0].d)
-                    energies.append(r.selections[0].energies)
+            try:
+                pieces = [_explain_batch(model, xb, layer, tb, explainers)]
+                del means[n_before + 1 :]  # keep the capture's forward only
+            except ValueError as exc:
+                if "no feature map of target layer" not in str(exc):
+                    raise
+                # some image has no map with a positive weight (e.g. a randomised model): QFS-CAM
+                # has nothing to select there; it gets an empty selection and a flat map
+                del means[n_before:]
+                pieces = []
+                for i in range(len(tb)):
+                    n_i = len(means)
+                    pieces.append(_explain_batch(model, xb[i : i + 1], layer, tb[i : i + 1], explainers))
+                    del means[n_i + 1 :]
+                    no_candidates += int(pieces[-1].get("_empty", False))
+            for res in pieces:
+                for m in names:
+                    r = res[m]
+                    parts[m]["h"].append(r.heatmaps)
+                    parts[m]["r"].append(r.raw_maps[0])
+                    parts[m]["w"].append(r.weights[0])
+                    parts[m]["f"].append(r.flat)
+                    if r.selections is not None:
+                        selected.extend(r.selections[0].selected)
+                        d.append(r.selections[0].d)
+                        energies.append(r.selections[0].energies)
             bar.update(len(tb))
             bar.set_postfix(img_s=f"{(start + len(tb)) / (time.perf_counter() - t0):.1f}")
     finally:
@@ -229,7 +242,37 @@ def explain_dataset(
         d=np.concatenate(d) if d else None,
         energies=np.concatenate(energies) if energies else None,
         seconds=time.perf_counter() - t0,
+        extra={"no_candidates": no_candidates},
     )
+
+
+def _explain_batch(model: Any, xb: torch.Tensor, layer: str, tb: list[int], explainers: dict[str, Any]) -> dict[str, Any]:
+    """explain_all on one batch; for a single image whose QUBO has no candidate, QFS-CAM's
+    result is an empty selection with a flat (zero) map and the other methods run as usual."""
+    from .cams import ExplanationResult, LayerSelection, explain_all
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QFSelWarning)  # flat maps are counted, not warned
+        try:
+            return explain_all(model, xb, [layer], targets=tb, explainers=explainers)
+        except ValueError as exc:
+            if len(tb) != 1 or "no feature map of target layer" not in str(exc) or "qfs" not in explainers:
+                raise
+            others = {k: v for k, v in explainers.items() if k != "qfs"}
+            if others:
+                res: dict[str, Any] = dict(explain_all(model, xb, [layer], targets=tb, explainers=others))
+                ref = next(iter(res.values()))
+            else:
+                ref = explain_all(model, xb, [layer], targets=tb, methods=("gradcam",))["gradcam"]
+                res = {}
+    empty = LayerSelection(layer, [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], np.zeros(1, np.int64),
+                           np.zeros(1), np.ones(1, bool), {}, "none")
+    qfs = ExplanationResult("qfs-cam", np.zeros_like(ref.heatmaps), [np.zeros_like(ref.raw_maps[0])],
+                            [np.zeros_like(ref.weights[0])], ref.predicted, ref.scores, ref.layer_names,
+                            np.ones(1, bool), [empty])
+    out = {k: (qfs if k == "qfs" else res[k]) for k in explainers}
+    out["_empty"] = True
+    return out
 
 
 def _explain_fn(layer: str, methods: Sequence[str], qfs_params: dict[str, Any], batch_size: int):
@@ -416,6 +459,7 @@ def evaluate(
             "images_per_second": keep.size / max(ex.seconds, 1e-9),
         },
         "flat_maps": {m: int(f.sum()) for m, f in ex.flat.items()},
+        "qfs_no_candidates": ex.extra.get("no_candidates", 0),
     }
     if ex.selected is not None:
         counts = np.array([len(s) for s in ex.selected])
