@@ -261,3 +261,13 @@ def test_road_by_quantus_ranks_evidence_first():
     r_bad = M.road(_Linear().eval(), x, 1.01 - good, t, percentages=(25, 50, 75))
     assert len(r_good["accuracy"]) == 3
     assert r_good["mean_accuracy"] <= r_bad["mean_accuracy"]
+
+
+def test_pointing_game_counts_a_hit_on_any_maximal_pixel_like_quantus():
+    mask = np.zeros((1, 3, 3), bool)
+    mask[0, 2, 2] = True
+    h = np.zeros((1, 3, 3))
+    h[0, 0, 0] = h[0, 2, 2] = 1.0  # plateau: first maximum outside, another inside
+    assert M.localization(h, mask)["pointing_game"][0]
+    h[0, 2, 2] = 0.9
+    assert not M.localization(h, mask)["pointing_game"][0]

@@ -3,10 +3,12 @@
 Plain implementations (heatmaps (N, H, W) non-negative, masks (N, H, W) bool):
 
 * pointing game (Zhang et al. 2018): is the heatmap's maximum inside the mask (optionally
-  dilated by ``tolerance`` pixels)? Ties for the maximum: the first in row-major order, as
-  in Quantus.
+  dilated by ``tolerance`` pixels)? When several pixels share the maximum (upsampled CAMs
+  have plateaus), a hit is any of them inside the mask, as in Quantus 0.6.
 * relevance mass accuracy (Arras et al. 2022): share of the heatmap's total inside the mask.
-* relevance rank accuracy: share of the ``|mask|`` highest pixels that lie inside the mask.
+* relevance rank accuracy: share of the ``|mask|`` highest pixels that lie inside the mask
+  (ties at the cut taken in row-major order; Quantus' unstable sort may take others, so the
+  two differ by up to a few tied pixels' share).
 * IoU: of the mask and the heatmap thresholded at ``threshold * max``.
 
 A flat (all-zero) heatmap scores 0 on every measure and is counted in ``n_flat`` (Quantus
@@ -73,7 +75,7 @@ def localization(heatmaps: Any, masks: Any, *, tolerance: int = 0, threshold: fl
         hit_mask = binary_dilation(m, structure=struct).reshape(n, -1)
     else:
         hit_mask = flat_m
-    pointing = hit_mask[np.arange(n), flat_h.argmax(axis=1)] & ~flat
+    pointing = (hit_mask & (flat_h == peak[:, None])).any(axis=1) & ~flat  # any maximal pixel, as Quantus
     total = flat_h.sum(axis=1)
     mass = np.divide((flat_h * flat_m).sum(axis=1), total, out=np.zeros(n), where=total > 0)
     size = flat_m.sum(axis=1)
