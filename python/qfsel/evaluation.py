@@ -534,7 +534,7 @@ def evaluate(
         for method, h in ex.heatmaps.items():
             di = M.deletion_insertion(data.model, images[sub], h[sub], labels[sub], steps=steps, seed=seed)
             cc = M.confidence_change(data.model, images[sub], h[sub], labels[sub])
-            f = {
+            f: dict[str, Any] = {
                 "deletion_auc": _mean_ci(di["deletion_auc"], n_boot, seed),
                 "insertion_auc": _mean_ci(di["insertion_auc"], n_boot, seed),
                 "average_drop": _mean_ci(100 * cc["drop"], n_boot, seed),

@@ -683,7 +683,7 @@ MNIST_CLASS_NAMES = tuple(str(d) for d in range(10))
 
 
 # --- the paper-shaped CNN on EfficientNet-Lite0 (issue 10; the code is in qfsel.paper_model) ---
-BUNDLED_MODELS = BUNDLED_MODELS + ("shapes-paper-16", "shapes-paper-24", "shapes-paper-32")
+BUNDLED_MODELS = BUNDLED_MODELS + ("shapes-paper-16", "shapes-paper-24", "shapes-paper-32")  # type: ignore[assignment]
 
 
 def paper_cnn(n_features: int = 16, pretrained: bool | str | os.PathLike[str] = True, num_classes: int = 10) -> NarrowCNN:

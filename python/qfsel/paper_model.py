@@ -65,7 +65,7 @@ class LiteBackbone(nn.Module):
         super().__init__()
         from .models import IMAGENET_MEAN, IMAGENET_STD, efficientnet_lite0
 
-        net = efficientnet_lite0(pretrained=pretrained)
+        net: Any = efficientnet_lite0(pretrained=pretrained)
         self.side = int(side)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, copy.deepcopy(net._swish))
         self.blocks = nn.ModuleList(list(net._blocks)[: cut + 1])
@@ -77,7 +77,9 @@ class LiteBackbone(nn.Module):
             raise ValueError(f"input: expected (B, 3, H, W) RGB images, got shape {tuple(x.shape)}")
         if tuple(x.shape[-2:]) != (self.side, self.side):
             x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False)
-        x = self.stem((x - self.mean) / self.std)
+        mean, std = self.mean, self.std
+        assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
+        x = self.stem((x - mean) / std)
         for block in self.blocks:
             x = block(x)
         return x
