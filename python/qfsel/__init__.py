@@ -44,12 +44,15 @@ _LAZY = {
     "open_results": "qfsel.dataset",
     # issue 13: benchmarking (pandas loads on first use)
     "benchmark": "qfsel.bench",
+    # evaluation (issue 10)
+    "evaluate": "qfsel.evaluation",
 }
 _LAZY_MODULES = {"cams", "capture", "datasets", "heatmap", "models", "scoring", "targets", "viz"}
 _LAZY_MODULES |= {"dataset"}
 _LAZY_MODULES |= {"bench", "instances"}  # issue 13
 # issue 12 (annealing physics, no torch): qfsel.quantum loads on first access
 _LAZY_MODULES |= {"quantum"}
+_LAZY_MODULES |= {"evaluation", "metrics", "paper_model", "shapes"}  # issue 10
 
 
 def __getattr__(name: str) -> Any:
@@ -100,6 +103,8 @@ __all__ = [
     "open_results",
     # annealing physics (issue 12)
     "quantum",
+    # evaluation (issue 10)
+    "evaluate",
     # errors
     "exceptions",
     "QFSelError",

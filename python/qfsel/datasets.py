@@ -291,3 +291,9 @@ def stl10(
     if as_tensor:
         return torch.from_numpy(images), torch.from_numpy(labels)
     return images, labels
+
+
+# --- shapes (issue 10): seeded synthetic 10-class images with object masks ---------------------
+from .shapes import SHAPE_CLASSES, ShapesData, shapes  # noqa: E402
+
+__all__ += ["SHAPE_CLASSES", "ShapesData", "shapes"]

@@ -814,6 +814,10 @@ def load_model(name: str | os.PathLike[str]) -> BundledModel:
             default_candidates=EFFICIENTNET_LITE0_CANDIDATES,
             input_notes=imagenet_input_notes,
         )
+    if isinstance(name, str) and name.startswith("shapes-paper-"):  # issue 10: qfsel.paper_model
+        from .paper_model import load_bundled
+
+        return load_bundled(name)
     if isinstance(name, (str, os.PathLike)) and (str(name).endswith((".pt", ".pth")) or Path(name).is_file()):
         model = load_narrow_cnn(name)
         _, meta = _load_checkpoint(name)
@@ -836,3 +840,17 @@ def load_model(name: str | os.PathLike[str]) -> BundledModel:
 
 MNIST_CLASS_NAMES = tuple(str(d) for d in range(10))
 _MNIST_TRAINED_ON = "28x28 grey MNIST digits"
+
+
+# --- the paper-shaped CNN on EfficientNet-Lite0 (issue 10; the code is in qfsel.paper_model) ---
+BUNDLED_MODELS = BUNDLED_MODELS + ("shapes-paper-16", "shapes-paper-24", "shapes-paper-32")  # type: ignore[assignment]
+
+
+def paper_cnn(n_features: int = 16, pretrained: bool | str | os.PathLike[str] = True, num_classes: int = 10) -> NarrowCNN:
+    """The paper's architecture on a frozen EfficientNet-Lite0 cut; see :func:`qfsel.paper_model.paper_cnn`."""
+    from .paper_model import paper_cnn as build
+
+    return build(n_features, pretrained, num_classes)  # type: ignore[arg-type]
+
+
+__all__ += ["paper_cnn"]

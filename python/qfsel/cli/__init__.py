@@ -20,6 +20,7 @@ from . import demo, explain, solve_demo
 from . import explain_dataset
 from . import bench  # issue 13
 from . import gap  # issue 12
+from . import evaluate as evaluate_cmd  # issue 10
 from ._common import UserError, _Parser
 from .solve_demo import random_explanation_batch
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qfsel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    for command in (explain, demo, solve_demo, explain_dataset, bench, gap):
+    for command in (explain, demo, solve_demo, explain_dataset, bench, gap, evaluate_cmd):
         command.register(sub)
     return parser
 
