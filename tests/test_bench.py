@@ -89,6 +89,10 @@ def test_bad_input_is_refused(small):
         benchmark(small, ["sa"], time_limit=0)
     with pytest.raises(ValueError, match="seeds"):
         benchmark(small, ["sa"], seeds=[1, 1])
+    with pytest.raises(TypeError, match="seeds: expected a positive count or an iterable"):
+        benchmark(small, ["sa"], seeds=1.5)  # was "'float' object is not iterable"
+    with pytest.raises(ValueError, match="budgets: expected at least one"):
+        benchmark(small, ["sa"], [])  # was an empty result, nothing run
     with pytest.raises(TypeError, match="samplers: expected"):
         as_entry(3.5)
     with pytest.raises(ValueError, match="duplicate instance names"):

@@ -82,6 +82,8 @@ def _budgets(budgets: Any) -> list[Budget]:
             out.append(Budget(**b))
         else:
             raise TypeError(f"budgets: expected Budget objects or dicts of num_reads/num_sweeps/time_s, got {describe(b)}")
+    if not out:
+        raise ValueError("budgets: expected at least one Budget (None: the default Budget()), got none")
     names = [b.name for b in out]
     if len(set(names)) != len(names):
         raise ValueError(f"budgets: duplicate budget names {names}")
@@ -91,6 +93,8 @@ def _budgets(budgets: Any) -> list[Budget]:
 def _seeds(seeds: Any) -> list[int]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         return list(range(check_int("seeds", seeds, low=1)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds: expected a positive count or an iterable of distinct non-negative integers, got {describe(seeds)}")
     out = [check_int("seeds", s, low=0, high=2**32 - 1) for s in seeds]
     if not out or len(set(out)) != len(out):
         raise ValueError(f"seeds: expected a positive count or distinct non-negative integers, got {seeds!r}")

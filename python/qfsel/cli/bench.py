@@ -167,7 +167,7 @@ def register(sub: Any) -> None:
     gen.set_defaults(func=_cmd_generate)
     cap = bsub.add_parser("capture", help="capture instances from QFS-CAM explanations on bundled models and data")
     cap.add_argument("--model", default="narrow-mnist-16", help="narrow-mnist-16/24/32 or efficientnet-lite0")
-    cap.add_argument("--n", type=int, default=8, help="images (MNIST test digits; EfficientNet: up to 4 photos)")
+    cap.add_argument("--n", type=int, default=8, help="images (MNIST test digits, at most 1000; EfficientNet: up to 4 photos)")
     cap.add_argument("--k", type=int, default=3, help="maps to select (default: 3)")
     cap.add_argument("--beta", type=float, default=0.7, help="relevance weight (default: 0.7)")
     cap.add_argument("--candidates", type=int, default=None, help="keep the N most relevant positive maps (EfficientNet: 16..256)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -54,6 +55,9 @@ class Instance:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"name: expected a non-empty string, got {describe(self.name)}")
+        if self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
+            # the name is the file name save_many writes: '../x' would land outside its directory
+            raise ValueError(f"name: expected a file-name-safe string (no '/', '\\', NUL, '.' or '..'), got {self.name!r}")
         h = check_finite("relevance", as_array("relevance", self.relevance, ndim=1))
         n = h.shape[0]
         j = check_finite("redundancy", as_array("redundancy", self.redundancy, shape=(n, n)))
@@ -184,12 +188,16 @@ def load(path: str | os.PathLike[str]) -> Instance:
         ValueError: not a ``qfsel-instance`` file, another format version, or arrays whose shapes
             do not match the metadata.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file path (str or os.PathLike), got {describe(path)}")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no instance file at {str(p)!r}")
+    if not zipfile.is_zipfile(p):  # np.load would call a text file 'pickled (object) data'
+        raise ValueError(f"path: {str(p)!r} is not a qfsel-instance .npz file (not a zip archive)")
     try:
         data = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"path: {str(p)!r} is not a qfsel-instance .npz file ({exc})") from None
     with data:
         if "meta" not in data.files:
