@@ -224,6 +224,17 @@ def test_bad_input(tiny, tmp_path):
         qfsel.explain_dataset(model, 42, ["act"], **kw)
     with pytest.raises(ValueError, match="unknown layer|layer"):
         qfsel.explain_dataset(model, x, ["nope"], **kw)
+    with pytest.raises(ValueError, match="device: expected a torch device"):  # was torch's RuntimeError
+        qfsel.explain_dataset(model, x, ["act"], device="tpu", **kw)
+    if not torch.cuda.is_available():  # was torch's AssertionError "Torch not compiled with CUDA"
+        with pytest.raises(ValueError, match=r"device: .*cuda.is_available\(\) is False"):
+            qfsel.explain_dataset(model, x, ["act"], device="cuda", **kw)
+    with pytest.raises(ValueError, match="shard_batches"):  # 0 quietly meant the default
+        qfsel.explain_dataset(model, x, ["act"], backend="dask", shard_batches=0, **kw)
+    with pytest.raises(ValueError, match="timeout"):
+        qfsel.explain_dataset(model, x, ["act"], timeout=float("nan"), **kw)
+    with pytest.raises(TypeError, match="out: expected a folder path"):
+        qfsel.explain_dataset(model, x, ["act"], **{**kw, "out": 5})
     assert not (tmp_path / "t").exists()  # nothing written for a refused job
     with pytest.raises(FileNotFoundError, match="no qfsel results store"):
         open_results(tmp_path / "missing")
