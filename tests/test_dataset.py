@@ -152,6 +152,11 @@ def test_config_mismatch_is_refused_unless_overwrite(tiny, tmp_path):
     s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", sampler="exact", beta=0.5, overwrite=True, **kw)
     assert s.batches_run == 3
     assert open_results(tmp_path / "s").manifest["config"]["method_params"]["beta"] == 0.5
+    # a job that failed before its first batch (k > d) leaves nothing to keep: the corrected job is not refused
+    with pytest.raises(ValueError, match="exceeds the number of candidate maps"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "k", sampler="exact", k=9, **kw)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "k", sampler="exact", k=2, **kw)
+    assert s.batches_run == 3 and open_results(tmp_path / "k").manifest["config"]["method_params"]["k"] == 2
     # a folder with other files is never taken over
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
