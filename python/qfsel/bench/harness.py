@@ -31,6 +31,7 @@ import numpy as np
 
 from .._checks import check_int, describe
 from ..instances import Instance, load_many, save
+from ..instances._format import ensure_dir
 from ..instances.truth import EXACT_LIMIT, ground_truth
 from .entries import Entry, as_entry
 from .metrics import RELATIVE_TOLERANCE
@@ -269,10 +270,9 @@ def benchmark(
     if time_limit is not None:
         if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (time_limit > 0):
             raise ValueError(f"time_limit: expected None or a positive number of seconds, got {time_limit!r}")
-    outdir = None if out is None else Path(out)
+    outdir = None if out is None else ensure_dir("out", out)
     if outdir is not None:
-        outdir.mkdir(parents=True, exist_ok=True)
-        (outdir / "instances").mkdir(exist_ok=True)
+        ensure_dir("out", outdir / "instances")
     # ground truth (stored instances in out/ keep theirs, so a resumed run does not recompute it)
     ready = []
     for inst in insts:

@@ -157,6 +157,23 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def ensure_dir(name: str, path: str | os.PathLike[str]) -> Path:
+    """Creates the directory ``path`` (and its parents); an ``OSError`` of the same kind names ``name``.
+
+    ``Path.mkdir`` alone said only ``[Errno 17] File exists: 'x'`` for an existing file.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a directory path (str or os.PathLike), got {describe(path)}")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise NotADirectoryError(20, f"{name}: expected a directory, got {str(p)!r}, an existing file")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{name}: cannot create the directory {str(p)!r}: {exc.strerror or exc}") from None
+    return p
+
+
 def save(instance: Instance, path: str | os.PathLike[str]) -> Path:
     """Write ``instance`` to ``path`` (``.npz`` is appended when missing); returns the path written."""
     if not isinstance(instance, Instance):
@@ -173,7 +190,7 @@ def save(instance: Instance, path: str | os.PathLike[str]) -> Path:
         val = getattr(instance, key)
         if val is not None:
             arrays[key] = val
-    p.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir("path", p.parent)
     tmp = p.with_name(p.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, p)
@@ -240,6 +257,7 @@ def load(path: str | os.PathLike[str]) -> Instance:
 def save_many(instances: Iterable[Instance], directory: str | os.PathLike[str]) -> list[Path]:
     """Save each instance as ``directory/<name>.npz``; names must be unique."""
     out, seen = [], set()
+    ensure_dir("directory", directory)
     for inst in instances:
         if inst.name in seen:
             raise ValueError(f"instances: duplicate instance name {inst.name!r}")
