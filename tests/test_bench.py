@@ -98,6 +98,8 @@ def test_bad_input_is_refused(small):
         benchmark(small, ["sa"], out=__file__)  # was "[Errno 17] File exists: ..." naming no argument
     with pytest.raises(NotADirectoryError, match="directory: "):
         save_many(small, Path(__file__) / "sub")
+    with pytest.raises(TypeError, match="progress: expected a bool"):
+        benchmark(small, ["sa"], progress="no")
     with pytest.raises(ValueError, match="budgets: expected at least one"):
         benchmark(small, ["sa"], [])  # was an empty result, nothing run
     with pytest.raises(TypeError, match="samplers: expected"):

@@ -270,6 +270,9 @@ def benchmark(
     if time_limit is not None:
         if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (time_limit > 0):
             raise ValueError(f"time_limit: expected None or a positive number of seconds, got {time_limit!r}")
+    for flag, value in (("progress", progress), ("retry_failed", retry_failed)):
+        if not isinstance(value, bool):  # "no" would have meant True
+            raise TypeError(f"{flag}: expected a bool, got {describe(value)}")
     outdir = None if out is None else ensure_dir("out", out)
     if outdir is not None:
         ensure_dir("out", outdir / "instances")

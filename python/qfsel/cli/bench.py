@@ -170,7 +170,7 @@ def register(sub: Any) -> None:
     cap.add_argument("--n", type=int, default=8, help="images (MNIST test digits, at most 1000; EfficientNet: up to 4 photos)")
     cap.add_argument("--k", type=int, default=3, help="maps to select (default: 3)")
     cap.add_argument("--beta", type=float, default=0.7, help="relevance weight (default: 0.7)")
-    cap.add_argument("--candidates", type=int, default=None, help="keep the N most relevant positive maps (EfficientNet: 16..256)")
+    cap.add_argument("--candidates", type=int, default=None, help="keep the N most relevant positive maps (default: all; docs/benchmarks.md uses 16..256 for EfficientNet)")
     cap.add_argument("--no-ground-truth", action="store_true", help="do not compute ground truth")
     cap.add_argument("--out", required=True, help="directory for the .npz instance files")
     cap.set_defaults(func=_cmd_capture)
