@@ -1,6 +1,6 @@
 """The D-Wave routes on a full-size MOCK Advantage graph: capacity, embedding time, job count, estimated cost.
 
-Usage: ``/work/wt/py.sh -m benches.dwave_report`` (or ``.venv/bin/python -m benches.dwave_report``).
+Usage: ``.venv/bin/python -m benches.dwave_report``.
 
 Everything here is offline: ``MockDWaveSampler`` on a Pegasus P16 graph (the
 Advantage topology, 5,640 qubits in the graph, all yielded here) with a

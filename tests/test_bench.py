@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import qfsel  # noqa: E402
 from qfsel.bench import Budget, Entry, RunOutput, as_entry, benchmark, entry_names  # noqa: E402
 from qfsel.bench.metrics import approximation_ratio, bootstrap_median_tts, bootstrap_tts, jaccard, spearman, tts99  # noqa: E402
 from qfsel.cli import main  # noqa: E402
-from qfsel.instances import Instance, generate, ground_truth  # noqa: E402
+from qfsel.instances import Instance, generate, ground_truth, save_many  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,18 @@ def test_bad_input_is_refused(small):
         benchmark(small, ["sa"], time_limit=0)
     with pytest.raises(ValueError, match="seeds"):
         benchmark(small, ["sa"], seeds=[1, 1])
+    with pytest.raises(TypeError, match="seeds: expected a positive count or an iterable"):
+        benchmark(small, ["sa"], seeds=1.5)  # was "'float' object is not iterable"
+    with pytest.raises(TypeError, match="out: expected a directory path"):  # was pathlib's TypeError
+        benchmark(small, ["sa"], out=5)
+    with pytest.raises(NotADirectoryError, match="out: expected a directory, got .*an existing file"):
+        benchmark(small, ["sa"], out=__file__)  # was "[Errno 17] File exists: ..." naming no argument
+    with pytest.raises(NotADirectoryError, match="directory: "):
+        save_many(small, Path(__file__) / "sub")
+    with pytest.raises(TypeError, match="progress: expected a bool"):
+        benchmark(small, ["sa"], progress="no")
+    with pytest.raises(ValueError, match="budgets: expected at least one"):
+        benchmark(small, ["sa"], [])  # was an empty result, nothing run
     with pytest.raises(TypeError, match="samplers: expected"):
         as_entry(3.5)
     with pytest.raises(ValueError, match="duplicate instance names"):

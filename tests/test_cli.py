@@ -137,6 +137,9 @@ def test_explain_candidates_keeps_the_top_n(digits, tmp_path):
         ("explain", ["--candidates", "3", "--k", "4"], "--k: expected an integer <= --candidates (3), got 4"),
         ("explain", ["--candidates", "many"], "expected an integer or 'all', got 'many'"),
         ("demo", ["--device", "tpu"], "invalid choice"),
+        # was checked only mid-run (QFS-CAM: seed ... (sample index 0 = ...)), after the replace notes
+        ("explain", ["--seed", str(2**64)], "--seed: expected an integer in [0, 2**64 - 1], got 18446744073709551616"),
+        ("demo", ["--seed", str(2**70)], "--seed: expected an integer in [0, 2**64 - 1]"),
     ],
 )
 def test_candidates_and_device_user_errors(digits, tmp_path, capsys, command, extra, message):
@@ -279,6 +282,14 @@ def test_explain_empty_layer_name_is_an_error(digits, tmp_path, capsys):
     assert main(["explain", str(paths[0]), "--layer", "", "--out", str(tmp_path / "out")]) == 2
     assert "--layer: expected a layer name" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_solve_demo_and_explain_dataset_refuse_a_seed_beyond_64_bits(tmp_path, capsys):
+    assert main(["solve-demo", "--batch", "2", "--k-maps", "4", "--seed", str(2**64)]) == 2
+    assert main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "s"), "--seed", str(2**64)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("qfsel: error: --seed: expected an integer in [0, 2**64 - 1]") == 2 and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
 
 
 def test_solve_demo_too_large_is_a_clear_error(capsys):

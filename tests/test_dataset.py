@@ -152,6 +152,11 @@ def test_config_mismatch_is_refused_unless_overwrite(tiny, tmp_path):
     s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", sampler="exact", beta=0.5, overwrite=True, **kw)
     assert s.batches_run == 3
     assert open_results(tmp_path / "s").manifest["config"]["method_params"]["beta"] == 0.5
+    # a job that failed before its first batch (k > d) leaves nothing to keep: the corrected job is not refused
+    with pytest.raises(ValueError, match="exceeds the number of candidate maps"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "k", sampler="exact", k=9, **kw)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "k", sampler="exact", k=2, **kw)
+    assert s.batches_run == 3 and open_results(tmp_path / "k").manifest["config"]["method_params"]["k"] == 2
     # a folder with other files is never taken over
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
@@ -224,6 +229,17 @@ def test_bad_input(tiny, tmp_path):
         qfsel.explain_dataset(model, 42, ["act"], **kw)
     with pytest.raises(ValueError, match="unknown layer|layer"):
         qfsel.explain_dataset(model, x, ["nope"], **kw)
+    with pytest.raises(ValueError, match="device: expected a torch device"):  # was torch's RuntimeError
+        qfsel.explain_dataset(model, x, ["act"], device="tpu", **kw)
+    if not torch.cuda.is_available():  # was torch's AssertionError "Torch not compiled with CUDA"
+        with pytest.raises(ValueError, match=r"device: .*cuda.is_available\(\) is False"):
+            qfsel.explain_dataset(model, x, ["act"], device="cuda", **kw)
+    with pytest.raises(ValueError, match="shard_batches"):  # 0 quietly meant the default
+        qfsel.explain_dataset(model, x, ["act"], backend="dask", shard_batches=0, **kw)
+    with pytest.raises(ValueError, match="timeout"):
+        qfsel.explain_dataset(model, x, ["act"], timeout=float("nan"), **kw)
+    with pytest.raises(TypeError, match="out: expected a folder path"):
+        qfsel.explain_dataset(model, x, ["act"], **{**kw, "out": 5})
     assert not (tmp_path / "t").exists()  # nothing written for a refused job
     with pytest.raises(FileNotFoundError, match="no qfsel results store"):
         open_results(tmp_path / "missing")

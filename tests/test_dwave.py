@@ -395,10 +395,9 @@ def test_qfscam_routes_a_whole_batch_through_one_qpu_job():
     cam = QFSCAM(model, ["act"], k=2, sampler="dwave-clique", sampler_params={"qpu": qpu, "num_reads": 20}, seed=3)
     res = cam.explain(x)
     exact = QFSCAM(model, ["act"], k=2, sampler="exact").explain(x)
-    # QFS-CAM hands each group of equal-size problems (equal d) to the route in one call:
-    # one packed QPU job per distinct d, never one per image.
-    assert len(set(res.d.tolist())) < len(x)
-    assert qpu.calls == len(set(res.d.tolist())), "one packed QPU job per distinct problem size"
+    # QFSCAM solves one ProblemBatch per distinct number of candidate maps d (here d = 3, 2, 3, 2):
+    # each is one packed QPU job, whatever its number of images
+    assert qpu.calls == len(set(res.selections[0].d.tolist())) == 2, "four explanations, one packed QPU job per d"
     assert all(len(s) == 2 for s in res.selected)
     same = [set(a.tolist()) == set(b.tolist()) for a, b in zip(res.selected, exact.selected)]
     assert sum(same) >= 3
@@ -430,3 +429,22 @@ def test_qpu_route_unavailable_solver_and_timeout(token, monkeypatch):
     with pytest.raises(SolverTimeoutError, match=r"sampler 'dwave-clique': timed out while running job 1/3") as info:
         qfsel.solve(batch, "dwave-clique", qpu=qpu, num_reads=5, pack=False, timeout=0.2)
     assert info.value.partial.info["indices"] == [1, 2] and sorted(info.value.failed) == [0]
+
+
+@pytest.mark.parametrize("route", ["dwave", "dwave-clique"])
+def test_empty_batch_and_zero_variables_submit_nothing(route, tmp_path):
+    """An empty batch said 'a problem with K=6 variables does not embed'; K=0 the same about K=0."""
+    for b, n in ((0, 6), (2, 0)):
+        batch = qfsel.ProblemBatch(np.zeros((b, n)), np.zeros((b, n, n)), beta=0.7, k=None if n == 0 else 2)
+        qpu = pegasus()
+        sol = qfsel.solve(batch, route, qpu=qpu, num_reads=5)
+        assert sol.states.shape == (b, n) and qpu.calls == 0 and sol.info["num_jobs"] == 0
+        assert np.all(sol.energies == 0.0)
+        assert qd.plan(batch, route, qpu=qpu, num_reads=5)["num_jobs"] == 0
+    batch = random_batch(1, 4, 2)
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="embedding_cache_dir: expected a directory"):
+        qfsel.solve(batch, route, qpu=pegasus(), embedding_cache_dir=tmp_path / "f")
+    with pytest.raises(TypeError, match="embedding_cache_dir: expected a directory path"):
+        qfsel.solve(batch, route, qpu=pegasus(), embedding_cache_dir=5)
+    assert qd.capacity(10**6, pegasus(), route=route) == 0  # was a hang building K_n's edges

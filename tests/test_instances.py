@@ -87,6 +87,25 @@ def test_bad_instance_fields():
         Instance("a", h, j, k=5)
     with pytest.raises(TypeError, match="name"):
         Instance("", h, j)
+    for bad in ("../outside", "a/b", "a\\b", "..", "x\0y"):  # the name is save_many's file name
+        with pytest.raises(ValueError, match="name: expected a file-name-safe string"):
+            Instance(bad, h, j)
+
+
+def test_save_many_stays_in_its_directory_and_load_refuses_other_files(tmp_path):
+    h, j = np.ones(4), np.zeros((4, 4))
+    (tmp_path / "notes.npz").write_text("not an archive")
+    with pytest.raises(ValueError, match="not a zip archive"):  # numpy said 'pickled (object) data'
+        load(tmp_path / "notes.npz")
+    (tmp_path / "cut.npz").write_bytes(save(Instance("a", h, j), tmp_path / "a.npz").read_bytes()[:60])
+    with pytest.raises(ValueError, match="not a qfsel-instance .npz file"):
+        load(tmp_path / "cut.npz")
+    with pytest.raises(TypeError, match="path: expected a file path"):
+        load(5)
+    with pytest.raises(ValueError, match=r"n: expected an integer in \[1, 1000\]"):
+        from qfsel.instances.capture import capture_bundled
+
+        capture_bundled("narrow-mnist-16", n=1001)
     with pytest.raises(ValueError, match="method"):
         Instance("a", h, j, k=2).with_ground_truth(0.0, None, "guess")
 

@@ -288,6 +288,9 @@ _QB = np.triu(np.ones((4, 4)))
         ({"gamma_schedule": [1.0]}, ValueError, "gamma_schedule"),
         ({"num_sweeps": 0}, ValueError, "num_sweeps"),
         ({"num_reads": 0}, ValueError, "num_reads"),
+        ({"num_reads": 10**9}, ValueError, "num_reads"),  # was a hang (SA's limits apply)
+        ({"num_sweeps": 10**12}, ValueError, "num_sweeps"),  # was a MemoryError from numpy
+        ({"num_slices": 10**7}, ValueError, "num_slices"),  # was a hang / huge allocation
         ({"k": 5}, ValueError, "cardinality"),
         ({"seed": -1}, ValueError, "seed"),
         ({"readout": "all"}, ValueError, "readout"),
@@ -308,6 +311,12 @@ def test_bad_problems_and_sampler_arguments():
         simulated_quantum_annealing(np.full((3, 3), np.nan))
     with pytest.raises(ValueError, match="q"):
         simulated_quantum_annealing(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="q: expected an array"):  # was 'index: expected an integer ...'
+        simulated_quantum_annealing(ProblemBatch(np.ones((3, 4)), np.zeros((3, 4, 4)), beta=0.7))
+    with pytest.raises(ValueError, match="num_reads x number of problems"):
+        simulated_quantum_annealing(np.zeros((64, 2, 2)), num_reads=2**23)
+    with pytest.raises(ValueError, match="num_reads"):
+        SQASampler().sample(dimod.BinaryQuadraticModel({"a": 1.0}, {}, 0, "BINARY"), num_reads=10**8)
     bqm = dimod.BinaryQuadraticModel({"a": 1.0}, {}, 0, "BINARY")
     with pytest.raises(ValueError, match="num_slices"):
         SQASampler().sample(bqm, num_slices=0)

@@ -31,6 +31,7 @@ import numpy as np
 
 from .._checks import check_int, describe
 from ..instances import Instance, load_many, save
+from ..instances._format import ensure_dir
 from ..instances.truth import EXACT_LIMIT, ground_truth
 from .entries import Entry, as_entry
 from .metrics import RELATIVE_TOLERANCE
@@ -82,6 +83,8 @@ def _budgets(budgets: Any) -> list[Budget]:
             out.append(Budget(**b))
         else:
             raise TypeError(f"budgets: expected Budget objects or dicts of num_reads/num_sweeps/time_s, got {describe(b)}")
+    if not out:
+        raise ValueError("budgets: expected at least one Budget (None: the default Budget()), got none")
     names = [b.name for b in out]
     if len(set(names)) != len(names):
         raise ValueError(f"budgets: duplicate budget names {names}")
@@ -91,6 +94,8 @@ def _budgets(budgets: Any) -> list[Budget]:
 def _seeds(seeds: Any) -> list[int]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         return list(range(check_int("seeds", seeds, low=1)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds: expected a positive count or an iterable of distinct non-negative integers, got {describe(seeds)}")
     out = [check_int("seeds", s, low=0, high=2**32 - 1) for s in seeds]
     if not out or len(set(out)) != len(out):
         raise ValueError(f"seeds: expected a positive count or distinct non-negative integers, got {seeds!r}")
@@ -265,10 +270,12 @@ def benchmark(
     if time_limit is not None:
         if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (time_limit > 0):
             raise ValueError(f"time_limit: expected None or a positive number of seconds, got {time_limit!r}")
-    outdir = None if out is None else Path(out)
+    for flag, value in (("progress", progress), ("retry_failed", retry_failed)):
+        if not isinstance(value, bool):  # "no" would have meant True
+            raise TypeError(f"{flag}: expected a bool, got {describe(value)}")
+    outdir = None if out is None else ensure_dir("out", out)
     if outdir is not None:
-        outdir.mkdir(parents=True, exist_ok=True)
-        (outdir / "instances").mkdir(exist_ok=True)
+        ensure_dir("out", outdir / "instances")
     # ground truth (stored instances in out/ keep theirs, so a resumed run does not recompute it)
     ready = []
     for inst in insts:

@@ -215,13 +215,22 @@ def _methods(choice: str) -> list[str]:
     return list(METHODS) if choice == "all" else [choice]
 
 
+_MAX_SEED = 2**64 - 1
+"""Largest seed the solvers take (``qfsel._checks.check_seed``)."""
+
+
+def _check_seed(seed: int | None) -> None:
+    """``--seed`` in [0, 2**64 - 1], checked before anything is written (a larger one failed mid-run)."""
+    if seed is not None and not 0 <= seed <= _MAX_SEED:
+        raise UserError(f"--seed: expected an integer in [0, 2**64 - 1], got {seed}")
+
+
 def _check_common(args: argparse.Namespace) -> None:
     if not 0.0 <= args.beta <= 1.0:
         raise UserError(f"--beta: expected a number in [0, 1], got {args.beta}")
     if args.k is not None and args.k < 1:
         raise UserError(f"--k: expected an integer >= 1, got {args.k}")
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed: expected an integer >= 0, got {args.seed}")
+    _check_seed(args.seed)
     from .. import available_solvers
 
     if args.sampler not in available_solvers():

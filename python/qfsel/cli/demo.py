@@ -21,6 +21,7 @@ from ._common import (
     _build_cam,
     _candidates_arg,
     _check_candidates,
+    _check_seed,
     _device,
     _effective_candidates,
     _jsonable,
@@ -112,8 +113,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise UserError(f"--beta: expected a number in [0, 1], got {args.beta}")
     if args.k is not None and args.k < 1:
         raise UserError(f"--k: expected an integer >= 1, got {args.k}")
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed: expected an integer >= 0, got {args.seed}")
+    _check_seed(args.seed)
     _check_candidates(args)
     device = _device(args.device)
     out = Path(args.out)

@@ -12,6 +12,7 @@ from ._common import (
     _SOLVE_DEMO_MAX_ENTRIES,
     UserError,
     _add_qfs_options,
+    _check_seed,
 )
 
 
@@ -54,8 +55,7 @@ def _cmd_solve_demo(args: argparse.Namespace) -> int:
         raise UserError(f"--k: expected an integer in [1, {args.k_maps}], got {args.k}")
     if not 0.0 <= args.beta <= 1.0:
         raise UserError(f"--beta: expected a number in [0, 1], got {args.beta}")
-    if args.seed < 0:
-        raise UserError(f"--seed: expected an integer >= 0, got {args.seed}")
+    _check_seed(args.seed)
     if args.sampler not in available_solvers():
         raise UserError(f"--sampler: expected one of {available_solvers()}, got {args.sampler!r}")
     problems = random_explanation_batch(args.batch, args.k_maps, args.seed, beta=args.beta, k=args.k)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_int, check_positive_int
+from .._checks import check_int, check_positive_int, check_positive_real, describe
 from ..capture import Capture, capture, resolve_target_layers
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
@@ -286,6 +286,17 @@ class BatchWorker:
 # --------------------------------------------------------------------------------------------
 
 
+def _check_device(device: Any) -> torch.device:
+    """``device`` as a torch.device; an unknown name or CUDA without CUDA is a ValueError naming it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:  # torch: "Expected one of cpu, cuda, ... device type ..."
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: expected a device this torch can use, got {device!r} but torch.cuda.is_available() is False")
+    return dev
+
+
 def _resolve_model(model: Any, target_layers: Any) -> tuple[nn.Module, Any, Any, str]:
     """(module, target layers, default transform, model name) for a module or a bundled name."""
     if isinstance(model, (str, os.PathLike)):
@@ -394,11 +405,17 @@ def explain_dataset(
     for flag, value in (("store_raw", store_raw), ("upsample", upsample), ("overwrite", overwrite), ("progress", progress)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out: expected a folder path (str or os.PathLike), got {describe(out)}")
+    timeout = check_positive_real("timeout", timeout)
+    n_workers = check_positive_int("n_workers", n_workers)
+    if shard_batches is not None:
+        shard_batches = check_positive_int("shard_batches", shard_batches)  # 0 quietly meant the default
+    device = None if device is None else _check_device(device)
     module, target_layers, bundle_transform, model_name = _resolve_model(model, target_layers)
     if device is None:
         first_param = next(module.parameters(), None)
         device = first_param.device if first_param is not None else torch.device("cpu")
-    device = torch.device(device)
     module.to(device)
     resolved = resolve_target_layers(module, target_layers)
     layer_names = [n for n, _ in resolved]

@@ -172,7 +172,8 @@ class StoreWriter:
         """Creates the store, or reopens one written with the same ``manifest["config"]``.
 
         Raises:
-            ConfigMismatchError: the store holds another configuration and ``overwrite`` is False.
+            ConfigMismatchError: the store holds complete batches of another configuration and
+                ``overwrite`` is False (one with no complete batch is replaced).
             ValueError: ``path`` is a file, or a non-empty folder that is not a qfsel store.
             StoreWriteError: the folder cannot be created or written.
         """
@@ -192,12 +193,15 @@ class StoreWriter:
                     writer = cls(path, old)
                     writer._open_arrays()
                     return writer
-                diff = _config_diff(old.get("config", {}), manifest["config"])
-                raise ConfigMismatchError(
-                    f"out: the store {path} was written with another configuration ({diff}); "
-                    "pass overwrite=True (--overwrite) to replace it, or choose another folder"
-                )
-            # overwrite, or a store whose creation was interrupted before its manifest: start anew.
+                if _done_batches(path):
+                    diff = _config_diff(old.get("config", {}), manifest["config"])
+                    raise ConfigMismatchError(
+                        f"out: the store {path} was written with another configuration ({diff}); "
+                        "pass overwrite=True (--overwrite) to replace it, or choose another folder"
+                    )
+                # no complete batch: nothing of the other job would be lost (e.g. it failed on k > d)
+            # overwrite, a store whose creation was interrupted before its manifest, or one with no
+            # complete batch of another configuration: start anew.
             # The marker goes last, so a kill during the clean-up still leaves a folder we own.
             try:
                 for child in path.iterdir():

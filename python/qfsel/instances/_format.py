@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -54,6 +55,9 @@ class Instance:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"name: expected a non-empty string, got {describe(self.name)}")
+        if self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
+            # the name is the file name save_many writes: '../x' would land outside its directory
+            raise ValueError(f"name: expected a file-name-safe string (no '/', '\\', NUL, '.' or '..'), got {self.name!r}")
         h = check_finite("relevance", as_array("relevance", self.relevance, ndim=1))
         n = h.shape[0]
         j = check_finite("redundancy", as_array("redundancy", self.redundancy, shape=(n, n)))
@@ -153,6 +157,23 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def ensure_dir(name: str, path: str | os.PathLike[str]) -> Path:
+    """Creates the directory ``path`` (and its parents); an ``OSError`` of the same kind names ``name``.
+
+    ``Path.mkdir`` alone said only ``[Errno 17] File exists: 'x'`` for an existing file.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name}: expected a directory path (str or os.PathLike), got {describe(path)}")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise NotADirectoryError(20, f"{name}: expected a directory, got {str(p)!r}, an existing file")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{name}: cannot create the directory {str(p)!r}: {exc.strerror or exc}") from None
+    return p
+
+
 def save(instance: Instance, path: str | os.PathLike[str]) -> Path:
     """Write ``instance`` to ``path`` (``.npz`` is appended when missing); returns the path written."""
     if not isinstance(instance, Instance):
@@ -169,7 +190,7 @@ def save(instance: Instance, path: str | os.PathLike[str]) -> Path:
         val = getattr(instance, key)
         if val is not None:
             arrays[key] = val
-    p.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir("path", p.parent)
     tmp = p.with_name(p.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, p)
@@ -184,12 +205,16 @@ def load(path: str | os.PathLike[str]) -> Instance:
         ValueError: not a ``qfsel-instance`` file, another format version, or arrays whose shapes
             do not match the metadata.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file path (str or os.PathLike), got {describe(path)}")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no instance file at {str(p)!r}")
+    if not zipfile.is_zipfile(p):  # np.load would call a text file 'pickled (object) data'
+        raise ValueError(f"path: {str(p)!r} is not a qfsel-instance .npz file (not a zip archive)")
     try:
         data = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"path: {str(p)!r} is not a qfsel-instance .npz file ({exc})") from None
     with data:
         if "meta" not in data.files:
@@ -232,6 +257,7 @@ def load(path: str | os.PathLike[str]) -> Instance:
 def save_many(instances: Iterable[Instance], directory: str | os.PathLike[str]) -> list[Path]:
     """Save each instance as ``directory/<name>.npz``; names must be unique."""
     out, seen = [], set()
+    ensure_dir("directory", directory)
     for inst in instances:
         if inst.name in seen:
             raise ValueError(f"instances: duplicate instance name {inst.name!r}")

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._checks import check_int
 from ._format import Instance
 
 __all__ = ["capture", "capture_bundled"]
@@ -60,7 +61,7 @@ def capture_bundled(model_name: str, *, n: int = 8, k: int | None = 3, beta: flo
                     candidates: int | None = None) -> list[Instance]:
     """Instances from a bundled model on bundled data.
 
-    ``narrow-mnist-16/24/32``: the first ``n`` MNIST test digits (``qfsel.datasets.mnist5k``), all
+    ``narrow-mnist-16/24/32``: the first ``n`` (at most 1000) MNIST test digits (``qfsel.datasets.mnist5k``), all
     positive maps as candidates. ``efficientnet-lite0``: scikit-image's four photos (``n`` ignored
     beyond 4), the ``candidates`` most relevant positive maps of its head (16..256).
     """
@@ -72,6 +73,7 @@ def capture_bundled(model_name: str, *, n: int = 8, k: int | None = 3, beta: flo
     bundle = load_model(model_name)
     if model_name.startswith("narrow-mnist-"):
         x, y = mnist5k("test")
+        n = check_int("n", n, low=1, high=len(y))  # x[:n] would quietly give fewer instances than asked for
         x, y = x[:n], y[:n]
         names = [f"mnist-test{i}" for i in range(len(y))]
         labels = [int(v) for v in y]

@@ -64,7 +64,8 @@ import dimod
 import numpy as np
 
 from .. import _core
-from .._checks import check_int, check_num_threads, check_seed, describe
+from .._checks import (check_int, check_num_reads, check_num_sweeps, check_num_threads,
+                       check_per_problem, check_seed, describe)
 from ..qubo import ProblemBatch
 from ..routing import Solution, register_solver
 from ._base import bqm_to_dense, cardinality_from_cqm, check_cardinality
@@ -81,6 +82,9 @@ __all__ = [
 
 SCHEDULE_TYPES = ("linear", "dwave", "custom")
 DEFAULT_SLICES = 16
+#: Largest ``num_slices`` x number of variables of one read (each thread holds every slice of the
+#: read it anneals: about 13 bytes per slice and variable, 2**24 entries ~ 220 MB per thread).
+MAX_SLICE_ENTRIES = 2**24
 DEFAULT_SWEEPS = 200
 #: ``G0 = GAMMA_HOT / beta0`` and ``T = TEMPERATURE_COLD / beta1`` from SA's beta range.
 GAMMA_HOT = 0.5
@@ -148,7 +152,7 @@ def sqa_schedule(num_sweeps: int, gamma_range: tuple[float, float], schedule_typ
     >>> a.tolist(), b.tolist()
     ([2.0, 1.0, 0.0], [1.0, 1.0, 1.0])
     """
-    num_sweeps = check_int("num_sweeps", num_sweeps, low=1)
+    num_sweeps = check_num_sweeps("num_sweeps", num_sweeps)
     rng = _check_gamma_range(gamma_range)
     if rng is None:
         raise TypeError("gamma_range: expected a pair (Gamma_start, Gamma_end), got None")
@@ -233,9 +237,11 @@ def simulated_quantum_annealing(
     Args:
         q, offsets: the QUBOs and their offsets (``(B,)``, a scalar, or None for 0).
         k: ``None`` for flip moves; an integer for swap moves keeping exactly ``k`` ones.
-        num_reads: reads per problem.
-        num_sweeps: sweeps (schedule points) per read (default 200; ignored for ``"custom"``).
-        num_slices: Trotter slices ``P >= 1`` (``P = 1`` is classical annealing at ``T / B``).
+        num_reads: reads per problem (at most ``10**7``, and ``2**28`` over the batch, as SA).
+        num_sweeps: sweeps (schedule points) per read (default 200; ignored for ``"custom"``;
+            the same limits as ``num_reads``).
+        num_slices: Trotter slices ``P >= 1`` (``P = 1`` is classical annealing at ``T / B``);
+            ``P x n`` at most ``MAX_SLICE_ENTRIES = 2**24`` (each thread holds a read's slices).
         temperature: ``T > 0`` (a scalar or one per problem; default from the instance).
         gamma_range: ``(G0, G1)`` with ``G0 >= G1 >= 0`` (default from the instance).
         schedule_type: ``"linear"``, ``"dwave"`` or ``"custom"``.
@@ -254,7 +260,10 @@ def simulated_quantum_annealing(
         best slice), ``energies (B, R)``, ``temperature (B,)``, ``gamma_range (B, 2)``,
         ``num_sweeps``, ``num_slices``, ``seed`` and ``timing`` (``kernel_s``).
     """
-    q = np.asarray(q, dtype=np.float64)
+    try:
+        q = np.asarray(q, dtype=np.float64)
+    except (TypeError, ValueError):  # e.g. a ProblemBatch: qfsel.solve(batch, "sqa") takes those
+        raise TypeError(f"q: expected an array of real numbers of shape (B, n, n) or (n, n), got {describe(q)}") from None
     if q.ndim == 2:
         q = q[None]
     if q.ndim != 3 or q.shape[1] != q.shape[2]:
@@ -264,12 +273,17 @@ def simulated_quantum_annealing(
     off = np.zeros(b) if offsets is None else np.ascontiguousarray(np.broadcast_to(np.asarray(offsets, dtype=np.float64), (b,)))
     if not np.all(np.isfinite(q)) or not np.all(np.isfinite(off)):
         raise ValueError("q: expected finite biases, got a NaN or infinite bias")
-    num_reads = check_int("num_reads", num_reads, low=1)
-    num_slices = check_int("num_slices", num_slices, low=1)
+    num_reads = check_per_problem("num_reads", check_num_reads("num_reads", num_reads), b)
+    num_slices = check_int("num_slices", num_slices, low=1, high=MAX_SLICE_ENTRIES)
+    if num_slices * max(n, 1) > MAX_SLICE_ENTRIES:
+        raise ValueError(
+            f"num_slices: expected num_slices x number of variables <= 2**24 ({MAX_SLICE_ENTRIES}), "
+            f"got {num_slices} x {n} = {num_slices * n}"
+        )
     if schedule_type not in SCHEDULE_TYPES:
         raise ValueError(f"schedule_type: expected one of {SCHEDULE_TYPES}, got {schedule_type!r}")
     if num_sweeps is not None:
-        num_sweeps = check_int("num_sweeps", num_sweeps, low=1)
+        num_sweeps = check_per_problem("num_sweeps", check_num_sweeps("num_sweeps", num_sweeps), b)
     seed = check_seed("seed", seed)
     threads = check_num_threads("num_threads", num_threads)
     if k is not None:
@@ -429,7 +443,7 @@ class SimulatedQuantumAnnealingSampler(dimod.Sampler):
             init = SimulatedAnnealingSampler._initial_states(initial_states, bqm, dense.labels)
         if num_reads is None:
             num_reads = 1 if init is None else init.shape[0]
-        num_reads = check_int("num_reads", num_reads, low=1)
+        num_reads = check_num_reads("num_reads", num_reads)
         seed = check_seed("seed", seed)
         if init is not None:
             if k is not None and init.size and np.any(init.sum(axis=1) != k):

@@ -215,6 +215,9 @@ def capacity(num_variables: int, qpu: Any, *, route: str = "dwave-clique", cache
     if route not in ("dwave", "dwave-clique"):
         raise ValueError(f"route: expected 'dwave' or 'dwave-clique', got {route!r}")
     method = "clique" if route == "dwave-clique" else "heuristic"
+    limit = check_positive_int("limit", limit)
+    graph = qpu.to_networkx_graph()
+    if n > graph.number_of_nodes():  # cannot embed; building K_n's edges alone hung for n = 10**6
+        return 0
     edges = frozenset((i, j) for i in range(n) for j in range(i + 1, n))
-    return len(default_cache.slots(qpu.to_networkx_graph(), n, edges, check_positive_int("limit", limit),
-                                   method=method, seed=seed, cache_dir=cache_dir))
+    return len(default_cache.slots(graph, n, edges, limit, method=method, seed=seed, cache_dir=cache_dir))

@@ -16,6 +16,7 @@ All jobs are submitted before the first answer is awaited.
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from typing import Any
 
@@ -73,6 +74,12 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
     p["seed"] = 0 if p.get("seed") is None else check_seed("seed", p["seed"])
     if p.get("num_threads") is not None:  # accepted for solve()'s uniform signature; the work is remote
         check_num_threads("num_threads", p["num_threads"])
+    cache_dir = p.get("embedding_cache_dir")
+    if cache_dir is not None:  # else only the first new embedding's write (os.makedirs) found out
+        if not isinstance(cache_dir, (str, os.PathLike)):
+            raise TypeError(f"embedding_cache_dir: expected a directory path (str or os.PathLike), got {type(cache_dir).__name__}")
+        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+            raise ValueError(f"embedding_cache_dir: expected a directory, got {os.fspath(cache_dir)!r}, an existing file")
     ep = p.get("embedding_parameters")
     if ep is not None and not isinstance(ep, dict):
         raise TypeError(f"embedding_parameters: expected a dict of minorminer.find_embedding options, got {type(ep).__name__}")
@@ -163,16 +170,18 @@ def solve_qpu(route: str, batch: ProblemBatch, params: dict[str, Any], dry_run: 
     wanted = b if p.get("pack", True) else 1
     if p.get("max_per_job") is not None:
         wanted = min(wanted, p["max_per_job"])
-    graph = qpu.to_networkx_graph()
     t_emb = time.perf_counter()
-    slots = default_cache.slots(graph, n, edges, wanted, method=method, seed=p["seed"],
-                                cache_dir=p.get("embedding_cache_dir"), embedding_parameters=p.get("embedding_parameters"))
+    if b == 0 or n == 0:  # nothing to embed or submit (K = 0: every problem's only state is the empty one)
+        slots: list[dict[int, tuple[int, ...]]] = []
+    else:
+        slots = default_cache.slots(qpu.to_networkx_graph(), n, edges, wanted, method=method, seed=p["seed"],
+                                    cache_dir=p.get("embedding_cache_dir"), embedding_parameters=p.get("embedding_parameters"))
+        if not slots:  # (an empty batch said 'a problem with K=6 variables does not embed')
+            raise _too_large(route, qpu, n)
     embedding_s = time.perf_counter() - t_emb
-    if not slots:
-        raise _too_large(route, qpu, n)
     per_job = len(slots)
     entry_full = len(slots) < wanted
-    jobs = [list(range(s, min(s + per_job, b))) for s in range(0, b, per_job)]
+    jobs = [list(range(s, min(s + per_job, b))) for s in range(0, b, per_job)] if per_job else []
 
     qpu_params = {k: p[k] for k in QPU_PARAMETERS if p.get(k) is not None}
     adjacency = qpu.adjacency
@@ -221,7 +230,7 @@ def solve_qpu(route: str, batch: ProblemBatch, params: dict[str, Any], dry_run: 
         return {"route": route, "solver": _solver_name(qpu), "per_job": per_job, "num_jobs": len(jobs),
                 "jobs": [{"problems": r.problems, "num_qubits": r.num_qubits, "estimate_us": r.estimate_us} for r in records],
                 "estimate_qpu_access_us": float(sum(r.estimate_us or 0.0 for r in records)),
-                "estimate_source": records[0].estimate_source, "embedding_s": embedding_s}
+                "estimate_source": records[0].estimate_source if records else None, "embedding_s": embedding_s}
     iterator: Any = enumerate(pending)
     if p.get("progress"):
         iterator = importlib.import_module("tqdm.auto").tqdm(iterator, total=len(pending), desc=f"{route} jobs", unit="job")
@@ -310,7 +319,8 @@ def _finish(route: str, batch: ProblemBatch, results: dict[int, ProblemResult], 
             "estimate_qpu_access_us": float(sum(est)) if est else None,
             "estimate_source": records[0].estimate_source if records else None}
     if not failures:
-        states = np.stack([results[i].state for i in range(batch.num_problems)])
+        states = (np.stack([results[i].state for i in range(batch.num_problems)]) if results
+                  else np.zeros((batch.num_problems, batch.num_variables), np.uint8))
         return Solution.from_states(batch, states, route, timing_s, info)
     partial = None
     if solved:
