@@ -196,12 +196,14 @@ def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Puts ``model`` in eval mode; restores every submodule's ``training`` flag on exit."""
     flags = [(m, m.training) for m in model.modules()]
-    model.eval()
+    if any(flag for _, flag in flags):  # a model already in eval mode is left as it is
+        model.eval()
     try:
         yield model
     finally:
         for m, flag in flags:
-            m.training = flag
+            if m.training != flag:  # nn.Module.__setattr__ is slow: only the flags that changed
+                m.training = flag
 
 
 @contextlib.contextmanager
