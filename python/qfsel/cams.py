@@ -724,13 +724,13 @@ class QFSCAM(BaseCAM):
         b = A.shape[0]
         # Gather each sample's candidate maps, zero-padded to the largest d: the (B, d, d)
         # matrices are computed for the candidates only, never (B, K, K).
-        dmax = max(c.size for c in cands)
-        idx = torch.zeros(b, dmax, dtype=torch.long)
-        valid = torch.zeros(b, dmax, dtype=torch.bool)
+        sizes = np.array([c.size for c in cands])
+        dmax = int(sizes.max())
+        idx_np = np.zeros((b, dmax), dtype=np.int64)
         for i, c in enumerate(cands):
-            idx[i, : c.size] = torch.as_tensor(c)
-            valid[i, : c.size] = True
-        idx, valid = idx.to(A.device), valid.to(A.device)
+            idx_np[i, : c.size] = c
+        idx = torch.from_numpy(idx_np).to(A.device)
+        valid = torch.from_numpy(np.arange(dmax)[None, :] < sizes[:, None]).to(A.device)
         rows = torch.arange(b, device=A.device)[:, None]
         a_c = A[rows, idx] * valid[:, :, None, None].to(A.dtype)
         alpha_c = alpha[rows, idx] * valid.to(alpha.dtype)
@@ -832,10 +832,10 @@ class QFSCAM(BaseCAM):
         cands = self._candidates(layer.name, rel, alpha.detach().double().cpu().numpy(), alive)
         h_all, j_all, beta = self._problems(layer, alpha, rel, cands)
         sel = self._solve(layer.name, h_all, j_all, beta, cands)
-        mask = torch.zeros_like(alpha)
+        mask = np.zeros(tuple(alpha.shape), dtype=bool)
         for i, s in enumerate(sel.selected):
-            mask[i, torch.as_tensor(s, dtype=torch.long, device=mask.device)] = 1
-        return alpha * mask, sel
+            mask[i, s] = True
+        return alpha * torch.from_numpy(mask).to(device=alpha.device, dtype=alpha.dtype), sel
 
     def __repr__(self) -> str:
         names = [n for n, _ in self.target_layers]
