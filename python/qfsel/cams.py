@@ -683,22 +683,26 @@ class QFSCAM(BaseCAM):
         )
 
     def _candidates(self, name: str, rel: np.ndarray, alpha: np.ndarray, alive: np.ndarray) -> list[np.ndarray]:
-        out = []
-        for i, r in enumerate(rel):
-            cand = np.flatnonzero((r > 0) & (alpha[i] > 0) & alive[i])
-            if cand.size == 0:
-                what = "GradCAM weight" if self.relevance == "gradcam" else f"GradCAM weight and {self.relevance} relevance"
-                dead = int((~alive[i]).sum())
-                raise ValueError(
-                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} and non-zero "
-                    f"activations for sample index {i} ({dead} of its {alive.shape[1]} maps are all zero), so "
-                    "there is nothing to select (the target score may not depend on this layer, e.g. "
-                    "all-zero gradients)"
-                )
-            if self.candidates is not None and cand.size > self.candidates:
-                order = np.argsort(-r[cand], kind="stable")[: self.candidates]
-                cand = np.sort(cand[order])
-            out.append(cand.astype(np.int64))
+        mask = (rel > 0) & (alpha > 0) & alive
+        counts = mask.sum(axis=1)
+        if (counts == 0).any():
+            i = int(np.flatnonzero(counts == 0)[0])
+            what = "GradCAM weight" if self.relevance == "gradcam" else f"GradCAM weight and {self.relevance} relevance"
+            dead = int((~alive[i]).sum())
+            raise ValueError(
+                f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} and non-zero "
+                f"activations for sample index {i} ({dead} of its {alive.shape[1]} maps are all zero), so "
+                "there is nothing to select (the target score may not depend on this layer, e.g. "
+                "all-zero gradients)"
+            )
+        # Every sample's candidates from one nonzero() over the batch (row-major: in order).
+        cols = np.nonzero(mask)[1].astype(np.int64)
+        out = np.split(cols, np.cumsum(counts)[:-1])
+        if self.candidates is not None:
+            for i in np.flatnonzero(counts > self.candidates):
+                cand = out[i]
+                order = np.argsort(-rel[i][cand], kind="stable")[: self.candidates]
+                out[i] = np.sort(cand[order])
         d = np.array([c.size for c in out])
         if self.k is not None and (d < self.k).any():
             i = int(np.flatnonzero(d < self.k)[0])
@@ -726,11 +730,11 @@ class QFSCAM(BaseCAM):
         # matrices are computed for the candidates only, never (B, K, K).
         sizes = np.array([c.size for c in cands])
         dmax = int(sizes.max())
+        valid_np = np.arange(dmax)[None, :] < sizes[:, None]
         idx_np = np.zeros((b, dmax), dtype=np.int64)
-        for i, c in enumerate(cands):
-            idx_np[i, : c.size] = c
+        idx_np[valid_np] = np.concatenate(cands)  # row-major: sample i's candidates in row i
         idx = torch.from_numpy(idx_np).to(A.device)
-        valid = torch.from_numpy(np.arange(dmax)[None, :] < sizes[:, None]).to(A.device)
+        valid = torch.from_numpy(valid_np).to(A.device)
         rows = torch.arange(b, device=A.device)[:, None]
         a_c = A[rows, idx] * valid[:, :, None, None].to(A.dtype)
         alpha_c = alpha[rows, idx] * valid.to(alpha.dtype)
@@ -738,9 +742,7 @@ class QFSCAM(BaseCAM):
             red = _symmetric(scoring.redundancy(self.redundancy, a_c, alpha_c))
             _check_finite_problems(layer.name, "redundancy J", red.sum(dim=(1, 2)))
             j_all = np.ascontiguousarray(red.cpu().numpy(), dtype=np.float64)
-            r = np.zeros((b, dmax), dtype=np.float64)
-            for i, c in enumerate(cands):
-                r[i, : c.size] = rel[i, c]
+            r = np.where(valid_np, np.take_along_axis(rel, idx_np, axis=1), 0.0).astype(np.float64, copy=False)
             # Candidates have a positive relevance, so each row's maximum is its own (> 0).
             with np.errstate(invalid="ignore"):  # an infinite relevance: NaN, refused just below
                 h_all = r / r.max(axis=1, keepdims=True)
