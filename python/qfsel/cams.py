@@ -699,10 +699,10 @@ class QFSCAM(BaseCAM):
         cols = np.nonzero(mask)[1].astype(np.int64)
         out = np.split(cols, np.cumsum(counts)[:-1])
         if self.candidates is not None:
-            for i in np.flatnonzero(counts > self.candidates):
-                cand = out[i]
-                order = np.argsort(-rel[i][cand], kind="stable")[: self.candidates]
-                out[i] = np.sort(cand[order])
+            for row in np.flatnonzero(counts > self.candidates):
+                cand = out[row]
+                order = np.argsort(-rel[row][cand], kind="stable")[: self.candidates]
+                out[row] = np.sort(cand[order])
         d = np.array([c.size for c in out])
         if self.k is not None and (d < self.k).any():
             i = int(np.flatnonzero(d < self.k)[0])
