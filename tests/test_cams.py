@@ -755,3 +755,48 @@ def test_cuda_as_tensor_stays_on_the_gpu_and_smoothing_matches_cpu(make):
     assert gpu.heatmaps.device.type == "cuda" and all(t.device.type == "cuda" for t in gpu.raw_maps + gpu.weights)
     np.testing.assert_allclose(gpu.heatmaps.cpu().numpy(), cpu.heatmaps, atol=1e-4)
     assert no_hooks_left(model)
+
+
+def test_qfs_cam_hands_its_problems_to_the_solvers_without_a_validation_pass(monkeypatch):
+    """Issue 9: QFS-CAM's own (h, J) go to the solvers as ProblemBatch._trusted batches (no copy,
+    no second pass over the data); they are what the validated constructor would accept and
+    solve to the same states."""
+    import qfsel
+    import qfsel.qubo as qubo
+
+    seen, validated = [], []
+    real_solve, real_validate = qfsel.solve, qubo._validate
+    monkeypatch.setattr(qfsel, "solve", lambda p, *a, **kw: seen.append((p, a, kw)) or real_solve(p, *a, **kw))
+    monkeypatch.setattr(qubo, "_validate", lambda *a, **kw: validated.append(1) or real_validate(*a, **kw))
+    model, x = GapNet(k=8), images(6)
+    for cam in (QFSCAM(model, ["act"], sampler="exact", k=2), QFSCAM(model, ["act"], sampler="sa", seed=4),
+                QFSCAM(model, ["act"], sampler="sa-penalty", k=2, seed=1),
+                QFSCAM(model, ["act"], sampler="exact", k=2, objective="representative", beta=0.5)):
+        seen.clear()
+        res = cam.explain(x)
+        assert not validated
+        assert len(seen) == len(np.unique(res.d)) > 1  # one solve per d; samples of several sizes
+        for batch, args, kwargs in seen:
+            assert isinstance(batch, qubo._TrustedProblemBatch)
+            j = batch.redundancy
+            np.testing.assert_array_equal(j, j.transpose(0, 2, 1))
+            assert np.all(j[:, range(j.shape[1]), range(j.shape[1])] == 0) and np.isfinite(j).all()
+            checked = qfsel.ProblemBatch(batch.relevance, j, beta=batch.beta, k=batch.k)
+            a, b = real_solve(batch, *args, **kwargs), real_solve(checked, *args, **kwargs)
+            np.testing.assert_array_equal(a.states, b.states)
+            np.testing.assert_array_equal(a.energies, b.energies)
+        validated.clear()
+
+
+def test_qfs_cam_refuses_non_finite_relevance_naming_the_sample():
+    model, x = GapNet(k=8), images(3)
+    cam = QFSCAM(model, ["act"], sampler="exact", relevance="taylor")
+    cap = cam.capture(x)
+    layer = cap.layers[0]
+    alpha = scoring.gradcam_weights(layer.gradients)
+    rel = scoring.taylor_relevance(layer.activations, layer.gradients).double().numpy()
+    alive = layer.activations.flatten(2).any(dim=2).numpy()
+    cands = cam._candidates("act", rel, alpha.double().numpy(), alive)
+    rel[1, cands[1][0]] = np.inf  # e.g. a product G * A that overflowed float32
+    with pytest.raises(ValueError, match=r"relevance h of target layer 'act' is NaN or inf for sample index 1"):
+        cam._problems(layer, alpha, rel, cands)

@@ -440,3 +440,131 @@ def test_capture_reprs_are_short():
     assert text.startswith("Capture(input=(12, 3, 6, 6) on cpu, layers=['bn'], output=(12, 3), predicted=[")
     assert text.endswith(", ...])") and "tensor" not in text
     assert repr(cap.layers[0]) == "LayerCapture(name='bn', module=BatchNorm2d, activations=(12, 8, 6, 6) float32 on cpu)"
+
+
+# -- the graph starts at the target layers (issue 9: qfsel's GradCAM as fast as torchcam's) ------
+
+
+class SkipNet(nn.Module):
+    """stem -> "a" (ReLU) -> "b" (conv) -> a + b -> GAP -> Linear, and a side branch "side" from
+    the stem: d score / d a flows directly and through "b"; "side" is parallel to both."""
+
+    def __init__(self, seed: int = 3) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.a = nn.ReLU()
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+        self.side = nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stem(x)
+        a = self.a(s)
+        h = a + self.b(a)
+        return self.fc(torch.cat([h.mean(dim=(2, 3)), torch.tanh(self.side(s)).mean(dim=(2, 3))], dim=1))
+
+
+def _reference_capture(model, x, names, transform=None):
+    """The capture as it was before issue 9's speed-up: the input requires grad, the parameters
+    keep their flags, so autograd records the whole network; one autograd.grad call."""
+    mods = dict(model.named_modules())
+    kept = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            kept[name] = output
+            return output.clone()
+
+        return hook
+
+    handles = [mods[n].register_forward_hook(keep(n)) for n in names]
+    try:
+        with eval_mode(model):
+            xg = x.detach().clone().requires_grad_(True)
+            out = model(xg)
+            score = torch.stack([out[i, int(c)] for i, c in enumerate(out.argmax(1))]).sum()
+            grads = torch.autograd.grad(score, [kept[n] for n in names])
+    finally:
+        for h in handles:
+            h.remove()
+    t = transform or (lambda v: v)
+    return [t(kept[n].detach()) for n in names], [t(g) for g in grads]
+
+
+def _frozen(model, names=None):
+    for n, p in model.named_parameters():
+        if names is None or n.split(".")[0] in names:
+            p.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize(
+    "make, names, transform",
+    [
+        (PaperNet, ["bn"], None),
+        (lambda: _frozen(PaperNet()), ["bn"], None),
+        (lambda: _frozen(PaperNet(), {"conv"}), ["bn"], None),  # a frozen backbone, as NarrowCNN's
+        (lambda: GapNet(inplace=True), ["conv"], None),
+        (SkipNet, ["b", "a", "side"], None),
+        (lambda: _frozen(SkipNet()), ["a", "b"], None),
+        (TokenNet, ["tokens"], tokens_to_maps(6)),
+    ],
+    ids=["paper", "paper-frozen", "paper-frozen-backbone", "inplace-relu", "skip-3-layers", "skip-frozen",
+         "tokens"],
+)
+def test_gradients_equal_the_whole_graph_capture(make, names, transform):
+    model, x = make(), images(5)
+    flags = [p.requires_grad for p in model.parameters()]
+    acts, grads = _reference_capture(model, x, names, transform)
+    cap = capture(model, x, names, reshape_transform=transform)
+    for layer, a, g in zip(cap.layers, acts, grads):
+        assert g.abs().sum() > 0
+        torch.testing.assert_close(layer.activations, a, rtol=0, atol=0)
+        torch.testing.assert_close(layer.gradients, g, rtol=1e-6, atol=1e-7)
+    assert [p.requires_grad for p in model.parameters()] == flags  # restored
+    assert all(p.grad is None for p in model.parameters())
+    assert no_hooks_left(model)
+
+
+def test_one_forward_one_backward_and_no_graph_before_the_first_target_layer(monkeypatch):
+    model, x = SkipNet(), images(4)
+    forwards, backwards, recorded = [], [], []
+    model.register_forward_pre_hook(lambda m, i: forwards.append(1))
+    model.stem.register_forward_hook(lambda m, i, o: recorded.append(o.requires_grad))
+    real_grad, real_backward = torch.autograd.grad, torch.autograd.backward
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **kw: backwards.append(1) or real_grad(*a, **kw))
+    monkeypatch.setattr(torch.autograd, "backward", lambda *a, **kw: backwards.append(1) or real_backward(*a, **kw))
+    x.requires_grad_(False)
+    cap = capture(model, x, ["b", "a"])
+    assert len(forwards) == 1 and len(backwards) == 1
+    assert recorded == [False]  # the stem runs before any target layer: nothing of it is recorded
+    assert not x.requires_grad and x.grad is None
+    assert all(p.requires_grad for p in model.parameters()) and all(p.grad is None for p in model.parameters())
+    assert cap.layers[0].gradients.abs().sum() > 0
+
+
+def test_identity_first_layer_and_an_error_leave_input_and_flags_alone():
+    model = nn.Sequential(nn.Identity(), nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(72, 2))
+    x = images(2)
+    cap = capture(model, x, ["0"])  # its output is the input itself
+    torch.testing.assert_close(cap.layers[0].activations, x, rtol=0, atol=0)
+    assert not x.requires_grad and cap.layers[0].gradients.abs().sum() > 0
+
+    def broken(_out):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        capture(model, x, ["2"], targets=broken)
+    assert all(p.requires_grad for p in model.parameters()) and no_hooks_left(model)
+
+
+def test_class_targets_in_one_gather_equal_callables():
+    model, x = PaperNet(), images(6)
+    classes = [0, 2, 1, 1, 0, 2]
+    fast = capture(model, x, ["bn"], targets=classes)
+    slow = capture(model, x, ["bn"], targets=[lambda o, c=c: o[c] for c in classes])
+    torch.testing.assert_close(fast.scores, slow.scores, rtol=0, atol=0)
+    torch.testing.assert_close(fast.layers[0].gradients, slow.layers[0].gradients, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="target class 7 is out of range"):
+        capture(model, x, ["bn"], targets=[0, 0, 0, 0, 0, 7])

@@ -683,22 +683,26 @@ class QFSCAM(BaseCAM):
         )
 
     def _candidates(self, name: str, rel: np.ndarray, alpha: np.ndarray, alive: np.ndarray) -> list[np.ndarray]:
-        out = []
-        for i, r in enumerate(rel):
-            cand = np.flatnonzero((r > 0) & (alpha[i] > 0) & alive[i])
-            if cand.size == 0:
-                what = "GradCAM weight" if self.relevance == "gradcam" else f"GradCAM weight and {self.relevance} relevance"
-                dead = int((~alive[i]).sum())
-                raise ValueError(
-                    f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} and non-zero "
-                    f"activations for sample index {i} ({dead} of its {alive.shape[1]} maps are all zero), so "
-                    "there is nothing to select (the target score may not depend on this layer, e.g. "
-                    "all-zero gradients)"
-                )
-            if self.candidates is not None and cand.size > self.candidates:
-                order = np.argsort(-r[cand], kind="stable")[: self.candidates]
-                cand = np.sort(cand[order])
-            out.append(cand.astype(np.int64))
+        mask = (rel > 0) & (alpha > 0) & alive
+        counts = mask.sum(axis=1)
+        if (counts == 0).any():
+            i = int(np.flatnonzero(counts == 0)[0])
+            what = "GradCAM weight" if self.relevance == "gradcam" else f"GradCAM weight and {self.relevance} relevance"
+            dead = int((~alive[i]).sum())
+            raise ValueError(
+                f"QFS-CAM: no feature map of target layer {name!r} has a positive {what} and non-zero "
+                f"activations for sample index {i} ({dead} of its {alive.shape[1]} maps are all zero), so "
+                "there is nothing to select (the target score may not depend on this layer, e.g. "
+                "all-zero gradients)"
+            )
+        # Every sample's candidates from one nonzero() over the batch (row-major: in order).
+        cols = np.nonzero(mask)[1].astype(np.int64)
+        out = np.split(cols, np.cumsum(counts)[:-1])
+        if self.candidates is not None:
+            for row in np.flatnonzero(counts > self.candidates):
+                cand = out[row]
+                order = np.argsort(-rel[row][cand], kind="stable")[: self.candidates]
+                out[row] = np.sort(cand[order])
         d = np.array([c.size for c in out])
         if self.k is not None and (d < self.k).any():
             i = int(np.flatnonzero(d < self.k)[0])
@@ -712,55 +716,75 @@ class QFSCAM(BaseCAM):
 
     def _problems(
         self, layer: LayerCapture, alpha: torch.Tensor, rel: np.ndarray, cands: list[np.ndarray]
-    ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Every sample's QUBO: ``(h, J, beta)`` with h (B, dmax) and J (B, dmax, dmax) float64,
+        sample i's problem in ``h[i, :d_i]``, ``J[i, :d_i, :d_i]`` (zero-padded beyond).
+
+        Made to be handed to the solvers without a validation pass
+        (:meth:`~qfsel.qubo.ProblemBatch._trusted`): every J is exactly symmetric with a zero
+        diagonal by construction, and h and J are checked finite here (one reduction each).
+        """
         A = layer.activations
         b = A.shape[0]
         # Gather each sample's candidate maps, zero-padded to the largest d: the (B, d, d)
         # matrices are computed for the candidates only, never (B, K, K).
-        dmax = max(c.size for c in cands)
-        idx = torch.zeros(b, dmax, dtype=torch.long)
-        valid = torch.zeros(b, dmax, dtype=torch.bool)
-        for i, c in enumerate(cands):
-            idx[i, : c.size] = torch.as_tensor(c)
-            valid[i, : c.size] = True
-        idx, valid = idx.to(A.device), valid.to(A.device)
+        sizes = np.array([c.size for c in cands])
+        dmax = int(sizes.max())
+        valid_np = np.arange(dmax)[None, :] < sizes[:, None]
+        idx_np = np.zeros((b, dmax), dtype=np.int64)
+        idx_np[valid_np] = np.concatenate(cands)  # row-major: sample i's candidates in row i
+        idx = torch.from_numpy(idx_np).to(A.device)
+        valid = torch.from_numpy(valid_np).to(A.device)
         rows = torch.arange(b, device=A.device)[:, None]
         a_c = A[rows, idx] * valid[:, :, None, None].to(A.dtype)
         alpha_c = alpha[rows, idx] * valid.to(alpha.dtype)
-        hs, js = [], []
         if self.objective == "relevance-redundancy":
-            red = scoring.redundancy(self.redundancy, a_c, alpha_c).cpu().numpy()
-            for i, c in enumerate(cands):
-                r = rel[i, c].astype(np.float64)
-                hs.append(r / r.max())
-                js.append(np.ascontiguousarray(red[i, : c.size, : c.size]))
-            return hs, js, self.beta
+            red = _symmetric(scoring.redundancy(self.redundancy, a_c, alpha_c))
+            _check_finite_problems(layer.name, "redundancy J", red.sum(dim=(1, 2)))
+            j_all = np.ascontiguousarray(red.cpu().numpy(), dtype=np.float64)
+            r = np.where(valid_np, np.take_along_axis(rel, idx_np, axis=1), 0.0).astype(np.float64, copy=False)
+            # Candidates have a positive relevance, so each row's maximum is its own (> 0).
+            with np.errstate(invalid="ignore"):  # an infinite relevance: NaN, refused just below
+                h_all = r / r.max(axis=1, keepdims=True)
+            _check_finite_problems(layer.name, "relevance h", h_all.sum(axis=1))
+            return h_all, j_all, self.beta
         full = weighted_map(A, alpha)  # the full GradCAM map, over all K maps
-        g_all, p_all = (t.cpu().numpy() for t in scoring.representative_terms(a_c, alpha_c, full))
-        for i, c in enumerate(cands):
-            d = c.size
-            g = g_all[i, :d].astype(np.float64)
-            p = p_all[i, :d, :d].astype(np.float64)
-            g = g - min(g.min(), 0.0)
-            if d > 1:
-                off = ~np.eye(d, dtype=bool)
-                p[off] -= min(p[off].min(), 0.0)
-            h = g / self.beta
-            j = p / (1.0 - self.beta)
-            top = max(h.max(), j.max() if d > 1 else 0.0)
-            scale = 1.0 / top if top > 0 else 1.0
-            hs.append(h * scale)
-            js.append(j * scale)
-        return hs, js, self.beta
+        g_t, p_t = scoring.representative_terms(a_c, alpha_c, full)
+        g_all, p_all = g_t.cpu().numpy(), _symmetric(p_t).cpu().numpy()
+        h_all = np.zeros((b, dmax), dtype=np.float64)
+        j_all = np.zeros((b, dmax, dmax), dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite terms are refused below
+            for i, c in enumerate(cands):
+                self._representative_problem(i, c.size, g_all, p_all, h_all, j_all)
+        _check_finite_problems(layer.name, "relevance h", h_all.sum(axis=1))
+        _check_finite_problems(layer.name, "redundancy J", j_all.sum(axis=(1, 2)))
+        return h_all, j_all, self.beta
+
+    def _representative_problem(
+        self, i: int, d: int, g_all: np.ndarray, p_all: np.ndarray, h_all: np.ndarray, j_all: np.ndarray
+    ) -> None:
+        """Sample i's representative objective in FeatureSelectionProblem form, into h_all, j_all."""
+        g = g_all[i, :d].astype(np.float64)
+        p = p_all[i, :d, :d].astype(np.float64)
+        g = g - min(g.min(), 0.0)
+        if d > 1:
+            off = ~np.eye(d, dtype=bool)
+            p[off] -= min(p[off].min(), 0.0)
+        h = g / self.beta
+        j = p / (1.0 - self.beta)
+        top = max(h.max(), j.max() if d > 1 else 0.0)
+        scale = 1.0 / top if top > 0 else 1.0
+        h_all[i, :d] = h * scale
+        j_all[i, :d, :d] = j * scale
 
     def _solve(
-        self, name: str, hs: list[np.ndarray], js: list[np.ndarray], beta: float, cands: list[np.ndarray]
+        self, name: str, h_all: np.ndarray, j_all: np.ndarray, beta: float, cands: list[np.ndarray]
     ) -> LayerSelection:
         import qfsel
         from qfsel.qubo import ProblemBatch
 
-        b = len(hs)
-        d = np.array([h.size for h in hs], dtype=np.int64)
+        b = len(cands)
+        d = np.array([c.size for c in cands], dtype=np.int64)
         selected: list[np.ndarray] = [np.empty(0, np.int64)] * b
         energies = np.empty(b, dtype=np.float64)
         feasible = np.empty(b, dtype=bool)
@@ -770,13 +794,16 @@ class QFSCAM(BaseCAM):
         t0 = time.perf_counter()
         for dval in np.unique(d):
             members = np.flatnonzero(d == dval)
-            batch = ProblemBatch(
-                np.stack([hs[i] for i in members]),
-                np.stack([js[i] for i in members]),
-                beta=beta,
-                k=self.k,
-                copy=False,  # freshly stacked, private arrays
-            )
+            if members.size == b and dval == h_all.shape[1]:
+                h, j = h_all, j_all  # every sample has the largest d: the arrays as they are
+            else:
+                span = np.arange(dval)
+                h = np.ascontiguousarray(h_all[members[:, None], span[None, :]])
+                j = np.ascontiguousarray(j_all[members[:, None, None], span[None, :, None], span[None, None, :]])
+            # Arrays computed and checked by _problems (finite, J symmetric with a zero
+            # diagonal), beta checked at construction, 1 <= k <= d checked by _candidates: no
+            # copy and no second validation pass (qfsel.ProblemBatch(...) would make one).
+            batch = ProblemBatch._trusted(h, j, beta, self.k)
             sol = qfsel.solve(batch, self.sampler, **self._solve_params())
             calls += 1
             states = np.asarray(sol.states).astype(bool)
@@ -803,14 +830,14 @@ class QFSCAM(BaseCAM):
         rel = self._relevance(layer, cap, alpha).detach().double().cpu().numpy()
         # A map that is identically zero adds nothing to the heatmap and has zero redundancy
         # with every map, so the QUBO would always select it: it is never a candidate.
-        alive = (layer.activations.flatten(2) != 0).any(dim=2).cpu().numpy()
+        alive = layer.activations.flatten(2).any(dim=2).cpu().numpy()  # finite (checked by capture)
         cands = self._candidates(layer.name, rel, alpha.detach().double().cpu().numpy(), alive)
-        hs, js, beta = self._problems(layer, alpha, rel, cands)
-        sel = self._solve(layer.name, hs, js, beta, cands)
-        mask = torch.zeros_like(alpha)
+        h_all, j_all, beta = self._problems(layer, alpha, rel, cands)
+        sel = self._solve(layer.name, h_all, j_all, beta, cands)
+        mask = np.zeros(tuple(alpha.shape), dtype=bool)
         for i, s in enumerate(sel.selected):
-            mask[i, torch.as_tensor(s, dtype=torch.long, device=mask.device)] = 1
-        return alpha * mask, sel
+            mask[i, s] = True
+        return alpha * torch.from_numpy(mask).to(device=alpha.device, dtype=alpha.dtype), sel
 
     def __repr__(self) -> str:
         names = [n for n, _ in self.target_layers]
@@ -818,6 +845,25 @@ class QFSCAM(BaseCAM):
             f"QFSCAM(target_layers={names}, beta={self.beta}, k={self.k}, sampler={self.sampler!r}, "
             f"relevance={self.relevance!r}, redundancy={self.redundancy!r}, objective={self.objective!r}, "
             f"candidates={self.candidates})"
+        )
+
+
+def _symmetric(j: torch.Tensor) -> torch.Tensor:
+    """Each (d, d) matrix's strict upper triangle mirrored below it: exactly symmetric, zero
+    diagonal. The solvers read the upper triangle only, so what they solve is unchanged."""
+    upper = torch.triu(j, diagonal=1)
+    return upper + upper.transpose(1, 2)
+
+
+def _check_finite_problems(name: str, what: str, row_sums: Any) -> None:
+    """Raises naming the samples whose QUBO terms are NaN or inf. The terms of h and J lie in
+    [0, 1] by construction (or are NaN/inf), so a sample's sum is finite exactly when all are."""
+    ok = np.isfinite(row_sums.cpu().numpy() if isinstance(row_sums, torch.Tensor) else row_sums)
+    if not ok.all():
+        idx = np.flatnonzero(~ok).tolist()
+        raise ValueError(
+            f"QFS-CAM: the {what} of target layer {name!r} is NaN or inf for sample index {idx[0]} "
+            f"(all: {idx}); the relevance or the feature maps overflowed"
         )
 
 

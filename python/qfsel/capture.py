@@ -15,6 +15,14 @@ Design notes:
   gradient w.r.t. ``a`` are those of the layer's real output.
 * Gradients come from ``torch.autograd.grad(sum(scores), outputs)``, so the
   model's parameters' ``.grad`` are left untouched.
+* Autograd records only what the backward pass needs: the input does not require
+  grad and, for the duration of the pass, neither do the model's parameters
+  (their flags are restored afterwards). A target layer whose output does not
+  require grad (none before it does) hands the rest of the network a new leaf
+  with its values, so the graph starts at the first target layer: nothing before
+  it is recorded, and the backward pass computes no weight gradients. Later
+  target layers are differentiated as graph nodes, so a gradient that flows
+  through one target layer to another is complete.
 * Hooks are removed in ``finally`` (a context manager that never swallows
   exceptions); the model is put in eval mode for the pass and every submodule's
   previous ``training`` flag is restored afterwards.
@@ -40,7 +48,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from qfsel.targets import Target, TargetsLike, normalize_targets
+from qfsel.targets import ClassifierOutputTarget, Target, TargetsLike, normalize_targets
 
 __all__ = [
     "Capture",
@@ -52,6 +60,7 @@ __all__ = [
     "check_input",
     "check_output_selector",
     "eval_mode",
+    "frozen_parameters",
     "resolve_target_layers",
     "select_output",
 ]
@@ -150,9 +159,10 @@ def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[
             "target_layers must be a layer name, a module, or a non-empty list of them; "
             f"got {target_layers!r}"
         )
-    by_name = dict(model.named_modules())
+    by_name: dict[str, nn.Module] = {}
     name_of: dict[int, str] = {}
-    for n, m in model.named_modules():
+    for n, m in model.named_modules():  # one walk over the model (this runs on every capture)
+        by_name[n] = m
         name_of.setdefault(id(m), n)
     out: list[tuple[str, nn.Module]] = []
     for i, layer in enumerate(target_layers):
@@ -186,12 +196,32 @@ def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Puts ``model`` in eval mode; restores every submodule's ``training`` flag on exit."""
     flags = [(m, m.training) for m in model.modules()]
-    model.eval()
+    if any(flag for _, flag in flags):  # a model already in eval mode is left as it is
+        model.eval()
     try:
         yield model
     finally:
         for m, flag in flags:
-            m.training = flag
+            if m.training != flag:  # nn.Module.__setattr__ is slow: only the flags that changed
+                m.training = flag
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
+    """Sets ``requires_grad=False`` on the model's parameters that have it; restores them on exit.
+
+    Inside, autograd records nothing for the parameters: a pass that needs gradients
+    with respect to activations only (:func:`capture`) builds no graph before its first
+    target layer and computes no weight gradients.
+    """
+    changed = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in changed:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p in changed:
+            p.requires_grad_(True)
 
 
 class LayerHooks:
@@ -237,6 +267,10 @@ class LayerHooks:
                     f"target layer {name!r} gives an output of shape {shape}, but CAM methods need "
                     f"(B, K, H, W) feature maps: {hint}"
                 )
+            if not output.requires_grad and (output.is_floating_point() or output.is_complex()):
+                # Nothing before this layer is differentiated: the graph starts here, at a leaf
+                # holding the layer's output (see the module docstring).
+                output = output.detach().requires_grad_(True)
             self.outputs[name] = output
             # The rest of the network gets a clone: in-place ops downstream (ReLU(inplace=True))
             # then cannot alter the stored output or the graph node we differentiate against.
@@ -470,6 +504,12 @@ def _forward(model: nn.Module, x: torch.Tensor, output_selector: OutputSelector 
 
 
 def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
+    # One reduction first: a sample's sum is finite only if all its values are (a NaN or an
+    # inf makes it NaN or inf); only a non-finite sum (maybe just an overflow) is looked at.
+    if t.is_floating_point() and bool(
+        torch.isfinite(t.flatten(1).sum(dim=1, dtype=torch.promote_types(t.dtype, torch.float32))).all()
+    ):
+        return
     bad = ~torch.isfinite(t.flatten(1)).all(dim=1)
     if bool(bad.any()):
         idx = torch.nonzero(bad).flatten().tolist()
@@ -515,18 +555,30 @@ def capture(
     """
     layers = resolve_target_layers(model, target_layers)
     check_output_selector(output_selector)
+    return _capture(model, input_tensor, layers, targets, reshape_transform, output_selector)
+
+
+def _capture(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    layers: Sequence[tuple[str, nn.Module]],
+    targets: TargetsLike,
+    reshape_transform: ReshapeTransform | None,
+    output_selector: OutputSelector,
+) -> Capture:
+    """:func:`capture` with target layers already resolved and the selector already checked."""
     check_input(model, input_tensor)
     # Gradients are needed even when the caller is inside torch.no_grad() or
     # torch.inference_mode(): both are switched off for this pass. An inference
-    # tensor (made under inference_mode) cannot join a graph, so it is copied.
-    with torch.inference_mode(False), torch.enable_grad():
+    # tensor (made under inference_mode) is copied so that the pass runs on a normal one.
+    # The input does not require grad: the graph starts at the target layers (LayerHooks).
+    with torch.inference_mode(False):
         x = input_tensor.detach()
         if x.is_inference():
             x = x.clone()
-        x.requires_grad_(True)
     hooks = LayerHooks(layers, reshape_transform)
     try:
-        with eval_mode(model), hooks, torch.inference_mode(False), torch.enable_grad():
+        with eval_mode(model), frozen_parameters(model), hooks, torch.inference_mode(False), torch.enable_grad():
             out, target_fns, score_vec, grads = _forward_backward(
                 model, x, layers, hooks, targets, output_selector
             )
@@ -552,6 +604,43 @@ def _forward_backward(
     if missing:
         raise ValueError(f"target layers {missing} did not run in the model's forward pass")
     target_fns = normalize_targets(targets, out)
+    score_vec = _class_scores(out, target_fns)
+    if score_vec is None:
+        score_vec = _scores_one_by_one(out, target_fns)
+    bad = ~torch.isfinite(score_vec.detach())
+    if bool(bad.any()):
+        idx = torch.nonzero(bad).flatten().tolist()
+        raise ValueError(
+            f"the target score is NaN or inf for sample index {idx[0]} (all: {idx}); "
+            "check the model output for these samples"
+        )
+    raw = [hooks.outputs[n] for n, _ in layers]
+    needs = [r for r in raw if r.requires_grad]
+    grads_needed = (
+        torch.autograd.grad(score_vec.sum(), needs, allow_unused=True) if needs and score_vec.requires_grad else ()
+    )
+    it = iter(grads_needed)
+    grads = [next(it) if r.requires_grad else None for r in raw]
+    return out, target_fns, score_vec, grads
+
+
+def _class_scores(out: torch.Tensor, target_fns: Sequence[Target]) -> torch.Tensor | None:
+    """The (B,) scores of plain class targets (``targets=None`` or ints) in one gather, or None.
+
+    The same values (and gradients) as calling each :class:`ClassifierOutputTarget` on its
+    sample, without B small graph nodes; None when another kind of target, a class out of
+    range or an output that is not a differentiable (B, C) tensor needs the general path.
+    """
+    if out.ndim != 2 or not out.requires_grad or not all(type(fn) is ClassifierOutputTarget for fn in target_fns):
+        return None
+    cats = [fn.category for fn in target_fns]  # type: ignore[attr-defined]
+    if max(cats) >= out.shape[1]:
+        return None
+    index = torch.tensor(cats, dtype=torch.long, device=out.device)
+    return out.gather(1, index[:, None]).reshape(-1)
+
+
+def _scores_one_by_one(out: torch.Tensor, target_fns: Sequence[Target]) -> torch.Tensor:
     scores = []
     for i, fn in enumerate(target_fns):
         s = fn(out[i])
@@ -568,22 +657,7 @@ def _forward_backward(
                 "new tensors), and the model's forward must not run under torch.no_grad()"
             )
         scores.append(s.reshape(()))
-    score_vec = torch.stack(scores)
-    bad = ~torch.isfinite(score_vec.detach())
-    if bool(bad.any()):
-        idx = torch.nonzero(bad).flatten().tolist()
-        raise ValueError(
-            f"the target score is NaN or inf for sample index {idx[0]} (all: {idx}); "
-            "check the model output for these samples"
-        )
-    raw = [hooks.outputs[n] for n, _ in layers]
-    needs = [r for r in raw if r.requires_grad]
-    grads_needed = (
-        torch.autograd.grad(score_vec.sum(), needs, allow_unused=True) if needs and score_vec.requires_grad else ()
-    )
-    it = iter(grads_needed)
-    grads = [next(it) if r.requires_grad else None for r in raw]
-    return out, target_fns, score_vec, grads
+    return torch.stack(scores)
 
 
 def _assemble(

@@ -107,4 +107,6 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def aggregate_layers(maps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
     """Mean of per-layer normalised maps after resizing each to ``size``."""
+    if len(maps) == 1:  # the mean of one map is the map: no stacked copy
+        return upsample(maps[0], size)
     return torch.stack([upsample(m, size) for m in maps]).mean(dim=0)
