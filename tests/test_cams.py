@@ -800,3 +800,10 @@ def test_qfs_cam_refuses_non_finite_relevance_naming_the_sample():
     rel[1, cands[1][0]] = np.inf  # e.g. a product G * A that overflowed float32
     with pytest.raises(ValueError, match=r"relevance h of target layer 'act' is NaN or inf for sample index 1"):
         cam._problems(layer, alpha, rel, cands)
+
+
+def test_k_larger_than_d_summarises_a_large_batch():
+    model, x = PaperNet(), images(40, seed=4)
+    with pytest.raises(ValueError, match=r"k=7 exceeds .*; 40 of 40 samples have d < k \(first: \[0, 1, 2, 3, 4, 5, 6, 7\]\); d ranges over") as info:
+        QFSCAM(model, ["bn"], k=7, sampler="exact")(x)
+    assert len(str(info.value)) < 600

@@ -156,3 +156,29 @@ def test_best_known_ground_truth_is_recorded_with_its_runs(tmp_path):
     assert load_many(tmp_path)[0].ground_truth == gt
     with pytest.raises(ValueError, match="duplicate instance name"):
         save_many([inst, inst], tmp_path)
+
+
+def test_captured_instances_equal_the_problems_qfscam_solves_one_by_one():
+    """Captured from a batch whose images have different numbers of candidate maps d: each
+    instance holds exactly its own image's problem (no padding from the batch's largest d)."""
+    from qfsel.cams import QFSCAM
+    from qfsel.datasets import mnist5k
+    from qfsel.instances.capture import capture
+    from qfsel.models import load_model
+
+    bundle = load_model("narrow-mnist-16")
+    x, y = mnist5k("test")
+    x = x[[int(np.flatnonzero(y.numpy() == c)[0]) for c in range(10)]]  # one digit of each class
+    insts = capture(bundle.model, x, bundle.default_layer, k=None)
+    sizes = [inst.relevance.size for inst in insts]
+    assert len(set(sizes)) > 1, "the test needs images of different d"
+    for i in (sizes.index(max(sizes)), sizes.index(min(sizes))):
+        one = QFSCAM(bundle.model, [bundle.default_layer], sampler="exact").explain(x[i : i + 1])
+        assert inst_d(insts[i]) == int(one.d[0])
+        assert (insts[i].relevance > 0).all() and insts[i].relevance.max() == 1.0
+        np.testing.assert_array_equal(insts[i].candidates, one.selections[0].candidates[0])
+
+
+def inst_d(inst):
+    assert inst.redundancy.shape == (inst.relevance.size, inst.relevance.size)
+    return inst.relevance.size

@@ -198,7 +198,7 @@ def test_bad_states():
         batch.energy(np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"redundancy: expected shape \(2, 2, 2\)"):
         ProblemBatch(np.ones((2, 2)), np.zeros((3, 2, 2)))
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(IndexError, match="index"):
         batch[5]
 
 
@@ -244,3 +244,15 @@ def test_huge_broadcast_views_are_refused_before_any_copy(make):
     # Regression: these tried to allocate 8 TiB (MemoryError) instead of a ValueError naming the argument.
     with pytest.raises(ValueError, match=r"(relevance|redundancy): expected at most 4294967296 elements"):
         make()
+
+
+def test_batch_iterates_and_refuses_out_of_range_indices_with_index_error():
+    h = np.arange(1.0, 25.0).reshape(3, 8)
+    batch = ProblemBatch(h, np.zeros((3, 8, 8)), beta=0.7)
+    problems = list(batch)  # iteration stops at the first IndexError
+    assert len(problems) == 3
+    np.testing.assert_array_equal(problems[2].relevance, batch[-1].relevance)
+    with pytest.raises(IndexError, match=r"index: expected an integer in \[-3, 2\], got 3"):
+        batch[3]
+    with pytest.raises(TypeError, match="index: expected an integer"):
+        batch[1.5]

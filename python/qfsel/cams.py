@@ -527,6 +527,17 @@ class GradCAMPlusPlus(BaseCAM):
         return scoring.gradcampp_weights(activations, gradients)
 
 
+def _d_summary(d: np.ndarray, k: int) -> str:
+    """The candidate counts of a batch in a few words: all of them for a small batch, else a summary."""
+    short = np.flatnonzero(d < k)
+    if d.size <= 16:
+        return f"d per sample: {d.tolist()}"
+    return (
+        f"{short.size} of {d.size} samples have d < k (first: {short[:8].tolist()}); "
+        f"d ranges over [{int(d.min())}, {int(d.max())}]"
+    )
+
+
 class QFSCAM(BaseCAM):
     """QFS-CAM: GradCAM restricted to feature maps chosen by a QUBO (arXiv 2604.25649).
 
@@ -710,7 +721,7 @@ class QFSCAM(BaseCAM):
                 f"k={self.k} exceeds the number of candidate maps d={d[i]} (maps with positive weight and relevance "
                 f"that are not all zero"
                 f"{'' if self.candidates is None else f', at most candidates={self.candidates}'}) of target "
-                f"layer {name!r} for sample index {i}; d per sample: {d.tolist()}"
+                f"layer {name!r} for sample index {i}; {_d_summary(d, self.k)}"
             )
         return out
 
@@ -776,6 +787,18 @@ class QFSCAM(BaseCAM):
         scale = 1.0 / top if top > 0 else 1.0
         h_all[i, :d] = h * scale
         j_all[i, :d, :d] = j * scale
+
+    @staticmethod
+    def unpadded_problems(
+        h_all: np.ndarray, j_all: np.ndarray, cands: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Sample i's ``(h, J)`` (views of size d_i) from the padded arrays of :meth:`_problems`.
+
+        For subclasses that record the problems QFS-CAM solves (``qfsel.instances``,
+        ``qfsel.quantum``): ``_problems`` and ``_solve`` pass ``h_all (B, dmax)`` and
+        ``J_all (B, dmax, dmax)``, zero-padded beyond each sample's d.
+        """
+        return [(h_all[i, : c.size], j_all[i, : c.size, : c.size]) for i, c in enumerate(cands)]
 
     def _solve(
         self, name: str, h_all: np.ndarray, j_all: np.ndarray, beta: float, cands: list[np.ndarray]

@@ -227,7 +227,10 @@ class ProblemBatch:
         return self.num_problems
 
     def __getitem__(self, i: int) -> "FeatureSelectionProblem":
-        i = check_int("index", i, low=-self.num_problems, high=self.num_problems - 1)
+        i = check_int("index", i)
+        if not -self.num_problems <= i < self.num_problems:
+            # IndexError (not ValueError): iteration, list(batch) and numpy rely on it to stop.
+            raise IndexError(f"index: expected an integer in [{-self.num_problems}, {self.num_problems - 1}], got {i}")
         pen = None if self.penalty is None else float(self.penalty[i])
         return FeatureSelectionProblem(self.relevance[i], self.redundancy[i], self.beta, self.k, pen)
 

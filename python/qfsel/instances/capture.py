@@ -35,8 +35,8 @@ def capture(model: Any, inputs: Any, layer: str, *, k: int | None, beta: float =
             hs, js, b = super()._problems(layer_cap, alpha, rel, cands)
             acts = layer_cap.activations.detach().float().cpu().numpy()
             al = alpha.detach().double().cpu().numpy()
-            for i, c in enumerate(cands):
-                records.append({"h": hs[i], "j": js[i], "beta": b, "cands": np.asarray(c), "maps": acts[i, c],
+            for i, (c, (h, j)) in enumerate(zip(cands, self.unpadded_problems(hs, js, cands))):
+                records.append({"h": h.copy(), "j": j.copy(), "beta": b, "cands": np.asarray(c), "maps": acts[i, c],
                                 "alpha": al[i, c], "layer": layer_cap.name})
             return hs, js, b
 

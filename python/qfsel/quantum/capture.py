@@ -62,9 +62,9 @@ def capture_problems(model: str = "narrow-mnist-16", n_images: int = 200, *, bet
     class _Capturing(cams.QFSCAM):
         """QFS-CAM that also records the problems it solves (the hook is ``_solve``)."""
 
-        def _solve(self, name: str, hs: list, js: list, beta_: float, cands: list) -> Any:
-            captured.extend(zip(hs, js))
-            return super()._solve(name, hs, js, beta_, cands)
+        def _solve(self, name: str, h_all: np.ndarray, j_all: np.ndarray, beta_: float, cands: list) -> Any:
+            captured.extend((h.copy(), j.copy()) for h, j in self.unpadded_problems(h_all, j_all, cands))
+            return super()._solve(name, h_all, j_all, beta_, cands)
 
     cam = _Capturing(net, [bundle.default_layer], beta=beta, sampler="exact")
     problems: list[FeatureSelectionProblem] = []
