@@ -543,7 +543,8 @@ def _solve_sa(batch: ProblemBatch, *, num_reads: int = 16, num_sweeps: int | Non
     """Swap-move SA on the objective when ``batch.k`` is set, else single-flip SA on the QUBO.
 
     Defaults: with ``batch.k``, ``DEFAULT_SWEEPS_SWAP`` (10) sweeps from the swap beta range, then
-    a short swap tabu polish (stall ``default_tabu_stall(n, k, contrast)``) in every read; without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
+    a short swap tabu polish (stall ``default_tabu_stall(n, k)``) in every read, then up to
+    ``DEFAULT_KICK_ROUNDS`` kick-and-repolish rounds for the reads above the best (:func:`kick_losers`); without, ``DEFAULT_SWEEPS_FLIP`` (200) single-flip
     sweeps. Every read ends in a local minimum (``greedy_descent`` defaults to on here, for single
     flips too: an optimiser's reads should not end one flip above one). ``info["read_energies"]``
     holds every read's energy (objective without penalty for the swap kernel, which never leaves
