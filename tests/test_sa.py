@@ -174,7 +174,8 @@ def test_tabu_polish_default_and_never_worse_than_plain_descent():
     # the contrast factor clip(c / 4, 1, 2): 1 up to c = 4, then linear, capped at 2x
     assert default_tabu_stall(n, k, 2.0) == 116 and default_tabu_stall(n, k, 6.0) == 174
     assert default_tabu_stall(n, k, 50.0) == default_tabu_stall(n, k, float("inf")) == 232
-    stall = default_tabu_stall(n, k, float(coupling_contrast(q).max()))
+    assert float(coupling_contrast(q).max()) > 1.0
+    stall = default_tabu_stall(n, k)  # the default polish has no contrast factor (issue 13, kicks instead)
     pol = simulated_annealing(q, off, k=k, num_reads=32, seed=3, return_states=True)
     plain = simulated_annealing(q, off, k=k, num_reads=32, seed=3, tabu_stall=0, return_states=True)
     assert pol["tabu_stall"] == stall and plain["tabu_stall"] == 0
