@@ -445,6 +445,7 @@ def simulated_annealing(
     kernel_betas = np.ascontiguousarray(betas / scales[:, None]) if rescaled else betas
     _core.sa_dense_batch(qa, off, kernel_betas, num_reads, seed, k, init, bool(greedy_descent), polish, None, threads, best_states, best_e, energies, states)
     if rounds:
+        assert k is not None and states is not None
         kick_losers(qa, off, k, states, energies, best_states, best_e, seed=seed, rounds=rounds, stall=max(1, polish // 2),
                     num_threads=threads, beta=np.full(b, 1e9))
     if not return_states:
@@ -467,7 +468,7 @@ def simulated_annealing(
 
 
 def kick_losers(q: np.ndarray, offsets: np.ndarray, k: int, states: np.ndarray, energies: np.ndarray, best_states: np.ndarray,
-                best_energies: np.ndarray, *, seed: int, rounds: int, stall: int, num_threads: int | None, beta: np.ndarray) -> None:
+                best_energies: np.ndarray, *, seed: int, rounds: int, stall: int, num_threads: int, beta: np.ndarray) -> None:
     """Kick-and-repolish rounds for the reads above their problem's best energy (in place).
 
     In each of at most ``rounds`` rounds, every read of problem ``p`` whose energy is above
