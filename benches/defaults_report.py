@@ -57,6 +57,19 @@ def contrast_entry(label: str) -> Entry:
     return Entry(label, run, "qfsel", description="swap SA, 10 sweeps, stall max(100, 16k + K/2) x clip(contrast/4, 1, 2)")
 
 
+def kicks_entry(label: str, m: float, a: float) -> Entry:
+    """Stall ``max(50 m, 8 m k + a K)``, then the default kick rounds."""
+    def run(inst, reads, _sweeps, seed):
+        q, off = inst.problem().qubo(include_penalty=False)
+        n, k = inst.num_variables, inst.k
+        stall = max(int(50 * m), int(m * 8 * k + a * n))
+        out = simulated_annealing(q[None], np.array([off]), k=k, num_reads=reads, seed=seed, num_threads=1,
+                                  tabu_stall=stall, kick_rounds=8, return_states=True)
+        return RunOutput(out["states"][0])
+
+    return Entry(label, run, "qfsel", description=f"swap SA, 10 sweeps, stall max({50 * m:g}, {8 * m:g}k + {a:g}K), 8 kick rounds")
+
+
 def instances(out: Path, make) -> list:
     d = out / "instances-with-truth"
     if d.exists():
@@ -98,10 +111,11 @@ def main() -> None:
     elif args.step == "kicks":
         insts = instances(out, lambda: generate_suite(list(FAMILIES), [64, 256, 512], seeds=[700, 701])
                           + generate_suite(list(FAMILIES), [1280], seeds=[700]))
-        entries = [previous, contrast_entry("contrast polish"), ("kicks default", "sa")]
+        entries = [previous, contrast_entry("contrast polish"), ("kicks default", "sa"), kicks_entry("m1 + kicks", 1, 0.25)]
         res = benchmark(insts, entries, Budget(num_reads=32), seeds=2, out=out / "run", time_limit=600)
         side_by_side(res.summary(), "previous default", "kicks default")
         side_by_side(res.summary(), "contrast polish", "kicks default")
+        side_by_side(res.summary(), "previous default", "m1 + kicks")
         return
     else:
         insts = instances(out, lambda: generate_suite(list(FAMILIES), [64, 256, 512], seeds=[500, 501])
