@@ -3,6 +3,7 @@
     .venv/bin/python benches/defaults_report.py --step tune     [--out bench-out/defaults-tune]
     .venv/bin/python benches/defaults_report.py --step heldout  [--out bench-out/defaults-heldout]
     .venv/bin/python benches/defaults_report.py --step validate [--out bench-out/defaults-validate]
+    .venv/bin/python benches/defaults_report.py --step kicks    [--out bench-out/defaults-kicks-validate]
 
 ``tune``: the tuning families (``qfsel.instances.TUNING``: explanation, lognormal, redundant) at
 K = 64/256/512 (3 instances each, seeds 100-102) with stall variants ``max(50 m, 8 m k + a K)``
@@ -11,7 +12,9 @@ and 10 or 30 sweeps. ``heldout``: the held-out families (``HELD_OUT``) at K = 64
 a = 1/2. ``validate``: every family, fresh seeds (500-501; K = 1280: 500), the previous default
 against the shipped one (``qfsel.solve(..., "sa")``'s default, here the harness entry ``"sa"``).
 32 reads x 2 seeds per instance, one thread; results (resumable) and ``summary.md`` in ``--out``;
-the side-by-side table is printed. See docs/benchmarks.md section 7.
+the side-by-side table is printed. ``kicks``: every family on fresh seeds (700-701; K = 1280:
+700), the previous default and the contrast polish (the default before the kick rounds) against
+the default with kick rounds (``"sa"``). See docs/benchmarks.md section 9.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from qfsel.bench import Budget, Entry, RunOutput, benchmark  # noqa: E402
 from qfsel.instances import FAMILIES, HELD_OUT, TUNING, generate_suite, load_many, save_many, with_ground_truth  # noqa: E402
-from qfsel.samplers.sa import simulated_annealing  # noqa: E402
+from qfsel.samplers.sa import coupling_contrast, default_tabu_stall, simulated_annealing  # noqa: E402
 
 
 def stall_entry(label: str, sweeps: int, m: float, a: float) -> Entry:
@@ -40,6 +43,31 @@ def stall_entry(label: str, sweeps: int, m: float, a: float) -> Entry:
         return RunOutput(out["states"][0])
 
     return Entry(label, run, "qfsel", description=f"swap SA, {sweeps} sweeps, stall max({50 * m:g}, {8 * m:g}k + {a:g}K)")
+
+
+def contrast_entry(label: str) -> Entry:
+    """The default before kick rounds: stall ``default_tabu_stall(n, k, contrast)``, no kicks."""
+    def run(inst, reads, _sweeps, seed):
+        q, off = inst.problem().qubo(include_penalty=False)
+        stall = default_tabu_stall(inst.num_variables, inst.k, float(coupling_contrast(q[None]).max()))
+        out = simulated_annealing(q[None], np.array([off]), k=inst.k, num_reads=reads, seed=seed, num_threads=1,
+                                  tabu_stall=stall, return_states=True)
+        return RunOutput(out["states"][0])
+
+    return Entry(label, run, "qfsel", description="swap SA, 10 sweeps, stall max(100, 16k + K/2) x clip(contrast/4, 1, 2)")
+
+
+def kicks_entry(label: str, m: float, a: float) -> Entry:
+    """Stall ``max(50 m, 8 m k + a K)``, then the default kick rounds."""
+    def run(inst, reads, _sweeps, seed):
+        q, off = inst.problem().qubo(include_penalty=False)
+        n, k = inst.num_variables, inst.k
+        stall = max(int(50 * m), int(m * 8 * k + a * n))
+        out = simulated_annealing(q[None], np.array([off]), k=k, num_reads=reads, seed=seed, num_threads=1,
+                                  tabu_stall=stall, kick_rounds=8, return_states=True)
+        return RunOutput(out["states"][0])
+
+    return Entry(label, run, "qfsel", description=f"swap SA, 10 sweeps, stall max({50 * m:g}, {8 * m:g}k + {a:g}K), 8 kick rounds")
 
 
 def instances(out: Path, make) -> list:
@@ -65,7 +93,7 @@ def side_by_side(summary, a: str, b: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--step", choices=("tune", "heldout", "validate"), required=True)
+    ap.add_argument("--step", choices=("tune", "heldout", "validate", "kicks"), required=True)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     out = Path(args.out or f"bench-out/defaults-{args.step}")
@@ -80,6 +108,15 @@ def main() -> None:
                           + generate_suite(HELD_OUT + TUNING, [1280], seeds=[300]))
         entries = [previous, stall_entry("m2", 10, 2, 0.5)]
         a, b = "previous default", "m2"
+    elif args.step == "kicks":
+        insts = instances(out, lambda: generate_suite(list(FAMILIES), [64, 256, 512], seeds=[700, 701])
+                          + generate_suite(list(FAMILIES), [1280], seeds=[700]))
+        entries = [previous, contrast_entry("contrast polish"), ("kicks default", "sa"), kicks_entry("m1 + kicks", 1, 0.25)]
+        res = benchmark(insts, entries, Budget(num_reads=32), seeds=2, out=out / "run", time_limit=600)
+        side_by_side(res.summary(), "previous default", "kicks default")
+        side_by_side(res.summary(), "contrast polish", "kicks default")
+        side_by_side(res.summary(), "previous default", "m1 + kicks")
+        return
     else:
         insts = instances(out, lambda: generate_suite(list(FAMILIES), [64, 256, 512], seeds=[500, 501])
                           + generate_suite(list(FAMILIES), [1280], seeds=[500]))

@@ -174,7 +174,8 @@ def test_tabu_polish_default_and_never_worse_than_plain_descent():
     # the contrast factor clip(c / 4, 1, 2): 1 up to c = 4, then linear, capped at 2x
     assert default_tabu_stall(n, k, 2.0) == 116 and default_tabu_stall(n, k, 6.0) == 174
     assert default_tabu_stall(n, k, 50.0) == default_tabu_stall(n, k, float("inf")) == 232
-    stall = default_tabu_stall(n, k, float(coupling_contrast(q).max()))
+    assert float(coupling_contrast(q).max()) > 1.0
+    stall = default_tabu_stall(n, k)  # the default polish has no contrast factor (issue 13, kicks instead)
     pol = simulated_annealing(q, off, k=k, num_reads=32, seed=3, return_states=True)
     plain = simulated_annealing(q, off, k=k, num_reads=32, seed=3, tabu_stall=0, return_states=True)
     assert pol["tabu_stall"] == stall and plain["tabu_stall"] == 0
@@ -537,3 +538,43 @@ def test_coupling_contrast_matches_a_direct_computation():
     sparse = np.zeros((8, 8))
     sparse[0, 1], sparse[2, 3], sparse[4, 5], sparse[6, 7] = 1.0, 1.0, 2.0, 2.0
     assert coupling_contrast(sparse[None])[0] == pytest.approx(1.0)  # each map's one coupling is its strongest
+
+
+# -- issue 13: kick-and-repolish rounds after the default polish ---------------
+
+
+def _hard_qubo(n: int = 48, seed: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q = np.triu(rng.normal(size=(n, n)), 1) + np.diag(rng.normal(size=n))
+    return q[None]
+
+
+def test_kick_rounds_only_lower_reads_and_reach_more_optima() -> None:
+    q = _hard_qubo()
+    kw = dict(k=8, num_reads=24, seed=11, num_threads=1, tabu_stall=1)
+    plain = simulated_annealing(q, **kw, kick_rounds=0)
+    kicked = simulated_annealing(q, **kw, kick_rounds=8)
+    # Same first pass (same seed and stall); the kicks only ever replace a read by a lower one.
+    assert np.all(kicked["energies"] <= plain["energies"] + 1e-12)
+    assert kicked["energies"].sum() < plain["energies"].sum() - 1e-9
+    best = kicked["best_energies"][0]
+    assert best <= plain["best_energies"][0] + 1e-12
+    assert np.mean(np.abs(kicked["energies"][0] - best) < 1e-9) > np.mean(np.abs(plain["energies"][0] - best) < 1e-9)
+    # best_states agrees with best_energies and keeps exactly k ones.
+    s = kicked["best_states"][0].astype(float)
+    assert s.sum() == 8 and abs(s @ q[0] @ s - best) < 1e-9
+
+
+def test_kick_rounds_reproducible_and_thread_independent() -> None:
+    q = np.concatenate([_hard_qubo(seed=1), _hard_qubo(seed=2)])
+    a = simulated_annealing(q, k=6, num_reads=16, seed=3, num_threads=1, return_states=True)
+    b = simulated_annealing(q, k=6, num_reads=16, seed=3, num_threads=2, return_states=True)
+    for key in ("energies", "states", "best_states", "best_energies"):
+        assert np.array_equal(a[key], b[key])
+    assert np.all(a["states"].sum(axis=-1) == 6)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3"])
+def test_kick_rounds_rejects_bad_values(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="kick_rounds"):
+        simulated_annealing(_hard_qubo(), k=4, num_reads=4, seed=0, kick_rounds=bad)
