@@ -118,8 +118,10 @@ def connect(scheduler: Any, n_workers: int, timeout: float) -> tuple[Any, Any]:
         return scheduler, None
     if scheduler is None:
         n_workers = check_positive_int("n_workers", n_workers)
+        # The scheduler's HTTP server on a free loopback port: with dashboard_address=None distributed
+        # still binds 8787 (and warns, or fails under -W error, when another cluster holds it).
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
         try:
             return Client(cluster, timeout=timeout), cluster
         except BaseException:
