@@ -256,3 +256,69 @@ def test_batch_iterates_and_refuses_out_of_range_indices_with_index_error():
         batch[3]
     with pytest.raises(TypeError, match="index: expected an integer"):
         batch[1.5]
+
+
+# ---------------------------------------------------------------- the default copy (issue 9)
+@pytest.mark.parametrize("b, n", [(3, 5), (40, 64), (4, 130)])  # small (one thread) and parallel passes
+def test_default_batch_copy_is_independent_of_the_callers_arrays(b, n):
+    h, j = explanation_like(np.random.default_rng(n), b, n)
+    h0, j0 = h.copy(), j.copy()
+    batch = ProblemBatch(h, j, beta=0.7, k=2)
+    assert not np.shares_memory(batch.relevance, h) and not np.shares_memory(batch.redundancy, j)
+    np.testing.assert_array_equal(batch.relevance, h0)
+    np.testing.assert_array_equal(batch.redundancy, j0)
+    q0, off0 = batch.qubo()
+    h[:] = 99.0
+    j[:] = -7.0  # the caller reuses its buffers: the batch must not see it
+    np.testing.assert_array_equal(batch.relevance, h0)
+    np.testing.assert_array_equal(batch.redundancy, j0)
+    q1, off1 = batch.qubo()
+    np.testing.assert_array_equal(q1, q0)
+    np.testing.assert_array_equal(off1, off0)
+    # copy=False is documented to use float64 C-contiguous input in place
+    shared = ProblemBatch(h0, j0, beta=0.7, k=2, copy=False)
+    assert np.shares_memory(shared.redundancy, j0)
+    # inputs that need a conversion (float32, non-contiguous) are copied with the right values
+    conv = ProblemBatch(h0.astype(np.float32), np.asfortranarray(j0.astype(np.float32)), beta=0.7)
+    np.testing.assert_array_equal(conv.redundancy, j0.astype(np.float32).astype(np.float64))
+    assert conv.redundancy.flags.c_contiguous and conv.redundancy.dtype == np.float64
+
+
+def _refused(make, **kwargs):
+    with pytest.raises(ValueError) as info:
+        make(**kwargs)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("b, n", [(3, 5), (40, 64)])
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ("h_nan", "relevance: expected finite values, got nan at index (2, 3)"),
+        ("j_inf", "redundancy: expected finite values, got inf at index (2, 1, 3)"),
+        ("asym", "redundancy: expected a symmetric matrix, got 0.25 at (2, 1, 3) but 0.5 at its transpose"),
+        ("diag", "redundancy: expected a zero diagonal, got 1.5 at index (2, 3, 3)"),
+    ],
+)
+def test_every_refused_input_is_refused_with_the_same_message_with_or_without_copy(b, n, fault, words):
+    h, j = explanation_like(np.random.default_rng(1), b, n)
+    j[2, 1, 3], j[2, 3, 1] = 0.25, 0.5 if fault == "asym" else 0.25
+    if fault == "h_nan":
+        h[2, 3] = np.nan
+    elif fault == "j_inf":
+        j[2, 1, 3] = np.inf
+    elif fault == "diag":
+        j[2, 3, 3] = 1.5
+    h_before, j_before = h.copy(), j.copy()
+    for kwargs in ({}, {"k": 2}, {"k": 2, "penalty": 1.0}):
+        messages = {
+            _refused(lambda **kw: ProblemBatch(h, j, **kw), **kwargs),
+            _refused(lambda **kw: ProblemBatch(h, j, copy=False, **kw), **kwargs),
+        }
+        assert messages == {words}, (kwargs, messages)
+    # the same problem alone reports the same fault without the batch index
+    single = _refused(lambda: FeatureSelectionProblem(h[2], j[2], beta=0.7))
+    assert single == words.replace("(2, 3)", "(3,)").replace("(2, ", "(")
+    # the caller's arrays are left as they were: the refusal wrote nothing into them
+    np.testing.assert_array_equal(h, h_before)
+    np.testing.assert_array_equal(j, j_before)
