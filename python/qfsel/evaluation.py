@@ -392,7 +392,7 @@ class _BackboneReplay:
             isinstance(bb, torch.nn.Module) and not bb.training
             and not (layer == "backbone" or layer.startswith("backbone."))
         )
-        self.backbone = bb
+        self.backbone: Any = bb
         self.store: dict[bytes, torch.Tensor] = {}
         self.recording = True
 
