@@ -124,3 +124,39 @@ def test_explain_dataset_gives_qfs_a_flat_map_where_no_map_has_positive_weight()
     assert [len(s) for s in ex.selected][::2] == [0, 0] and all(len(s) > 0 for s in ex.selected[1::2])
     assert ex.flat["qfs"].tolist() == [True, False, True, False]
     assert np.all(ex.heatmaps["qfs"][0] == 0) and ex.act_mean.shape == (4, 4)
+
+
+class _Backboned(nn.Module):
+    """backbone -> head.bn -> classifier, like the bundled models; counts backbone calls."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, stride=2), nn.ReLU()).eval()
+        self.head = nn.Sequential(nn.Conv2d(8, 6, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(6))
+        self.classifier = nn.Linear(6 * 16 * 16, 10)
+        self.calls = 0
+        self.backbone[0].register_forward_pre_hook(lambda *_: setattr(self, "calls", self.calls + 1))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.head(self.backbone(x)), 1))
+
+
+def test_backbone_replay_runs_a_frozen_backbone_once_and_changes_nothing():
+    from qfsel.evaluation import explain_dataset
+
+    data = shapes(24, size=32, seed=4, split="test")
+    model = _Backboned().eval()
+    plain = explain_dataset(model, data.images, data.labels, "head.2", ["gradcam", "qfs"], batch_size=8,
+                            progress=False, sampler="exact")
+    d = EvalData(model, "head.2", data.images, data.labels, data.masks, list(data.class_names),
+                 data.images.transpose(0, 2, 3, 1), "backboned")
+    model.calls = 0
+    res = evaluate(dataset=d, correct_only=False, n_boot=0, parts=["disentanglement"], tsne=False,
+                   progress=False, methods=["gradcam", "qfs"], sampler="exact")
+    assert model.calls == 1  # the prediction pass (one batch of 24); the capture batches replay it
+    assert "forward" not in vars(model.backbone)  # restored
+    again = explain_dataset(model, data.images, data.labels, "head.2", ["gradcam", "qfs"], batch_size=8,
+                            progress=False, sampler="exact")
+    np.testing.assert_array_equal(again.heatmaps["qfs"], plain.heatmaps["qfs"])
+    assert res["qfs_selection"]["mean_selected"] == pytest.approx(np.mean([len(s) for s in plain.selected]))

@@ -271,3 +271,19 @@ def test_pointing_game_counts_a_hit_on_any_maximal_pixel_like_quantus():
     assert M.localization(h, mask)["pointing_game"][0]
     h[0, 2, 2] = 0.9
     assert not M.localization(h, mask)["pointing_game"][0]
+
+
+def test_fast_davies_bouldin_matches_sklearn_on_resamples():
+    """The bootstrap's vectorised Davies-Bouldin equals scikit-learn's on random resamples."""
+    from sklearn.metrics import davies_bouldin_score
+
+    from qfsel.metrics.embeddings import _davies_bouldin
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (120, 7)) + np.repeat(rng.normal(0, 3, (4, 7)), 30, axis=0)
+    y = np.repeat([0, 2, 5, 9], 30)
+    for _ in range(5):
+        idx = rng.integers(0, 120, 120)
+        assert _davies_bouldin(x[idx], y[idx]) == pytest.approx(davies_bouldin_score(x[idx], y[idx]), rel=1e-9)
+    dup = np.r_[x[:3], x[:3]]  # two clusters with the same centroid: inf distance, as sklearn
+    assert _davies_bouldin(dup, [0, 0, 0, 1, 1, 1]) == pytest.approx(davies_bouldin_score(dup, [0, 0, 0, 1, 1, 1]))
