@@ -118,3 +118,26 @@ def wait(sampleset: Any, timeout: float | None) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no answer within timeout={timeout} s")
         time.sleep(min(0.05, timeout))
+
+
+def collect(route: str, ss: Any, rec: Any, t_sub: float, remote: list[float], timeout: float | None,
+            secrets: list[str], what: str) -> RemoteSolverError | None:
+    """Waits for one submitted job and records its wall time on ``rec`` (a ``JobRecord``).
+
+    ``ss`` is the job's non-blocking sampleset, or the exception its submission raised;
+    ``remote`` holds [first submission, last answer] and is widened here. Returns the job's
+    qfsel error (also stored as ``rec.error``), or None when the answer arrived.
+    """
+    try:
+        if isinstance(ss, BaseException):
+            raise ss
+        wait(ss, timeout)
+        ss.resolve()
+        rec.wall_s = time.perf_counter() - t_sub
+        remote[0] = min(remote[0], t_sub)
+        remote[1] = time.perf_counter()
+    except Exception as exc:  # noqa: BLE001
+        err = translate(route, exc, secrets, what)
+        rec.error = str(err)
+        return err
+    return None

@@ -137,17 +137,9 @@ def solve_hybrid(route: str, batch: ProblemBatch, params: dict[str, Any]) -> Any
     remote = [float("inf"), float("-inf")]  # first submission, last answer
     for j, (ss, members, t_sub, tl) in iterator:
         rec = records[j]
-        try:
-            if isinstance(ss, BaseException):
-                raise ss
-            _cloud.wait(ss, p.get("timeout"))
-            ss.resolve()
-            rec.wall_s = time.perf_counter() - t_sub
-            remote[0] = min(remote[0], t_sub)
-            remote[1] = time.perf_counter()
-        except Exception as exc:  # noqa: BLE001
-            err = _cloud.translate(route, exc, secrets, f"running job {j + 1}/{len(jobs)} (problems {rec.problems})")
-            rec.error = str(err)
+        err = _cloud.collect(route, ss, rec, t_sub, remote, p.get("timeout"), secrets,
+                             f"running job {j + 1}/{len(jobs)} (problems {rec.problems})")
+        if err is not None:
             failures.append(err)
             continue
         rec.timing = {k: v for k, v in ss.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
