@@ -448,3 +448,22 @@ def test_empty_batch_and_zero_variables_submit_nothing(route, tmp_path):
     with pytest.raises(TypeError, match="embedding_cache_dir: expected a directory path"):
         qfsel.solve(batch, route, qpu=pegasus(), embedding_cache_dir=5)
     assert qd.capacity(10**6, pegasus(), route=route) == 0  # was a hang building K_n's edges
+
+
+@pytest.mark.parametrize("route", ["dwave", "dwave-clique", "hybrid-cqm", "hybrid-bqm"])
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        ({"max_per_job": 0}, ValueError, "max_per_job"),
+        ({"timeout": -1.0}, ValueError, "timeout"),
+        ({"pack": "yes"}, TypeError, "pack: expected True or False"),
+        ({"label": 3}, TypeError, "label: expected a string"),
+        ({"num_threads": -1}, ValueError, "num_threads"),
+    ],
+)
+def test_job_options_are_checked_alike_on_every_route(route, bad, error, message):
+    qpu = pegasus()
+    extra = {"qpu": qpu} if route.startswith("dwave") else {}
+    with pytest.raises(error, match=message):
+        qfsel.solve(random_batch(2, 4, None if route == "hybrid-bqm" else 2), route, **extra, **bad)
+    assert qpu.calls == 0, "refused before any job"

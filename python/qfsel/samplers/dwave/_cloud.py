@@ -15,6 +15,7 @@ import concurrent.futures
 import time
 from typing import Any, Callable
 
+from ..._checks import check_num_threads, check_positive_int, check_positive_real
 from ...exceptions import CredentialsError, RemoteSolverError, SolverTimeoutError, SolverUnavailableError
 
 #: Client configuration keys a route accepts (dwave-cloud-client's names).
@@ -141,3 +142,19 @@ def collect(route: str, ss: Any, rec: Any, t_sub: float, remote: list[float], ti
         rec.error = str(err)
         return err
     return None
+
+
+def check_job_options(p: dict[str, Any]) -> None:
+    """Checks (in place) the options every remote route takes: ``max_per_job``, ``timeout``,
+    ``pack``, ``label`` and ``num_threads`` (accepted for solve()'s uniform signature; the work
+    is remote)."""
+    if p.get("max_per_job") is not None:
+        p["max_per_job"] = check_positive_int("max_per_job", p["max_per_job"])
+    if p.get("timeout") is not None:
+        p["timeout"] = check_positive_real("timeout", p["timeout"])
+    if not isinstance(p.get("pack", True), bool):
+        raise TypeError(f"pack: expected True or False, got {type(p['pack']).__name__}")
+    if p.get("label") is not None and not isinstance(p["label"], str):
+        raise TypeError(f"label: expected a string, got {type(p['label']).__name__}")
+    if p.get("num_threads") is not None:
+        check_num_threads("num_threads", p["num_threads"])

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import check_num_threads, check_positive_int, check_positive_real, check_seed
+from ..._checks import check_positive_real, check_seed
 from ...exceptions import ProblemTooLargeError, RemoteSolverError
 from ...qubo import ProblemBatch
 from . import _cloud, timing
@@ -70,16 +70,7 @@ def solve_hybrid(route: str, batch: ProblemBatch, params: dict[str, Any]) -> Any
     kind = "cqm" if route == "hybrid-cqm" else "bqm"
     if p.get("time_limit") is not None:
         p["time_limit"] = check_positive_real("time_limit", p["time_limit"])
-    if p.get("max_per_job") is not None:
-        p["max_per_job"] = check_positive_int("max_per_job", p["max_per_job"])
-    if p.get("timeout") is not None:
-        p["timeout"] = check_positive_real("timeout", p["timeout"])
-    if not isinstance(p.get("pack", True), bool):
-        raise TypeError(f"pack: expected True or False, got {type(p['pack']).__name__}")
-    if p.get("label") is not None and not isinstance(p["label"], str):
-        raise TypeError(f"label: expected a string, got {type(p['label']).__name__}")
-    if p.get("num_threads") is not None:
-        check_num_threads("num_threads", p["num_threads"])
+    _cloud.check_job_options(p)
     if p.get("seed") is not None:
         check_seed("seed", p["seed"])
 

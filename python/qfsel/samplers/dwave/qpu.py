@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import check_num_threads, check_positive_int, check_positive_real, check_seed
+from ..._checks import check_positive_int, check_positive_real, check_seed
 from ...exceptions import ProblemTooLargeError, RemoteSolverError
 from ...qubo import ProblemBatch
 from ...routing import Solution
@@ -63,17 +63,10 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
     cs = p.get("chain_strength")
     if cs is not None and not callable(cs):
         p["chain_strength"] = check_positive_real("chain_strength", cs)
-    if p.get("max_per_job") is not None:
-        p["max_per_job"] = check_positive_int("max_per_job", p["max_per_job"])
-    if p.get("timeout") is not None:
-        p["timeout"] = check_positive_real("timeout", p["timeout"])
     if p.get("annealing_time") is not None:
         p["annealing_time"] = check_positive_real("annealing_time", p["annealing_time"])
-    if not isinstance(p.get("pack", True), bool):
-        raise TypeError(f"pack: expected True or False, got {type(p['pack']).__name__}")
     p["seed"] = 0 if p.get("seed") is None else check_seed("seed", p["seed"])
-    if p.get("num_threads") is not None:  # accepted for solve()'s uniform signature; the work is remote
-        check_num_threads("num_threads", p["num_threads"])
+    _cloud.check_job_options(p)
     cache_dir = p.get("embedding_cache_dir")
     if cache_dir is not None:  # else only the first new embedding's write (os.makedirs) found out
         if not isinstance(cache_dir, (str, os.PathLike)):
@@ -83,8 +76,6 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
     ep = p.get("embedding_parameters")
     if ep is not None and not isinstance(ep, dict):
         raise TypeError(f"embedding_parameters: expected a dict of minorminer.find_embedding options, got {type(ep).__name__}")
-    if p.get("label") is not None and not isinstance(p["label"], str):
-        raise TypeError(f"label: expected a string, got {type(p['label']).__name__}")
     return p
 
 
