@@ -5,6 +5,7 @@ Usage: python tests/_dataset_job.py OUT [NUM_WORKERS]
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,17 @@ NUM_IMAGES, BATCH = 60, 4
 
 
 class SlowGapNet(GapNet):
-    """GapNet whose forward pass also waits 40 ms: a job long enough to be killed mid-way."""
+    """GapNet whose forward pass also waits 40 ms: a job long enough to be killed mid-way.
+
+    With ``QFSEL_TEST_FORWARDS=FILE`` every forward pass appends its batch size to FILE.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log = os.environ.get("QFSEL_TEST_FORWARDS")
+        if log:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            os.write(fd, f"{x.shape[0]}\n".encode())
+            os.close(fd)
         time.sleep(0.04)
         return super().forward(x)
 

@@ -98,15 +98,74 @@ def test_worker_processes_and_resume_give_the_same_bytes(tiny, tmp_path):
     _same_store(tmp_path / "a", tmp_path / "b")
 
 
+class _CountingGapNet(GapNet):
+    """GapNet that counts its forward passes."""
+
+    forwards = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        type(self).forwards += 1
+        return super().forward(x)
+
+
+def test_a_crash_while_finishing_redoes_no_model_pass(tiny, tmp_path, monkeypatch):
+    """Batch 3 crashes in the finishing thread while the model already ran on batch 4: both
+    captures were saved, so the restart finishes them without the model (at most one batch of
+    work lost, not two)."""
+    from qfsel.dataset.pipeline import BatchWorker
+
+    _, x = tiny
+    model = _CountingGapNet(k=8, classes=3)
+    kw = dict(batch_size=4, progress=False, num_workers=0, sampler="sa", seed=5)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ref", **kw)
+    finish = BatchWorker.finish
+
+    def crashing(self, b, items, cap):
+        if b == 3:
+            raise RuntimeError("simulated crash in batch 3")
+        return finish(self, b, items, cap)
+
+    monkeypatch.setattr(BatchWorker, "finish", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    monkeypatch.setattr(BatchWorker, "finish", finish)
+    w = store_mod.StoreWriter(tmp_path / "s", {})
+    assert w.done_batches() == {0, 1, 2} and w.saved_captures() == {3, 4}
+    _CountingGapNet.forwards = 0
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    # one probe pass (shapes) and batch 5 only: batches 3 and 4 come from their saved captures
+    assert (s.batches_run, s.batches_resumed, s.captures_reused) == (3, 3, 2)
+    assert _CountingGapNet.forwards == 2
+    assert w.saved_captures() == set() and not (tmp_path / "s" / store_mod.INFLIGHT).exists()
+    _same_store(tmp_path / "ref", tmp_path / "s")
+
+
+def test_an_unreadable_saved_capture_is_recomputed(tiny, tmp_path):
+    model, x = tiny
+    kw = dict(batch_size=8, progress=False, num_workers=0, sampler="exact", k=3)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ref", **kw)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    (tmp_path / "s" / "records" / "part-000001.parquet").unlink()
+    w = store_mod.StoreWriter(tmp_path / "s", {})
+    w.save_capture(1, b"not a capture")
+    w.save_capture(2, b"stale: batch 2 is complete")
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    assert s.batches_run == 1 and s.captures_reused == 1  # offered, unreadable, so computed again
+    assert w.saved_captures() == set()
+    _same_store(tmp_path / "ref", tmp_path / "s")
+
+
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume(tmp_path):
+def test_kill_9_at_random_moments_then_resume(tmp_path, monkeypatch):
     ref = tmp_path / "ref"
     _dataset_job.run(str(ref), model=_dataset_job.SlowGapNet(k=10, classes=3))
     out = tmp_path / "killed"
     rnd = random.Random()
     nb = -(-_dataset_job.NUM_IMAGES // _dataset_job.BATCH)
     cmd = [sys.executable, str(ROOT / "tests" / "_dataset_job.py"), str(out)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]))
+    forwards = tmp_path / "forwards.txt"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]),
+               QFSEL_TEST_FORWARDS=str(forwards))
     kills = 0
     for attempt in range(3):
         workers = ["1"] if attempt == 0 else ["0"]  # the first run loads images in a worker process
@@ -131,7 +190,11 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     assert kills >= 2
     # the same job once more (in this process: the subprocess start-up is the slow part)
     before = len(store_mod._done_batches(out))
+    monkeypatch.setenv("QFSEL_TEST_FORWARDS", str(forwards))
     summary = _dataset_job.run(str(out), model=_dataset_job.SlowGapNet(k=10, classes=3))
+    # model passes over batches (the shape probe has one image): each kill cost at most one
+    batch_passes = sum(1 for line in forwards.read_text().split() if int(line) > 1)
+    assert nb <= batch_passes <= nb + kills
     assert (summary.batches_resumed, summary.batches_run) == (before, nb - before)
     assert open_results(out).complete
     _same_store(ref, out)

@@ -5,13 +5,16 @@ one backward pass (one :func:`~qfsel.capture.capture` for all methods); then, in
 thread, every method's weights (QFS-CAM: scoring, the batched QUBO build and solve in Rust,
 which releases the GIL) and heatmaps are computed and written to the store while the main
 thread already runs the model on the next batch. At most two batches are in memory besides the
-loader's prefetch, so memory is bounded by the batch size, not the dataset size.
+loader's prefetch, so memory is bounded by the batch size, not the dataset size. The capture of
+the batch being finished is saved in the store until the batch is complete, so a kill redoes at
+most one batch's worth of work (see :mod:`qfsel.dataset.store`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import os
 import time
 import warnings
@@ -25,7 +28,7 @@ import torch
 from torch import nn
 
 from .._checks import check_int, check_positive_int, check_positive_real, describe
-from ..capture import Capture, capture, resolve_target_layers
+from ..capture import Capture, LayerCapture, capture, resolve_target_layers
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
 from . import store as _store
@@ -49,6 +52,8 @@ class DatasetSummary:
         batches: batches in the dataset.
         batches_run: batches computed by this run.
         batches_resumed: batches found complete in the store and skipped.
+        captures_reused: batches of this run finished from the capture an interrupted run saved
+            (their model pass was not redone).
         seconds: wall time of this run (store opening to the last write).
         images_per_s: images of this run per second.
         methods: the methods computed.
@@ -63,6 +68,7 @@ class DatasetSummary:
     batches: int
     batches_run: int
     batches_resumed: int
+    captures_reused: int
     seconds: float
     images_per_s: float
     methods: list[str]
@@ -71,9 +77,10 @@ class DatasetSummary:
 
     def __str__(self) -> str:
         rss = f", peak RSS {max(r for _, r in self.rss_mb):.0f} MiB" if self.rss_mb else ""
+        reused = f", {self.captures_reused} from saved captures" if self.captures_reused else ""
         return (
             f"explained {self.explained} of {self.images} image(s) with {', '.join(self.methods)} "
-            f"({self.failed} failed; {self.batches_run} batch(es) run, {self.batches_resumed} resumed) in "
+            f"({self.failed} failed; {self.batches_run} batch(es) run{reused}, {self.batches_resumed} resumed) in "
             f"{self.seconds:.1f} s, {self.images_per_s:.1f} images/s ({self.backend}{rss}) -> {self.path}"
         )
 
@@ -170,6 +177,54 @@ class BatchWorker:
         return capture(self.model, x.to(self.device, non_blocking=True), self.modules, self.targets, self.reshape,
                        **self._capture_extra)
 
+    # -- the capture of a batch in flight, saved until the batch is complete ----------------
+    # Format: an 8-byte little-endian header length, a JSON header (per tensor: name, dtype,
+    # shape, byte offset), then the raw tensor bytes. No pickle, so reading a store runs no code.
+    # The input is not saved: a restart loads the same images again.
+    def save_capture(self, b: int, cap: Capture) -> None:
+        named = [("output", cap.output), ("scores", cap.scores), ("predicted", cap.predicted)]
+        for i, layer in enumerate(cap.layers):
+            named += [(f"act{i}", layer.activations), (f"grad{i}", layer.gradients)]
+        if sum(t.element_size() * t.nelement() for _, t in named) > _store.MAX_SAVED_CAPTURE_MB * 2**20:
+            return
+        arrays, meta, offset = [], [], 0
+        for name, t in named:
+            try:
+                a = np.ascontiguousarray(t.detach().cpu().numpy())
+            except TypeError:  # a dtype numpy lacks (bfloat16): not saved, a kill then redoes it
+                return
+            meta.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": offset})
+            arrays.append(a)
+            offset += a.nbytes
+        header = json.dumps({"layers": self.layer_names, "tensors": meta}).encode()
+        data = b"".join([len(header).to_bytes(8, "little"), header] + [a.tobytes() for a in arrays])
+        self.writer.save_capture(b, data)
+
+    def load_capture(self, b: int, x: torch.Tensor) -> Capture | None:
+        """The saved capture of batch ``b`` (input ``x``), or None when it cannot be read (it is
+        then computed again)."""
+        from ..targets import normalize_targets
+
+        try:
+            data = self.writer.capture_path(b).read_bytes()
+            n = int.from_bytes(data[:8], "little")
+            header = json.loads(data[8 : 8 + n])
+            if header["layers"] != self.layer_names:
+                return None
+            body = memoryview(data)[8 + n :]
+            t = {}
+            for m in header["tensors"]:
+                dt = np.dtype(m["dtype"])
+                count = int(np.prod(m["shape"]))
+                a = np.frombuffer(body, dt, count, m["offset"]).reshape(m["shape"])
+                t[m["name"]] = torch.from_numpy(a.copy()).to(self.device)
+            layers = tuple(LayerCapture(name, module, t[f"act{i}"], t[f"grad{i}"])
+                           for i, (name, module) in enumerate(zip(self.layer_names, self.modules)))
+            targets = tuple(normalize_targets(self.targets, t["output"]))
+            return Capture(x.to(self.device), layers, t["output"], t["scores"], targets, t["predicted"])
+        except Exception:  # noqa: BLE001  (a capture that cannot be read is computed again)
+            return None
+
     def finish(self, b: int, items: list[Item], cap: Capture | None) -> tuple[int, int]:
         """Every method's heatmaps from ``cap``, and the batch written; returns (explained, failed)."""
         rows = len(items)
@@ -225,6 +280,7 @@ class BatchWorker:
             rec,
             fails,
         )
+        self.writer.drop_capture(b)
         return len(good), rows - len(good)
 
     def run(self, batches: Sequence[int], num_workers: int, on_batch: Any = None) -> tuple[int, int]:
@@ -242,11 +298,16 @@ class BatchWorker:
         )
         explained = failed = 0
         pending: Future[tuple[int, int]] | None = None
+        saved = self.writer.saved_captures() if self.overlap else set()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsel-finish") as pool:
             try:
                 for b, (items, x) in zip(batches, loader):
+                    cap = self.load_capture(b, x) if (b in saved and x is not None) else None
                     try:
-                        cap = self.capture(x)
+                        if cap is None:
+                            cap = self.capture(x)
+                            if self.overlap and cap is not None:
+                                self.save_capture(b, cap)
                     except ValueError as exc:  # its "sample index j" counts the readable images of this batch
                         good = [it for it in items if not it.reason]
                         where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}"
@@ -469,8 +530,10 @@ def explain_dataset(
         "complete": False,
     }
     writer = _store.StoreWriter.open(out, manifest, overwrite=overwrite)
+    writer.drop_stale_captures()
     done = writer.done_batches()
     todo = [b for b in range(num_batches) if b not in done]
+    reusable = len(writer.saved_captures() & set(todo))
     done_images = sum(len(range(b * batch_size, min(n, (b + 1) * batch_size))) for b in done)
 
     from tqdm.auto import tqdm
@@ -511,6 +574,7 @@ def explain_dataset(
     finally:
         bar.close()
     seconds = time.perf_counter() - t_run
+    writer.drop_stale_captures()
     results = _store.open_results(out)
     explained, failed = results.counts()
     summary = DatasetSummary(
@@ -521,6 +585,7 @@ def explain_dataset(
         batches=num_batches,
         batches_run=len(todo),
         batches_resumed=len(done),
+        captures_reused=reusable,
         seconds=time.perf_counter() - t_start,
         images_per_s=(state["images"] / seconds) if seconds > 0 else 0.0,
         methods=names,

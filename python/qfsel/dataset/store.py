@@ -11,11 +11,22 @@ Layout of a store folder::
       raw.zarr/             optional: per method and target layer the raw maps (N, h, w)
       records/part-BBBBBB.parquet    one row per (image, method) of batch BBBBBB
       failures/part-BBBBBB.parquet   unreadable images of batch BBBBBB (path, reason)
+      inflight/part-BBBBBB.pt        while batch BBBBBB is being finished: its saved capture
 
 A batch is *complete* when its records part exists. The part is written last, to a temporary
 name and renamed (an atomic step on POSIX file systems), after the batch's heatmap chunks and
 failures part. So a job killed at any moment (kill -9 included) leaves a store whose complete
-batches are whole, and a restart redoes only the batches without a records part. Each batch
+batches are whole, and a restart redoes only the batches without a records part.
+
+**At most one batch of work is redone after a kill.** The pipeline finishes batch i (its QUBOs,
+heatmaps and writes) while the model runs on batch i + 1, so two batches are in flight. Before
+batch i is handed to the finishing thread, its capture (the layers' activations and gradients,
+the output and the scores) is saved to ``inflight/`` (atomically, like the parts). It is deleted
+once the batch is complete. A restart finishes a batch that has a saved capture from that capture,
+without the model. So a kill costs at most the finishing work of batch i and the model pass of
+batch i + 1. Captures larger than :data:`MAX_SAVED_CAPTURE_MB` are not saved; a kill then redoes
+up to two batches. A saved capture is read back only by a job of the same configuration (any other
+job replaces the store or is refused). Each batch
 writes only its own chunks, so several processes (the Dask backend) write one store without
 locks.
 """
@@ -48,6 +59,9 @@ HEATMAPS = "heatmaps.zarr"
 RAW = "raw.zarr"
 RECORDS = "records"
 FAILURES = "failures"
+INFLIGHT = "inflight"
+#: Captures larger than this (MiB) are not saved for a restart (see the module docs).
+MAX_SAVED_CAPTURE_MB = 256
 FORMAT_VERSION = 1
 
 
@@ -261,6 +275,40 @@ class StoreWriter:
         """Indices of the complete batches (those with a records part)."""
         return _done_batches(self.path)
 
+    # -- saved captures of the batches in flight -------------------------------------------
+    def capture_path(self, batch: int) -> Path:
+        """Where the capture of batch ``batch`` is saved while it is being finished."""
+        return self.path / INFLIGHT / f"part-{batch:06d}.pt"
+
+    def save_capture(self, batch: int, data: bytes) -> None:
+        """Saves a capture's bytes atomically (see the module docs).
+
+        Raises:
+            StoreWriteError: an OSError (full or read-only disk, ...) while writing.
+        """
+        try:
+            _makedirs(self.path / INFLIGHT)
+            _atomic_write_bytes(self.capture_path(batch), data)
+        except OSError as exc:
+            done = self.done_batches()
+            raise _write_error(self.path, exc, max(done) if done else None) from exc
+
+    def saved_captures(self) -> set[int]:
+        """Batches with a saved capture."""
+        return _parts(self.path / INFLIGHT, ".pt")
+
+    def drop_capture(self, batch: int) -> None:
+        """Deletes the saved capture of a complete batch (no error when there is none)."""
+        with _suppress_os():
+            os.unlink(self.capture_path(batch))
+
+    def drop_stale_captures(self) -> None:
+        """Deletes saved captures of complete batches (a kill between the two steps leaves them)."""
+        for b in self.saved_captures() & self.done_batches():
+            self.drop_capture(b)
+        with _suppress_os():
+            os.rmdir(self.path / INFLIGHT)  # only when empty
+
     # -- one batch --------------------------------------------------------------------------
     def write_batch(
         self,
@@ -320,13 +368,17 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _done_batches(path: Path) -> set[int]:
-    folder = path / RECORDS
+    return _parts(path / RECORDS, ".parquet")
+
+
+def _parts(folder: Path, suffix: str) -> set[int]:
+    """Batch numbers of the ``part-BBBBBB<suffix>`` files in ``folder`` (temporaries ignored)."""
     if not folder.is_dir():
         return set()
     out = set()
     for name in os.listdir(folder):
-        if name.startswith("part-") and name.endswith(".parquet"):
-            out.add(int(name[5:-8]))
+        if name.startswith("part-") and name.endswith(suffix):
+            out.add(int(name[5 : -len(suffix)]))
     return out
 
 
