@@ -283,16 +283,21 @@ SECTIONS = {"methods": section_methods, "qfs": section_qfs, "torchcam": section_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections, of: {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for every row, anchors included (default 1: on a shared machine "
                              "OpenMP's spinning threads make 2 threads several times slower than 1)")
     args = parser.parse_args()
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(unknown)}; expected some of {', '.join(SECTIONS)}")
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
     torch.manual_seed(0)
-    for name in args.only.split(","):
-        SECTIONS[name.strip()]()
+    for name in names:
+        SECTIONS[name]()
         sys.stdout.flush()
 
 
