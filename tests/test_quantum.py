@@ -270,6 +270,8 @@ def test_schedules(tmp_path):
         ({"T": -1.0}, ValueError, "T: expected"),
         ({"T": 1.0, "method": "fixed", "dt": 0.0}, ValueError, "dt: expected a finite time step > 0"),
         ({"T": 1.0, "method": "fixed", "dt": -0.1}, ValueError, "dt"),
+        ({"T": 1.0, "dt": 0.0}, ValueError, "dt: expected a finite time step > 0"),  # adaptive: still checked
+        ({"T": 1.0, "dt": float("nan")}, ValueError, "dt: expected"),
         ({"T": 1.0, "schedule": np.array([[0, 1, 0], [1, -0.5, 1]])}, ValueError, "schedule A: expected values >= 0"),
         ({"T": 1.0, "schedule": np.array([[0, 1, 0], [0.9, 0, 1]])}, ValueError, "schedule s: expected points from 0 to 1"),
         ({"T": 1.0, "schedule": (lambda s: 1 - s, lambda s: float("nan"))}, ValueError, "schedule B: expected finite"),

@@ -105,9 +105,10 @@ def _options(T: Any, method: str, dt: Any, integrator: Any, tol: Any) -> tuple[f
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator: expected one of {INTEGRATORS}, got {integrator!r}")
     tol = check_positive_real("tol", tol)
+    # checked in both modes (the adaptive one does not use it), so a bad value never passes silently
+    dt = check_positive_real("dt", dt, "a finite time step > 0")
     steps = None
     if method == "fixed":
-        dt = check_positive_real("dt", dt, "a finite time step > 0")
         steps = max(1, int(round(T / dt)))
     return T, integrator, steps, tol
 
