@@ -155,6 +155,63 @@ def test_an_unreadable_saved_capture_is_recomputed(tiny, tmp_path):
     _same_store(tmp_path / "ref", tmp_path / "s")
 
 
+def test_an_image_the_model_cannot_explain_is_a_failure_and_the_job_goes_on(tiny, tmp_path, monkeypatch):
+    """NaN pixels (image 0: also the shape probe) or inf (image 9) make the score non-finite:
+    those images go to the failures table, the rest of their batches is explained, and a restart
+    from a saved capture keeps the same failures."""
+    from qfsel.dataset.pipeline import BatchWorker
+
+    model, x = tiny
+    x = x.clone()
+    x[0, 1, 2, 3] = float("nan")
+    x[9] = float("inf")
+    kw = dict(batch_size=4, progress=False, num_workers=0, sampler="exact", k=3)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ref", **kw)
+    assert (s.explained, s.failed) == (20, 2)
+    res = open_results(tmp_path / "ref")
+    fails = res.failures()
+    assert fails["index"].tolist() == [0, 9]
+    assert all(r.startswith("the model pass failed on this image: the target score is NaN or inf") for r in fails["reason"])
+    assert "sample index" not in fails["reason"][0]
+    assert sorted(set(res.records()["index"])) == [i for i in range(22) if i not in (0, 9)]
+    assert np.isnan(res.heatmaps("qfs")[9]).all() and not np.isnan(res.heatmaps("qfs")[8]).any()
+    # the other images of those batches are explained as a batch without the failed one
+    want = explain_all(model, x[[8, 10, 11]], ["act"], sampler="exact", k=3)
+    np.testing.assert_allclose(res.heatmaps("gradcam")[[8, 10, 11]], want["gradcam"].heatmaps, rtol=1e-3, atol=1e-4)
+    # a crash while finishing batch 2 (the one with image 9) after its capture was saved
+    finish = BatchWorker.finish
+
+    def crashing(self, b, items, cap):
+        if b == 2:
+            raise RuntimeError("simulated crash in batch 2")
+        return finish(self, b, items, cap)
+
+    monkeypatch.setattr(BatchWorker, "finish", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    monkeypatch.setattr(BatchWorker, "finish", finish)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    assert s.captures_reused >= 1 and (s.explained, s.failed) == (20, 2)
+    _same_store(tmp_path / "ref", tmp_path / "s")
+    assert open_results(tmp_path / "s").failures().equals(fails)
+
+
+def test_a_model_that_fails_on_every_image_of_the_first_batch_stops_the_job(tiny, tmp_path):
+    model, x = tiny
+    bad = torch.full_like(x, float("nan"))
+    with pytest.raises(ValueError, match=r"the target score is NaN or inf"):
+        qfsel.explain_dataset(model, bad, ["act"], out=tmp_path / "s", batch_size=4, progress=False, num_workers=0)
+    x2 = x.clone()
+    x2[:4] = float("nan")  # the first batch (the probe zeroes NaN): the batch's error, naming its images
+    with pytest.raises(ValueError, match=r"batch 0: the target score is NaN or inf .*sample index 0 = image 0"):
+        qfsel.explain_dataset(model, x2, ["act"], out=tmp_path / "t", batch_size=4, progress=False, num_workers=0)
+    x3 = x.clone()
+    x3[4:8] = float("nan")  # a whole corrupt batch after images were explained: failures, the job goes on
+    s = qfsel.explain_dataset(model, x3, ["act"], out=tmp_path / "u", batch_size=4, progress=False, num_workers=0)
+    assert (s.explained, s.failed) == (18, 4)
+    assert open_results(tmp_path / "u").failures()["index"].tolist() == [4, 5, 6, 7]
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path, monkeypatch):
     ref = tmp_path / "ref"
@@ -477,8 +534,13 @@ def test_arrays_for_metrics(tiny, tmp_path):
 def test_a_model_error_names_the_dataset_images(tmp_path):
     model = GapNet(k=4, classes=2)
     x = torch.rand(6, 3, 6, 6, generator=torch.Generator().manual_seed(0))
-    x[4, 0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match=r"batch 1: .*NaN.*sample index 1.*\(sample index 0 = image 3, 1 = image 4, 2 = image 5\)"):
+    x[:3, 0, 0, 0] = float("nan")  # every image of the first batch: taken for a model fault
+    with pytest.raises(ValueError, match=r"batch 0: .*NaN.*\(sample index 0 = image 0, 1 = image 1, 2 = image 2\)"):
         qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "s", batch_size=3, num_workers=0,
                               progress=False)
-    assert open_results(tmp_path / "s").done_batches() == [0]  # the batch before the error is kept
+    assert open_results(tmp_path / "s").done_batches() == []
+    x[:3] = x[3:]
+    x[4, 0, 0, 0] = float("nan")  # one image of the second batch: a failure, the job goes on
+    s = qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "s", batch_size=3, num_workers=0,
+                              progress=False)
+    assert (s.explained, s.failed) == (5, 1)

@@ -16,6 +16,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,8 @@ from .sources import Item, Loadable, collate_items, dataset_fingerprint, first_s
 __all__ = ["DatasetSummary", "explain_dataset"]
 
 DTYPES = ("float16", "float32")
+# "for sample index 0 (all: [0])" in a capture error about a one-image batch
+_SAMPLE_INDEX = re.compile(r" for sample index \d+ \(all: \[[\d, ]*\]\)")
 BACKENDS = ("local", "dask")
 
 
@@ -166,6 +169,7 @@ class BatchWorker:
         # Ablation relevance runs the model again: it may not overlap with the next capture.
         qfs = cams.get("qfs")
         self.overlap = not (isinstance(qfs, QFSCAM) and qfs.relevance == "ablation")
+        self.explained_any = False  # whether this run has captured any image yet
 
     def batch_indices(self, b: int) -> list[int]:
         n = int(self.manifest["num_images"])
@@ -180,8 +184,9 @@ class BatchWorker:
     # -- the capture of a batch in flight, saved until the batch is complete ----------------
     # Format: an 8-byte little-endian header length, a JSON header (per tensor: name, dtype,
     # shape, byte offset), then the raw tensor bytes. No pickle, so reading a store runs no code.
-    # The input is not saved: a restart loads the same images again.
-    def save_capture(self, b: int, cap: Capture) -> None:
+    # The input is not saved: a restart loads the same images again (and the header keeps which
+    # of them the model pass could not explain).
+    def save_capture(self, b: int, cap: Capture, items: list[Item]) -> None:
         named = [("output", cap.output), ("scores", cap.scores), ("predicted", cap.predicted)]
         for i, layer in enumerate(cap.layers):
             named += [(f"act{i}", layer.activations), (f"grad{i}", layer.gradients)]
@@ -196,21 +201,25 @@ class BatchWorker:
             meta.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": offset})
             arrays.append(a)
             offset += a.nbytes
-        header = json.dumps({"layers": self.layer_names, "tensors": meta}).encode()
+        header = json.dumps({"layers": self.layer_names, "tensors": meta,
+                             "reasons": [it.reason for it in items]}).encode()
         data = b"".join([len(header).to_bytes(8, "little"), header] + [a.tobytes() for a in arrays])
         self.writer.save_capture(b, data)
 
-    def load_capture(self, b: int, x: torch.Tensor) -> Capture | None:
-        """The saved capture of batch ``b`` (input ``x``), or None when it cannot be read (it is
-        then computed again)."""
+    def load_capture(self, b: int, items: list[Item], x: torch.Tensor) -> Capture | None:
+        """The saved capture of batch ``b`` (its readable images ``x``), or None when it cannot be
+        read (it is then computed again). Marks the images the model pass had failed on."""
         from ..targets import normalize_targets
 
         try:
             data = self.writer.capture_path(b).read_bytes()
             n = int.from_bytes(data[:8], "little")
             header = json.loads(data[8 : 8 + n])
-            if header["layers"] != self.layer_names:
+            reasons = header["reasons"]
+            readable = [it for it in items if not it.reason]
+            if header["layers"] != self.layer_names or len(reasons) != len(items) or len(readable) != len(x):
                 return None
+            keep = [j for j, it in enumerate(readable) if not reasons[items.index(it)]]
             body = memoryview(data)[8 + n :]
             t = {}
             for m in header["tensors"]:
@@ -221,9 +230,50 @@ class BatchWorker:
             layers = tuple(LayerCapture(name, module, t[f"act{i}"], t[f"grad{i}"])
                            for i, (name, module) in enumerate(zip(self.layer_names, self.modules)))
             targets = tuple(normalize_targets(self.targets, t["output"]))
-            return Capture(x.to(self.device), layers, t["output"], t["scores"], targets, t["predicted"])
+            cap = Capture(x[keep].to(self.device), layers, t["output"], t["scores"], targets, t["predicted"])
         except Exception:  # noqa: BLE001  (a capture that cannot be read is computed again)
             return None
+        for it, reason in zip(items, reasons):
+            it.reason = it.reason or reason
+        return cap
+
+    def capture_batch(self, b: int, items: list[Item], x: torch.Tensor | None, saved: set[int]) -> Capture | None:
+        """The capture of batch ``b``: saved by an interrupted run, or computed (and saved).
+
+        Images the model pass fails on (a non-finite score or map: a corrupt image) are marked
+        failed and the batch is captured without them. When it fails on every image alone before
+        this run explained any image, the fault is taken to be the model's or the configuration's
+        and the error is raised.
+        """
+        if x is None:
+            return None
+        if b in saved:
+            cap = self.load_capture(b, items, x)
+            if cap is not None:
+                return cap
+        try:
+            cap = self.capture(x)
+        except ValueError as exc:
+            readable = [it for it in items if not it.reason]
+            faults: dict[int, str] = {}
+            for j in range(len(readable)):
+                try:
+                    self.capture(x[j : j + 1])
+                except ValueError as one:
+                    faults[j] = "the model pass failed on this image: " + _SAMPLE_INDEX.sub("", str(one))
+            if not faults or (len(faults) == len(readable) and not self.explained_any):
+                where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}"
+                                  for j, it in enumerate(readable[:8]))
+                raise ValueError(f"batch {b}: {exc} (sample index {where}{' ...' if len(readable) > 8 else ''})"
+                                 ) from exc
+            for j, reason in faults.items():
+                readable[j].reason = reason
+            keep = [j for j in range(len(readable)) if j not in faults]
+            cap = self.capture(x[keep]) if keep else None
+        if self.overlap and cap is not None:
+            self.save_capture(b, cap, items)
+        self.explained_any = self.explained_any or cap is not None
+        return cap
 
     def finish(self, b: int, items: list[Item], cap: Capture | None) -> tuple[int, int]:
         """Every method's heatmaps from ``cap``, and the batch written; returns (explained, failed)."""
@@ -302,18 +352,7 @@ class BatchWorker:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qfsel-finish") as pool:
             try:
                 for b, (items, x) in zip(batches, loader):
-                    cap = self.load_capture(b, x) if (b in saved and x is not None) else None
-                    try:
-                        if cap is None:
-                            cap = self.capture(x)
-                            if self.overlap and cap is not None:
-                                self.save_capture(b, cap)
-                    except ValueError as exc:  # its "sample index j" counts the readable images of this batch
-                        good = [it for it in items if not it.reason]
-                        where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}"
-                                          for j, it in enumerate(good[:8]))
-                        raise ValueError(f"batch {b}: {exc} (sample index {where}{' ...' if len(good) > 8 else ''})"
-                                         ) from exc
+                    cap = self.capture_batch(b, items, x, saved)
                     if pending is not None:
                         e, f = pending.result()
                         explained, failed = explained + e, failed + f
@@ -495,7 +534,18 @@ def explain_dataset(
     shape = tuple(probe.shape)
     loadable.shape = shape
     # Probe one image: checks the layers now (before anything is written) and gives the map sizes.
-    cap = capture(module, probe[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+    try:
+        cap = capture(module, probe[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+    except ValueError:
+        # the first image may be corrupt (NaN pixels: the job records it as failed); its shape is
+        # what counts here, so probe once more with its non-finite values zeroed
+        clean = torch.nan_to_num(probe, nan=0.0, posinf=0.0, neginf=0.0)
+        try:
+            cap = capture(module, clean[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+        except ValueError:
+            cap = None
+        if cap is None:
+            raise
     raw_shapes: list[list[int]] = [[int(v) for v in layer.activations.shape[2:]] for layer in cap.layers]
     heat_shape = list(shape[1:]) if upsample else max(raw_shapes, key=lambda s: int(s[0]) * int(s[1]))
     del cap
