@@ -212,6 +212,55 @@ def test_a_model_that_fails_on_every_image_of_the_first_batch_stops_the_job(tiny
     assert open_results(tmp_path / "u").failures()["index"].tolist() == [4, 5, 6, 7]
 
 
+def _two_class_net() -> GapNet:
+    """GapNet whose class 1 has only negative weights: an image predicted as class 1 (a dark one)
+    has no map with a positive GradCAM weight, so QFS-CAM has nothing to select for it."""
+    model = GapNet(k=4, classes=2)
+    with torch.no_grad():
+        model.fc.weight[0] = model.fc.weight[0].abs() + 0.1
+        model.fc.weight[1] = -model.fc.weight[1].abs() - 0.1
+        model.fc.bias[:] = torch.tensor([0.0, 0.13])
+    return model
+
+
+def test_an_image_qfs_cam_cannot_explain_is_a_failure_and_the_job_goes_on(tmp_path):
+    model = _two_class_net()
+    x = torch.rand(12, 3, 10, 10, generator=torch.Generator().manual_seed(1)) + 0.5
+    x[[5, 10]] *= 0.0  # dark: predicted class 1
+    assert model(x).argmax(1).tolist() == [0] * 5 + [1] + [0] * 4 + [1, 0]
+    kw = dict(batch_size=4, progress=False, num_workers=0, sampler="exact", k=2)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+    assert (s.explained, s.failed) == (10, 2)
+    res = open_results(tmp_path / "s")
+    fails = res.failures()
+    assert fails["index"].tolist() == [5, 10]
+    assert fails["reason"][0].startswith("explaining this image failed: QFS-CAM: no feature map")
+    assert "for this image" in fails["reason"][0] and "sample index" not in fails["reason"][0]
+    # the others are what explain_all gives them
+    want = explain_all(model, x[[4, 6, 7]], ["act"], sampler="exact", k=2)
+    recs = res.records("qfs").set_index("index")
+    assert [list(recs.loc[i, "selected"]) for i in (4, 6, 7)] == [sel.tolist() for sel in want["qfs"].selected]
+    np.testing.assert_allclose(res.heatmaps("gradcam")[[4, 6, 7]], want["gradcam"].heatmaps, rtol=1e-3, atol=1e-4)
+    # every image of the first batch failing is taken for a bad configuration: k above every d
+    with pytest.raises(ValueError, match=r"batch 0: k=5 exceeds the number of candidate maps d=4"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "t", **dict(kw, k=5))
+
+
+def test_output_selector_for_a_model_that_returns_a_dict(tiny, tmp_path):
+    from tests._tiny_models import DictOutputNet
+
+    _, x = tiny
+    kw = dict(batch_size=8, progress=False, num_workers=0, sampler="exact", k=3)
+    with pytest.raises(TypeError, match="pass output_selector='logits'"):
+        qfsel.explain_dataset(DictOutputNet(k=8, classes=3), x, ["act"], out=tmp_path / "bad", **kw)
+    qfsel.explain_dataset(DictOutputNet(k=8, classes=3), x, ["act"], out=tmp_path / "d", output_selector="logits", **kw)
+    qfsel.explain_dataset(GapNet(k=8, classes=3), x, ["act"], out=tmp_path / "t", **kw)
+    _same_store(tmp_path / "t", tmp_path / "d")
+    assert open_results(tmp_path / "d").manifest["config"]["output_selector"] == "logits"
+    with pytest.raises(TypeError, match="output_selector: expected"):
+        qfsel.explain_dataset(GapNet(k=8, classes=3), x, ["act"], out=tmp_path / "e", output_selector=1.5, **kw)
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path, monkeypatch):
     ref = tmp_path / "ref"

@@ -55,7 +55,7 @@ class QFSelWorkerPlugin(_plugin_base()):  # type: ignore[misc]
         model = spec["model"].to(spec["device"])
         cams = build_explainers(model, spec["layer_names"], spec["names"],
                                 reshape_transform=spec["reshape_transform"], upsample=spec["upsample"],
-                                **spec["method_params"])
+                                output_selector=spec["output_selector"], **spec["method_params"])
         spec["model"], spec["cams"] = model, cams
         if not hasattr(worker, "qfsel_jobs"):
             setattr(worker, "qfsel_jobs", {})
@@ -147,6 +147,7 @@ def run_dask(
     layer_names: list[str],
     method_params: dict[str, Any],
     reshape_transform: Any,
+    output_selector: Any,
     upsample: bool,
     targets: Any,
     device: str,
@@ -178,7 +179,7 @@ def run_dask(
         payload = cloudpickle.dumps({
             "model": copy.deepcopy(model).cpu() if device != "cpu" else model, "loadable": loadable, "names": names,
             "layer_names": layer_names, "method_params": method_params, "reshape_transform": reshape_transform,
-            "upsample": upsample, "targets": targets, "device": device,
+            "output_selector": output_selector, "upsample": upsample, "targets": targets, "device": device,
         })
         plugin = QFSelWorkerPlugin(key, payload)
         client.register_plugin(plugin, name=plugin.name)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .._checks import check_int, check_positive_int, check_positive_real, describe
-from ..capture import Capture, LayerCapture, capture, resolve_target_layers
+from ..capture import Capture, LayerCapture, capture, check_output_selector, resolve_target_layers
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
 from . import store as _store
@@ -38,8 +38,26 @@ from .sources import Item, Loadable, collate_items, dataset_fingerprint, first_s
 __all__ = ["DatasetSummary", "explain_dataset"]
 
 DTYPES = ("float16", "float32")
-# "for sample index 0 (all: [0])" in a capture error about a one-image batch
-_SAMPLE_INDEX = re.compile(r" for sample index \d+ \(all: \[[\d, ]*\]\)")
+# "for sample index 0 (all: [0])" in an error about a one-image batch
+_SAMPLE_INDEX = re.compile(r" for sample index 0( \(all: \[0\]\))?")
+
+
+def _where(readable: list[Item]) -> str:
+    """" (sample index 0 = image 12 PATH, ...)": the dataset images behind a batch's sample indices."""
+    where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}" for j, it in enumerate(readable[:8]))
+    return f" (sample index {where}{' ...' if len(readable) > 8 else ''})"
+
+
+def _sub_capture(cap: Capture, rows: list[int]) -> Capture:
+    """The capture of some samples of a batch."""
+    idx = torch.as_tensor(rows, dtype=torch.long, device=cap.output.device)
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return t.index_select(0, idx.to(t.device))
+
+    layers = tuple(LayerCapture(lc.name, lc.module, pick(lc.activations), pick(lc.gradients)) for lc in cap.layers)
+    return Capture(pick(cap.input), layers, pick(cap.output), pick(cap.scores), tuple(cap.targets[j] for j in rows),
+                   pick(cap.predicted))
 BACKENDS = ("local", "dask")
 
 
@@ -170,6 +188,7 @@ class BatchWorker:
         qfs = cams.get("qfs")
         self.overlap = not (isinstance(qfs, QFSCAM) and qfs.relevance == "ablation")
         self.explained_any = False  # whether this run has captured any image yet
+        self.finished_any = False  # ... and explained any (in the finishing thread)
 
     def batch_indices(self, b: int) -> list[int]:
         n = int(self.manifest["num_images"])
@@ -262,10 +281,7 @@ class BatchWorker:
                 except ValueError as one:
                     faults[j] = "the model pass failed on this image: " + _SAMPLE_INDEX.sub("", str(one))
             if not faults or (len(faults) == len(readable) and not self.explained_any):
-                where = ", ".join(f"{j} = image {it.index}{' ' + it.path if it.path else ''}"
-                                  for j, it in enumerate(readable[:8]))
-                raise ValueError(f"batch {b}: {exc} (sample index {where}{' ...' if len(readable) > 8 else ''})"
-                                 ) from exc
+                raise ValueError(f"batch {b}: {exc}{_where(readable)}") from exc
             for j, reason in faults.items():
                 readable[j].reason = reason
             keep = [j for j in range(len(readable)) if j not in faults]
@@ -275,11 +291,43 @@ class BatchWorker:
         self.explained_any = self.explained_any or cap is not None
         return cap
 
+    def explain(self, b: int, items: list[Item], cap: Capture | None) -> dict[str, Any]:
+        """Every method's result from ``cap``.
+
+        An image a method cannot explain (QFS-CAM: no candidate map, or fewer than ``k``) is
+        marked failed, with the reason, and the others are explained as a batch without it. When
+        every image fails alone in the run's first batch, the fault is taken to be the
+        configuration's (e.g. ``k`` above every image's candidates) and the error is raised.
+        """
+        if cap is None:
+            return {}
+        try:
+            results = {m: cam.from_capture(cap) for m, cam in self.cams.items()}
+        except ValueError as exc:
+            readable = [it for it in items if not it.reason]
+            faults: dict[int, str] = {}
+            for j in range(len(readable)):
+                try:
+                    one = _sub_capture(cap, [j])
+                    for cam in self.cams.values():
+                        cam.from_capture(one)
+                except ValueError as err:
+                    faults[j] = "explaining this image failed: " + _SAMPLE_INDEX.sub(" for this image", str(err))
+            if not faults or (len(faults) == len(readable) and not self.finished_any):
+                raise ValueError(f"batch {b}: {exc}{_where(readable)}") from exc
+            for j, reason in faults.items():
+                readable[j].reason = reason
+            keep = [j for j in range(len(readable)) if j not in faults]
+            results = ({m: cam.from_capture(_sub_capture(cap, keep)) for m, cam in self.cams.items()}
+                       if keep else {})
+        self.finished_any = self.finished_any or bool(results)
+        return results
+
     def finish(self, b: int, items: list[Item], cap: Capture | None) -> tuple[int, int]:
         """Every method's heatmaps from ``cap``, and the batch written; returns (explained, failed)."""
         rows = len(items)
+        results = self.explain(b, items, cap)
         good = [i for i, it in enumerate(items) if not it.reason]
-        results = {m: cam.from_capture(cap) for m, cam in self.cams.items()} if cap is not None else {}
         rec: dict[str, list[Any]] = {k: [] for k in _store._records_schema().names}
         for m in self.cams:
             buf = self._heat[m][:rows]
@@ -432,6 +480,7 @@ def explain_dataset(
     transform: Any = None,
     resize: int | tuple[int, int] | None = None,
     reshape_transform: Any = None,
+    output_selector: Any = None,
     backend: str = "local",
     scheduler: Any = None,
     n_workers: int = 2,
@@ -467,6 +516,9 @@ def explain_dataset(
         device: where the model runs ("cpu", "cuda", ...); default: the model's device.
         transform, resize: for image folders (see :class:`qfsel.dataset.ImageFolder`).
         reshape_transform: as for :class:`qfsel.cams.BaseCAM`.
+        output_selector: for a model that returns a dict, a tuple or an object: the key,
+            attribute name or position of the logits, or a callable (as for
+            :class:`qfsel.cams.BaseCAM`).
         backend: "local" (this process) or "dask" (shards of batches on Dask workers).
         scheduler: with backend="dask": a scheduler address ("tcp://host:port"), a
             ``distributed.Client``, or None for a LocalCluster on 127.0.0.1.
@@ -521,8 +573,9 @@ def explain_dataset(
     layer_names = [n for n, _ in resolved]
     if "qfs" in names:
         method_params.setdefault("seed", seed)
+    output_selector = check_output_selector(output_selector)
     cams = build_explainers(module, [m for _, m in resolved], names, reshape_transform=reshape_transform,
-                            upsample=upsample, **method_params)
+                            upsample=upsample, output_selector=output_selector, **method_params)
 
     channels = _channels(module)
     ds, description = resolve_dataset(dataset, transform=transform or bundle_transform, resize=resize, channels=channels)
@@ -534,14 +587,17 @@ def explain_dataset(
     shape = tuple(probe.shape)
     loadable.shape = shape
     # Probe one image: checks the layers now (before anything is written) and gives the map sizes.
+    layer_modules = [m for _, m in resolved]
     try:
-        cap = capture(module, probe[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+        cap = capture(module, probe[None].to(device), layer_modules, targets, reshape_transform,
+                      output_selector=output_selector)
     except ValueError:
         # the first image may be corrupt (NaN pixels: the job records it as failed); its shape is
         # what counts here, so probe once more with its non-finite values zeroed
         clean = torch.nan_to_num(probe, nan=0.0, posinf=0.0, neginf=0.0)
         try:
-            cap = capture(module, clean[None].to(device), [m for _, m in resolved], targets, reshape_transform)
+            cap = capture(module, clean[None].to(device), layer_modules, targets, reshape_transform,
+                          output_selector=output_selector)
         except ValueError:
             cap = None
         if cap is None:
@@ -560,6 +616,7 @@ def explain_dataset(
         "methods": names,
         "method_params": _qfs_config(cams.get("qfs")),
         "targets": targets,
+        "output_selector": _selector_config(output_selector),
         "batch_size": batch_size,
         "dtype": dtype,
         "store_raw": store_raw,
@@ -617,7 +674,8 @@ def explain_dataset(
 
                 run_dask(
                     model=module, loadable=loadable, names=names, layer_names=layer_names, method_params=method_params,
-                    reshape_transform=reshape_transform, upsample=upsample, targets=targets, device=str(device),
+                    reshape_transform=reshape_transform, output_selector=output_selector, upsample=upsample,
+                    targets=targets, device=str(device),
                     path=Path(out), todo=todo, scheduler=scheduler, n_workers=n_workers, shard_batches=shard_batches,
                     timeout=timeout, on_batch=on_batch,
                 )
@@ -653,6 +711,13 @@ def explain_dataset(
     except OSError as exc:
         raise _store._write_error(Path(out), exc, num_batches - 1) from exc
     return summary
+
+
+def _selector_config(selector: Any) -> Any:
+    """``output_selector`` for the manifest: a key or position as is, a callable by name."""
+    if selector is None or isinstance(selector, (str, int)):
+        return selector
+    return f"callable {getattr(selector, '__qualname__', type(selector).__qualname__)}"
 
 
 def _qfs_config(cam: Any) -> dict[str, Any]:
