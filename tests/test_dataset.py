@@ -261,6 +261,44 @@ def test_output_selector_for_a_model_that_returns_a_dict(tiny, tmp_path):
         qfsel.explain_dataset(GapNet(k=8, classes=3), x, ["act"], out=tmp_path / "e", output_selector=1.5, **kw)
 
 
+def test_dataset_items_as_dicts_pil_images_uint8_and_read_only_arrays(tmp_path):
+    model = GapNet(k=6, classes=3)
+    g = torch.Generator().manual_seed(4)
+    u8 = torch.randint(0, 256, (6, 10, 10, 3), dtype=torch.uint8, generator=g)
+    ref = u8.permute(0, 3, 1, 2).float() / 255.0
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self, make):
+            self.make = make
+
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return self.make(i)
+
+    def ro(i):
+        a = ref[i].numpy().copy()
+        a.setflags(write=False)
+        return a, i % 3
+
+    kinds = {
+        "dict": lambda i: {"pixel_values": ref[i], "labels": torch.tensor(i % 3)},
+        "pil": lambda i: (Image.fromarray(u8[i].numpy()), i % 3),
+        "uint8": lambda i: (u8[i].permute(2, 0, 1), i % 3),
+        "read-only array": ro,
+    }
+    kw = dict(batch_size=4, progress=False, num_workers=0, sampler="exact", k=2)
+    qfsel.explain_dataset(model, torch.utils.data.TensorDataset(ref, torch.arange(6) % 3), ["act"],
+                          out=tmp_path / "ref", **kw)
+    for name, make in kinds.items():
+        s = qfsel.explain_dataset(model, Items(make), ["act"], out=tmp_path / name.replace(" ", "-"), **kw)
+        assert (s.explained, s.failed) == (6, 0), name
+        _same_store(tmp_path / "ref", tmp_path / name.replace(" ", "-"))
+    with pytest.raises(ValueError, match=r"dict item needs its image under one of the keys \['image', 'pixel_values'"):
+        qfsel.explain_dataset(model, Items(lambda i: {"features": ref[i]}), ["act"], out=tmp_path / "nokey", **kw)
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path, monkeypatch):
     ref = tmp_path / "ref"

@@ -501,7 +501,9 @@ def explain_dataset(
             preprocessing then reads the image files.
         dataset: an image folder (class subfolders or flat), a bundled dataset
             (``"mnist5k-train"``, ``"mnist5k-test"``), a (N, C, H, W) tensor, or a map-style
-            torch Dataset of images (C, H, W) or (image, label) pairs.
+            torch Dataset whose items are images, (image, label) pairs or dicts (the image
+            under "image" or "pixel_values", the label under "label" or "labels"); an image is
+            a float (C, H, W) tensor or array, a uint8 one or a PIL image (scaled to [0, 1]).
         target_layers: layer name(s) or module(s); default for a bundled model: its layer.
         methods: names from :data:`qfsel.cams.METHODS`.
         out: the store folder (created).

@@ -208,6 +208,37 @@ class Item:
         self.index, self.image, self.label, self.path, self.reason = index, image, label, path, reason
 
 
+#: Keys of a dict item (a Hugging Face style example) holding the image, and the label.
+IMAGE_KEYS = ("image", "pixel_values", "img", "input")
+LABEL_KEYS = ("label", "labels", "target", "y")
+
+
+def _split_item(item: Any) -> tuple[Any, Any]:
+    """(image, label) of a dataset item: an image, an (image, label, ...) tuple or a dict."""
+    if isinstance(item, dict):
+        key = next((k for k in IMAGE_KEYS if k in item), None)
+        if key is None:
+            raise ValueError(f"a dict item needs its image under one of the keys {list(IMAGE_KEYS)}; got keys {sorted(map(str, item))}")
+        return item[key], next((item[k] for k in LABEL_KEYS if k in item), -1)
+    if isinstance(item, (tuple, list)):
+        return (item[0], item[1] if len(item) > 1 else -1) if item else (item, -1)
+    return item, -1
+
+
+def _as_image_tensor(image: Any) -> torch.Tensor:
+    """A tensor from a tensor, a numpy array or a PIL image; 8-bit images (PIL, uint8 tensors and
+    arrays) are scaled to [0, 1], PIL images brought from (H, W, C) to (C, H, W)."""
+    if not isinstance(image, torch.Tensor):
+        if hasattr(image, "mode") and hasattr(image, "getbands"):  # a PIL image
+            arr = np.array(image)
+            image = torch.from_numpy(arr[:, :, None] if arr.ndim == 2 else arr).permute(2, 0, 1)
+        else:
+            image = torch.from_numpy(np.array(image))  # a copy: the caller's array may be read-only
+    if image.dtype == torch.uint8:
+        image = image.float() / 255.0
+    return image
+
+
 class Loadable(torch.utils.data.Dataset):
     """Wraps a dataset so that ``__getitem__`` never raises: failures become :class:`Item` with a reason."""
 
@@ -220,13 +251,11 @@ class Loadable(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> Item:
         path = self.ds.path(i) if hasattr(self.ds, "path") else ""
         try:
-            item = self.ds[i]
-            image, label = item if isinstance(item, (tuple, list)) else (item, -1)
+            image, label = _split_item(self.ds[i])
             if isinstance(label, torch.Tensor):
                 label = int(label.item()) if label.numel() == 1 else -1
             label = int(label) if isinstance(label, (int, np.integer)) else -1
-            if not isinstance(image, torch.Tensor):
-                image = torch.as_tensor(np.asarray(image))
+            image = _as_image_tensor(image)
             if image.ndim == 4 and image.shape[0] == 1:
                 image = image[0]
             if image.ndim != 3 or not image.is_floating_point():
