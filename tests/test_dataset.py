@@ -295,6 +295,10 @@ def test_dataset_items_as_dicts_pil_images_uint8_and_read_only_arrays(tmp_path):
         s = qfsel.explain_dataset(model, Items(make), ["act"], out=tmp_path / name.replace(" ", "-"), **kw)
         assert (s.explained, s.failed) == (6, 0), name
         _same_store(tmp_path / "ref", tmp_path / name.replace(" ", "-"))
+    qfsel.explain_dataset(model, u8.permute(0, 3, 1, 2).contiguous(), ["act"], out=tmp_path / "u8", **kw)
+    ra, rb = _records(tmp_path / "ref"), _records(tmp_path / "u8")
+    assert heatmap_chunk_files(tmp_path / "ref") == heatmap_chunk_files(tmp_path / "u8")
+    assert ra.drop(columns="label").equals(rb.drop(columns="label"))  # (a bare tensor has no labels)
     with pytest.raises(ValueError, match=r"dict item needs its image under one of the keys \['image', 'pixel_values'"):
         qfsel.explain_dataset(model, Items(lambda i: {"features": ref[i]}), ["act"], out=tmp_path / "nokey", **kw)
 

@@ -149,8 +149,8 @@ class TensorImages(torch.utils.data.Dataset):
     """A (N, C, H, W) tensor (and optional labels) as a dataset."""
 
     def __init__(self, images: torch.Tensor, labels: Any = None, name: str = "tensor") -> None:
-        if images.ndim != 4 or not images.is_floating_point():
-            raise ValueError(f"dataset: expected a floating (N, C, H, W) tensor, got {images.dtype} of shape "
+        if images.ndim != 4 or not (images.is_floating_point() or images.dtype == torch.uint8):
+            raise ValueError(f"dataset: expected a floating or uint8 (N, C, H, W) tensor, got {images.dtype} of shape "
                              f"{tuple(images.shape)}")
         self.images = images
         self.labels = None if labels is None else torch.as_tensor(labels).long()
