@@ -567,6 +567,11 @@ def test_progress_bar_and_summary(tiny, tmp_path, capsys):
     labels = res.records("qfs")["label"].to_numpy()
     acc = (res.records("qfs")["predicted"].to_numpy() == labels).mean()
     assert acc > 0.9  # the bundled model on its held-out split
+    # the preview: 6 images spread over the dataset, one row each, image + 3 methods
+    assert "preview.png (6 explained images" in out
+    with Image.open(tmp_path / "s" / "preview.png") as png:
+        w, h = png.size
+    assert 1.3 < h / w < 1.8  # six rows of four panels
     rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "s"), "--batch-size", "250",
                "--num-workers", "0", "--sampler", "greedy", "--beta", "0.6", "--no-progress", "--device", "cpu"])
     assert rc == 2 and "another configuration" in capsys.readouterr().err
@@ -574,6 +579,23 @@ def test_progress_bar_and_summary(tiny, tmp_path, capsys):
     assert rc == 2 and "no such folder" in capsys.readouterr().err
     rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "t"), "--method", "gradcam,foo"])
     assert rc == 2 and "methods: expected names" in capsys.readouterr().err
+    rc = main(["explain-dataset", "mnist5k-test", "--out", str(tmp_path / "t"), "--preview", "-1"])
+    assert rc == 2 and "--preview: expected a number of images >= 0, got -1" in capsys.readouterr().err
+
+
+def test_save_preview(tiny, tmp_path):
+    from qfsel.dataset import save_preview
+
+    model, x = tiny
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", batch_size=8, progress=False, num_workers=0,
+                          sampler="exact", k=3, upsample=False)  # layer-resolution maps: upsampled to draw
+    png = save_preview(tmp_path / "s", x, tmp_path / "p.png", n=3)
+    with Image.open(png) as im:
+        w, h = im.size
+    assert png == tmp_path / "p.png" and 0.6 < h / w < 0.95  # three rows of four panels
+    assert save_preview(tmp_path / "s", x, n=50) == tmp_path / "s" / "preview.png"  # all 22, default place
+    with pytest.raises(ValueError, match="n: expected an integer in"):
+        save_preview(tmp_path / "s", x, n=0)
 
 
 def test_trusted_problem_batch_equals_the_validated_one():

@@ -14,6 +14,8 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
 
     _check_common(args)
     _check_candidates(args)
+    if args.preview < 0:
+        raise UserError(f"--preview: expected a number of images >= 0, got {args.preview}")
     device = _device(args.device)
     methods = ["qfs", "gradcam", "gradcam++"] if args.method == "all" else [m.strip() for m in args.method.split(",")]
     qfs = {}
@@ -44,8 +46,13 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(summary)
     if summary.failed:
-        print(f"qfsel: note: {summary.failed} image(s) could not be read; see the failures table "
+        print(f"qfsel: note: {summary.failed} image(s) could not be read or explained; see the failures table "
               f"(qfsel.open_results({str(summary.path)!r}).failures())", file=sys.stderr)
+    if args.preview and summary.explained:
+        from ..dataset import save_preview
+
+        png = save_preview(args.out, args.dataset, n=args.preview, model=args.model)
+        print(f"wrote {png} ({min(args.preview, summary.explained)} explained images, spread over the dataset)")
     return 0
 
 
@@ -91,4 +98,7 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the scheduler to answer (default: 30)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--preview", type=int, default=6, metavar="N",
+                   help="write OUT/preview.png with N explained images (spread over the dataset) and "
+                        "every method's heatmap (0: none; default: 6)")
     p.set_defaults(func=_cmd_explain_dataset)
