@@ -108,27 +108,32 @@ class _CountingGapNet(GapNet):
         return super().forward(x)
 
 
-def test_a_crash_while_finishing_redoes_no_model_pass(tiny, tmp_path, monkeypatch):
-    """Batch 3 crashes in the finishing thread while the model already ran on batch 4: both
-    captures were saved, so the restart finishes them without the model (at most one batch of
-    work lost, not two)."""
+def _crash_while_finishing(monkeypatch, batch: int, job) -> None:
+    """Runs ``job`` with the finishing thread crashing on ``batch`` (after its capture was saved)."""
     from qfsel.dataset.pipeline import BatchWorker
 
-    _, x = tiny
-    model = _CountingGapNet(k=8, classes=3)
-    kw = dict(batch_size=4, progress=False, num_workers=0, sampler="sa", seed=5)
-    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ref", **kw)
     finish = BatchWorker.finish
 
     def crashing(self, b, items, cap):
-        if b == 3:
-            raise RuntimeError("simulated crash in batch 3")
+        if b == batch:
+            raise RuntimeError(f"simulated crash in batch {b}")
         return finish(self, b, items, cap)
 
     monkeypatch.setattr(BatchWorker, "finish", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
+        job()
     monkeypatch.setattr(BatchWorker, "finish", finish)
+
+
+def test_a_crash_while_finishing_redoes_no_model_pass(tiny, tmp_path, monkeypatch):
+    """Batch 3 crashes in the finishing thread while the model already ran on batch 4: both
+    captures were saved, so the restart finishes them without the model (at most one batch of
+    work lost, not two)."""
+    _, x = tiny
+    model = _CountingGapNet(k=8, classes=3)
+    kw = dict(batch_size=4, progress=False, num_workers=0, sampler="sa", seed=5)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "ref", **kw)
+    _crash_while_finishing(monkeypatch, 3, lambda: qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw))
     w = store_mod.StoreWriter(tmp_path / "s", {})
     assert w.done_batches() == {0, 1, 2} and w.saved_captures() == {3, 4}
     _CountingGapNet.forwards = 0
@@ -159,8 +164,6 @@ def test_an_image_the_model_cannot_explain_is_a_failure_and_the_job_goes_on(tiny
     """NaN pixels (image 0: also the shape probe) or inf (image 9) make the score non-finite:
     those images go to the failures table, the rest of their batches is explained, and a restart
     from a saved capture keeps the same failures."""
-    from qfsel.dataset.pipeline import BatchWorker
-
     model, x = tiny
     x = x.clone()
     x[0, 1, 2, 3] = float("nan")
@@ -179,17 +182,7 @@ def test_an_image_the_model_cannot_explain_is_a_failure_and_the_job_goes_on(tiny
     want = explain_all(model, x[[8, 10, 11]], ["act"], sampler="exact", k=3)
     np.testing.assert_allclose(res.heatmaps("gradcam")[[8, 10, 11]], want["gradcam"].heatmaps, rtol=1e-3, atol=1e-4)
     # a crash while finishing batch 2 (the one with image 9) after its capture was saved
-    finish = BatchWorker.finish
-
-    def crashing(self, b, items, cap):
-        if b == 2:
-            raise RuntimeError("simulated crash in batch 2")
-        return finish(self, b, items, cap)
-
-    monkeypatch.setattr(BatchWorker, "finish", crashing)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
-    monkeypatch.setattr(BatchWorker, "finish", finish)
+    _crash_while_finishing(monkeypatch, 2, lambda: qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw))
     s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **kw)
     assert s.captures_reused >= 1 and (s.explained, s.failed) == (20, 2)
     _same_store(tmp_path / "ref", tmp_path / "s")

@@ -48,6 +48,26 @@ def _where(readable: list[Item]) -> str:
     return f" (sample index {where}{' ...' if len(readable) > 8 else ''})"
 
 
+def _drop_failing(b: int, items: list[Item], exc: ValueError, attempt: Any, what: str, *, first: bool) -> list[int]:
+    """After ``exc`` failed batch ``b``: tries each readable image alone (``attempt(j)``), marks
+    those that raise a ValueError failed (reason ``what: message``) and returns the positions of
+    the others among the readable images. Raises ``exc``, naming the batch's images, when no image
+    fails alone (not an image's fault) or every one does in the run's ``first`` batch (taken for
+    a fault of the model or the configuration)."""
+    readable = [it for it in items if not it.reason]
+    faults: dict[int, str] = {}
+    for j in range(len(readable)):
+        try:
+            attempt(j)
+        except ValueError as one:
+            faults[j] = f"{what}: " + _SAMPLE_INDEX.sub(" for this image", str(one))
+    if not faults or (len(faults) == len(readable) and first):
+        raise ValueError(f"batch {b}: {exc}{_where(readable)}") from exc
+    for j, reason in faults.items():
+        readable[j].reason = reason
+    return [j for j in range(len(readable)) if j not in faults]
+
+
 def _sub_capture(cap: Capture, rows: list[int]) -> Capture:
     """The capture of some samples of a batch."""
     idx = torch.as_tensor(rows, dtype=torch.long, device=cap.output.device)
@@ -273,18 +293,8 @@ class BatchWorker:
         try:
             cap = self.capture(x)
         except ValueError as exc:
-            readable = [it for it in items if not it.reason]
-            faults: dict[int, str] = {}
-            for j in range(len(readable)):
-                try:
-                    self.capture(x[j : j + 1])
-                except ValueError as one:
-                    faults[j] = "the model pass failed on this image: " + _SAMPLE_INDEX.sub("", str(one))
-            if not faults or (len(faults) == len(readable) and not self.explained_any):
-                raise ValueError(f"batch {b}: {exc}{_where(readable)}") from exc
-            for j, reason in faults.items():
-                readable[j].reason = reason
-            keep = [j for j in range(len(readable)) if j not in faults]
+            keep = _drop_failing(b, items, exc, lambda j: self.capture(x[j : j + 1]),
+                                 "the model pass failed on this image", first=not self.explained_any)
             cap = self.capture(x[keep]) if keep else None
         if self.overlap and cap is not None:
             self.save_capture(b, cap, items)
@@ -304,20 +314,13 @@ class BatchWorker:
         try:
             results = {m: cam.from_capture(cap) for m, cam in self.cams.items()}
         except ValueError as exc:
-            readable = [it for it in items if not it.reason]
-            faults: dict[int, str] = {}
-            for j in range(len(readable)):
-                try:
-                    one = _sub_capture(cap, [j])
-                    for cam in self.cams.values():
-                        cam.from_capture(one)
-                except ValueError as err:
-                    faults[j] = "explaining this image failed: " + _SAMPLE_INDEX.sub(" for this image", str(err))
-            if not faults or (len(faults) == len(readable) and not self.finished_any):
-                raise ValueError(f"batch {b}: {exc}{_where(readable)}") from exc
-            for j, reason in faults.items():
-                readable[j].reason = reason
-            keep = [j for j in range(len(readable)) if j not in faults]
+            def explain_one(j: int) -> None:
+                one = _sub_capture(cap, [j])
+                for cam in self.cams.values():
+                    cam.from_capture(one)
+
+            keep = _drop_failing(b, items, exc, explain_one, "explaining this image failed",
+                                 first=not self.finished_any)
             results = ({m: cam.from_capture(_sub_capture(cap, keep)) for m, cam in self.cams.items()}
                        if keep else {})
         self.finished_any = self.finished_any or bool(results)
