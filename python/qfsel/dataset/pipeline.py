@@ -596,7 +596,7 @@ def explain_dataset(
     try:
         cap = capture(module, probe[None].to(device), layer_modules, targets, reshape_transform,
                       output_selector=output_selector)
-    except ValueError:
+    except ValueError as exc:
         # the first image may be corrupt (NaN pixels: the job records it as failed); its shape is
         # what counts here, so probe once more with its non-finite values zeroed
         clean = torch.nan_to_num(probe, nan=0.0, posinf=0.0, neginf=0.0)
@@ -604,9 +604,7 @@ def explain_dataset(
             cap = capture(module, clean[None].to(device), layer_modules, targets, reshape_transform,
                           output_selector=output_selector)
         except ValueError:
-            cap = None
-        if cap is None:
-            raise
+            raise exc from None
     raw_shapes: list[list[int]] = [[int(v) for v in layer.activations.shape[2:]] for layer in cap.layers]
     heat_shape = list(shape[1:]) if upsample else max(raw_shapes, key=lambda s: int(s[0]) * int(s[1]))
     del cap
