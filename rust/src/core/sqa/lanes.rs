@@ -19,7 +19,13 @@ use super::super::sa::{fields_of, Couplings, DenseModel, LANES};
 
 /// Largest `n` the lane kernel runs (the row update of all lanes costs `n`
 /// vector operations whenever one lane accepts; see the module docs).
-pub const LANES_MAX_N: usize = 192;
+/// Measured (one thread, 16 vs 4 reads of explanation-shaped penalty QUBOs,
+/// P = 16, ns per spin-slice update, lanes / scalar): at the benchmark's
+/// physics (T = 0.2, Gamma 1 -> 0.001) 3.0 / 6.1 at n = 64, 1.7 / 4.2 at 192,
+/// 1.5 / 3.4 at 256, 1.4 / 1.8 at 384; where most attempts are accepted
+/// (T = 2, Gamma 30 -> 9) 4.4 / 12.7 at 64, 10.2 / 12.8 at 192, 11.0 / 11.7
+/// at 256, but 13.5 / 12.5 at 384.
+pub const LANES_MAX_N: usize = 256;
 
 /// Fewest reads of a group worth the lane kernel (the other lanes run idle).
 pub const LANES_MIN_READS: usize = 5;

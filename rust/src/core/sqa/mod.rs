@@ -39,7 +39,12 @@
 //!   in each the spins `i = 0..n` in order, one Metropolis flip attempt each
 //!   (`P n` attempts). Each slice keeps its local fields `f_i = sum_j W_ij x_j`
 //!   (the `sa` module's [`DenseModel`]), so an attempt is `O(1)` and an
-//!   accepted flip `O(n)`. (Measured and not kept: a checkerboard in
+//!   accepted flip `O(n)`. On a dense `f32` model with `n <=`
+//!   [`LANES_MAX_N`], groups of [`LANES`] reads of one problem run side by
+//!   side in AVX2 lanes (`lanes.rs`), each lane making exactly this loop's
+//!   draws, decisions and field updates, so a read's result does not depend
+//!   on its group ([`run_reads`]; 6.0 -> 3.0 ns per update at n = 64 in
+//!   `benches/sqa_report.py`). (Measured and not kept: a checkerboard in
 //!   imaginary time, spin by spin with all even slices at once in `f32`
 //!   lanes, then all odd ones, branch-free decisions: 1.0-1.1x the time per
 //!   update of this loop at mid-anneal acceptance, 2x at high acceptance and
