@@ -36,12 +36,78 @@ pub const LANES_MIN_READS: usize = 5;
 /// `paths[(l p + s) n..]`, `p` slices); `weights` as for
 /// [`anneal_read`](super::anneal_read).
 ///
+/// Compiled with AVX-512 (VL) where the CPU has it, for its 32 vector
+/// registers (the AVX2 build spills generator state to the stack every
+/// attempt): the same operations, so the same results (tested).
+///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn anneal_flip_lanes_x86(
+    m: &DenseModel<'_, f32>,
+    weights: &[(f64, f64)],
+    p: usize,
+    global: bool,
+    rngs: &mut [OpenXoshiro; LANES],
+    x0s: &[u8],
+    paths: &mut [u8],
+) {
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") && !force_avx2() {
+        anneal_flip_lanes_avx512(m, weights, p, global, rngs, x0s, paths)
+    } else {
+        anneal_flip_lanes_avx2(m, weights, p, global, rngs, x0s, paths)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: run the AVX2 build even where AVX-512 is available.
+    pub(super) static FORCE_AVX2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[inline(always)]
+fn force_avx2() -> bool {
+    #[cfg(test)]
+    {
+        FORCE_AVX2.with(|c| c.get())
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn anneal_flip_lanes_avx2(
+unsafe fn anneal_flip_lanes_avx2(
+    m: &DenseModel<'_, f32>,
+    weights: &[(f64, f64)],
+    p: usize,
+    global: bool,
+    rngs: &mut [OpenXoshiro; LANES],
+    x0s: &[u8],
+    paths: &mut [u8],
+) {
+    kernel(m, weights, p, global, rngs, x0s, paths)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn anneal_flip_lanes_avx512(
+    m: &DenseModel<'_, f32>,
+    weights: &[(f64, f64)],
+    p: usize,
+    global: bool,
+    rngs: &mut [OpenXoshiro; LANES],
+    x0s: &[u8],
+    paths: &mut [u8],
+) {
+    kernel(m, weights, p, global, rngs, x0s, paths)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn kernel(
     m: &DenseModel<'_, f32>,
     weights: &[(f64, f64)],
     p: usize,

@@ -555,7 +555,7 @@ pub fn run_reads<F: Real>(
             }
             let mut paths = vec![0u8; LANES * p * n];
             // SAFETY: AVX2 and FMA were detected at run time.
-            unsafe { lanes::anneal_flip_lanes_avx2(m32, weights, p, cfg.global_moves, &mut rngs, &x0s, &mut paths) };
+            unsafe { lanes::anneal_flip_lanes_x86(m32, weights, p, cfg.global_moves, &mut rngs, &x0s, &mut paths) };
             for (l, (x, e)) in xs.chunks_mut(n).zip(es.iter_mut()).enumerate() {
                 *e = readout_flip(m, cfg, p, &paths[l * p * n..(l + 1) * p * n], x);
             }
@@ -670,7 +670,8 @@ mod tests {
                 let w = sweep_weights(&a, &b, slices, temp).unwrap();
                 for (global, best, descent) in [(false, true, false), (true, true, true), (true, false, false), (false, false, true)] {
                     let cfg = SqaConfig { seed: 7 + n as u64, k: None, slices, global_moves: global, best_slice: best, descent };
-                    for reads in [LANES_MIN_READS, LANES] {
+                    for (reads, avx2) in [(LANES_MIN_READS, false), (LANES, false), (LANES, true)] {
+                        lanes::FORCE_AVX2.with(|c| c.set(avx2));
                         let (mut xs, mut es) = (vec![0u8; reads * n], vec![0.0; reads]);
                         run_reads(&m32, &w, &cfg, 3, 16, None, &mut xs, &mut es);
                         let init: Vec<u8> = (0..reads * n).map(|t| ((t * 7 + 3) % 5 < 2) as u8).collect();
