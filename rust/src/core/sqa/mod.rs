@@ -43,7 +43,7 @@
 //!   [`LANES_MAX_N`], groups of [`LANES`] reads of one problem run side by
 //!   side in AVX2 lanes (`lanes.rs`), each lane making exactly this loop's
 //!   draws, decisions and field updates, so a read's result does not depend
-//!   on its group ([`run_reads`]; 6.0 -> 3.0 ns per update at n = 64 in
+//!   on its group ([`run_reads`]; 6.0 -> 2.8 ns per update at n = 64 in
 //!   `benches/sqa_report.py`). (Measured and not kept: a checkerboard in
 //!   imaginary time, spin by spin with all even slices at once in `f32`
 //!   lanes, then all odd ones, branch-free decisions: 1.0-1.1x the time per
