@@ -177,6 +177,10 @@ def anneal(
         max_qubits: refuse larger ``d`` (memory: ``40 x 2^d`` bytes).
         num_threads: threads (``None``: all cores).
 
+    Raises:
+        KeyboardInterrupt: on Ctrl-C, within one integrator stage plus 50 ms, even in the
+            middle of a long anneal (nothing is returned).
+
     Example:
         >>> import numpy as np
         >>> from qfsel import FeatureSelectionProblem

@@ -1,13 +1,13 @@
 //! Mapping of kernel errors to Python exceptions, in one place.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 
 use crate::core::error::CoreError;
 
 /// `CoreError` as the matching Python exception: `ValueError` for invalid
 /// arguments, `qfsel.exceptions.ProblemTooLargeError` (a `ValueError`) for
-/// problems over a documented limit.
+/// problems over a documented limit, `KeyboardInterrupt` for a cancelled kernel.
 pub fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
     match err {
         CoreError::InvalidArgument { .. } => PyValueError::new_err(err.to_string()),
@@ -20,6 +20,7 @@ pub fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
                 Err(_) => PyValueError::new_err(message),
             }
         }
+        CoreError::Cancelled => PyKeyboardInterrupt::new_err("interrupted"),
     }
 }
 

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 pub mod buffers;
 pub mod errors;
 mod exact;
+mod interrupt;
 mod qubo;
 mod quantum;
 mod sa;

@@ -2,8 +2,14 @@
 //! manifolds for lists of QUBO problems (each its own size `d`).
 //!
 //! Inputs are copied under the GIL; the kernels run with the GIL released,
-//! in parallel over problems (small ones) or inside one state (large ones);
-//! Ctrl-C is checked between groups of tasks. Shot readouts draw from the
+//! in parallel over problems (small ones) or inside one state (large ones).
+//! Anneals are interruptible inside a task: while the kernel runs, this
+//! thread checks for Ctrl-C every 50 ms and raises the kernel's cancel flag,
+//! which the evolution polls before every stage of every step
+//! (`bindings::interrupt`); a `KeyboardInterrupt` then arrives within one
+//! step and nothing is written to the outputs. Spectra are checked for
+//! Ctrl-C between problems (a large one: between its s-points is up to the
+//! eigen-solver, see `core::quantum::Cancel`). Shot readouts draw from the
 //! stream `(seed, task, 0)` of `core::rng`, so results do not depend on the
 //! number of threads.
 
@@ -14,10 +20,11 @@ use rayon::prelude::*;
 
 use super::buffers::{read, View};
 use super::errors::{invalid, to_py};
+use super::interrupt::run_interruptible;
 use crate::core::quantum::lanczos::{lowest_levels, LanczosOptions};
 use crate::core::quantum::statevector::{self, Evolved, Integrator, StepMode, TfHamiltonian, TfSystem};
 use crate::core::quantum::xy::{Graph, XyHamiltonian, XySystem};
-use crate::core::quantum::{check_qubits, diagonal_energies, ground_manifold, Schedule};
+use crate::core::quantum::{check_qubits, diagonal_energies, ground_manifold, Cancel, Schedule};
 use crate::core::rng;
 
 /// Largest XY subspace (states).
@@ -120,14 +127,21 @@ fn readout(p: &Problem, ev: &Evolved, gs_tol: f64, shots: usize, seed: u64, task
     (weight, lowest, manifold.len(), e0, best, success, ev.steps, ev.error_estimate, ev.total_steps, ev.converged)
 }
 
-fn run_one(p: &Problem, sched: &Schedule, t: f64, integ: Integrator, mode: StepMode, scale: f64) -> Result<Evolved, crate::core::error::CoreError> {
+#[allow(clippy::too_many_arguments)]
+fn run_one(p: &Problem, sched: &Schedule, t: f64, integ: Integrator, mode: StepMode, scale: f64, cancel: &Cancel) -> Result<Evolved, crate::core::error::CoreError> {
     match &p.xy {
         None => {
             let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
-            statevector::anneal(&sys, sched, t, integ, mode)
+            statevector::anneal_cancellable(&sys, sched, t, integ, mode, cancel)
         }
-        Some(sys) => sys.anneal(sched, t, mode),
+        Some(sys) => sys.anneal_cancellable(sched, t, mode, cancel),
     }
+}
+
+/// `f(cancel)` on the pool with the GIL released, Ctrl-C raising `cancel`.
+fn interruptible<R: Send>(py: Python<'_>, threads: usize, f: impl FnOnce(&Cancel) -> R + Send) -> PyResult<R> {
+    let cancel = Cancel::new();
+    run_interruptible(py, threads, &cancel, Cancel::cancel, f)
 }
 
 fn mode_of(fixed_steps: Option<usize>, tol: f64, initial_steps: usize, max_steps: usize) -> StepMode {
@@ -190,20 +204,20 @@ fn qa_anneal_batch(
     // large states one at a time (parallel inside), small ones in parallel groups
     let large = |p: &Problem| p.xy.as_ref().map_or(1usize << p.n, |x| x.dim()) >= crate::core::quantum::lanczos::PAR_MIN;
     let mut results: Vec<Option<Result<Outcome, crate::core::error::CoreError>>> = (0..nt).map(|_| None).collect();
-    let task = |t: usize| -> Result<Outcome, crate::core::error::CoreError> {
+    let task = |t: usize, cancel: &Cancel| -> Result<Outcome, crate::core::error::CoreError> {
         let p = &problems[tasks_problem[t]];
         let mode = mode_of(fixed_steps[t], tol, initial_steps, max_steps);
-        let ev = run_one(p, &sched, tasks_t[t], integ, mode, driver_scales[tasks_problem[t]])?;
+        let ev = run_one(p, &sched, tasks_t[t], integ, mode, driver_scales[tasks_problem[t]], cancel)?;
         Ok(readout(p, &ev, gs_tol, tasks_shots[t], seed, t as u64))
     };
     let (big, small): (Vec<usize>, Vec<usize>) = (0..nt).partition(|&t| large(&problems[tasks_problem[t]]));
     for &t in &big {
-        let r = py.allow_threads(|| crate::core::parallel::run(num_threads, || task(t)));
+        let r = interruptible(py, num_threads, |cancel| task(t, cancel))?;
         results[t] = Some(r);
         py.check_signals()?;
     }
     for group in small.chunks(256) {
-        let part: Vec<_> = py.allow_threads(|| crate::core::parallel::run(num_threads, || group.par_iter().map(|&t| task(t)).collect()));
+        let part: Vec<_> = interruptible(py, num_threads, |cancel| group.par_iter().map(|&t| task(t, cancel)).collect())?;
         for (&t, r) in group.iter().zip(part) {
             results[t] = Some(r);
         }
@@ -258,9 +272,7 @@ fn qa_anneal_state(
     let mut vr = View::<f64>::new_mut(out_re, "out_re", "float64", &[dim])?;
     let mut vi = View::<f64>::new_mut(out_im, "out_im", "float64", &[dim])?;
     let mode = mode_of(fixed_steps, tol, initial_steps, max_steps);
-    let ev = py
-        .allow_threads(|| crate::core::parallel::run(num_threads, || run_one(p, &sched, t_total, integ, mode, driver_scale)))
-        .map_err(|e| to_py(py, e))?;
+    let ev = interruptible(py, num_threads, |cancel| run_one(p, &sched, t_total, integ, mode, driver_scale, cancel))?.map_err(|e| to_py(py, e))?;
     vr.as_mut_slice().copy_from_slice(&ev.re);
     vi.as_mut_slice().copy_from_slice(&ev.im);
     Ok(py.allow_threads(|| readout(p, &ev, gs_tol, shots, seed, 0)))

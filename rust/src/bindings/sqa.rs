@@ -24,10 +24,11 @@ enum Model<'a> {
 }
 
 impl Model<'_> {
-    fn run(&self, w: &[(f64, f64)], cfg: &SqaConfig, p: usize, r: usize, init: Option<&[u8]>, out: &mut [u8]) -> f64 {
+    #[allow(clippy::too_many_arguments)]
+    fn run(&self, w: &[(f64, f64)], cfg: &SqaConfig, p: usize, r0: usize, init: Option<&[u8]>, xs: &mut [u8], es: &mut [f64]) {
         match self {
-            Model::Single(m) => sqa::run_read(m, w, cfg, p as u64, r as u64, init, out),
-            Model::Double(m) => sqa::run_read(m, w, cfg, p as u64, r as u64, init, out),
+            Model::Single(m) => sqa::run_reads(m, w, cfg, p as u64, r0 as u64, init, xs, es),
+            Model::Double(m) => sqa::run_reads(m, w, cfg, p as u64, r0 as u64, init, xs, es),
         }
     }
 }
@@ -134,31 +135,46 @@ fn sqa_dense_batch(
         let total = per_read.saturating_mul(b * num_reads);
         let sequential = total <= SEQUENTIAL_UPDATES || num_threads == 1;
         let per_chunk = (CHUNK_UPDATES / per_read).max(1);
-        let reads_total = b * num_reads;
-        let mut t0 = 0;
-        while t0 < reads_total {
-            let t1 = (t0 + per_chunk).min(reads_total);
-            let st = &mut states[t0 * n..t1 * n];
-            let en = &mut energies[t0..t1];
+        // Work units: groups of up to LANES consecutive reads of one problem
+        // (`sqa::run_reads` gives every read the same result whatever its group).
+        let units: Vec<(usize, usize, usize)> = (0..b)
+            .flat_map(|p| (0..num_reads).step_by(sa::LANES).map(move |r0| (p, r0, sa::LANES.min(num_reads - r0))))
+            .collect();
+        let (mut st_rest, mut en_rest) = (&mut states[..], &mut energies[..]);
+        let mut u0 = 0;
+        while u0 < units.len() {
+            // Units of this chunk: about per_chunk reads, at least one unit.
+            let mut u1 = u0;
+            let mut reads = 0;
+            while u1 < units.len() && (u1 == u0 || reads + units[u1].2 <= per_chunk) {
+                reads += units[u1].2;
+                u1 += 1;
+            }
+            let mut jobs = Vec::with_capacity(u1 - u0);
+            for &unit in &units[u0..u1] {
+                let (xs, st_next) = std::mem::take(&mut st_rest).split_at_mut(unit.2 * n);
+                let (es, en_next) = std::mem::take(&mut en_rest).split_at_mut(unit.2);
+                (st_rest, en_rest) = (st_next, en_next);
+                jobs.push((unit, xs, es));
+            }
             let (models, weights, cfg, init) = (&models, &weights, &cfg, init.as_deref());
-            let body = move |(i, (x, e)): (usize, (&mut [u8], &mut f64))| {
-                let t = t0 + i;
-                let (p, r) = (t / num_reads, t % num_reads);
-                let ini = init.map(|v| &v[t * n..(t + 1) * n]);
-                *e = models[p].run(&weights[p], cfg, p, r, ini, x);
+            let body = move |((p, r0, len), xs, es): ((usize, usize, usize), &mut [u8], &mut [f64])| {
+                let t = p * num_reads + r0;
+                let ini = init.map(|v| &v[t * n..(t + len) * n]);
+                models[p].run(&weights[p], cfg, p, r0, ini, xs, es);
             };
             if sequential {
-                st.chunks_mut(n).zip(en.iter_mut()).enumerate().for_each(body);
+                jobs.into_iter().for_each(body);
             } else {
                 py.allow_threads(|| {
                     parallel::run(num_threads, || {
                         use rayon::prelude::*;
-                        st.par_chunks_mut(n).zip(en.par_iter_mut()).enumerate().with_min_len(1).for_each(body)
+                        jobs.into_par_iter().with_min_len(1).for_each(body)
                     })
                 });
             }
             py.check_signals()?;
-            t0 = t1;
+            u0 = u1;
         }
     }
     write(py, states_out, "states_out", "uint8", &[b, num_reads, n], &states)?;

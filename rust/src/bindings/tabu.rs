@@ -8,60 +8,26 @@
 //! flag within 64 moves and the `KeyboardInterrupt` propagates.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::wrap_pyfunction;
 
 use super::buffers::{read, write};
 use super::errors::{invalid, to_py};
 use crate::core::greedy::{greedy_descent, Dense};
-use crate::core::parallel;
 use crate::core::tabu::{tabu_batch, ReadResult, TabuParams};
 
 const CHUNK_BYTES: usize = 128 << 20;
 
 /// Run `f` as a job of the pool of `threads`, with the GIL released; check
-/// for Ctrl-C every 50 ms and raise the cancel flag on one. (A job of the
-/// pool, not a thread of its own: spawning one cost ~100 us per call.)
+/// for Ctrl-C every 50 ms and raise the cancel flag on one
+/// ([`super::interrupt::run_interruptible`]).
 fn run_interruptible<R: Send>(py: Python<'_>, threads: usize, f: impl FnOnce(&AtomicBool) -> R + Send) -> PyResult<R> {
     let cancel = AtomicBool::new(false);
-    if rayon::current_thread_index().is_some() {
-        // Called on a rayon worker (not from Python's threads): waiting there
-        // for a job of the same pool could deadlock it; run inline instead.
-        return Ok(py.allow_threads(|| parallel::run(threads, || f(&cancel))));
-    }
-    let (tx, rx) = mpsc::channel::<R>();
-    let flag = &cancel;
-    parallel::pool(threads).in_place_scope(|scope| {
-        scope.spawn(move |_| {
-            let _ = tx.send(f(flag));
-        });
-        let mut rx = rx;
-        loop {
-            let (back, got) = py.allow_threads(move || {
-                let got = rx.recv_timeout(Duration::from_millis(50));
-                (rx, got)
-            });
-            rx = back;
-            match got {
-                Ok(r) => return Ok(r),
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(e) = py.check_signals() {
-                        flag.store(true, Ordering::Relaxed);
-                        let _ = py.allow_threads(move || rx.recv());
-                        return Err(e);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(PyRuntimeError::new_err("qfsel kernel job ended without a result"))
-                }
-            }
-        }
-    })
+    super::interrupt::run_interruptible(py, threads, &cancel, |c| c.store(true, Ordering::Relaxed), f)
 }
 
 /// Shape-check `q` as `(B, n, n)` float64 C-contiguous and return `(buffer, B, n)`.

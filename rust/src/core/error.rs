@@ -10,6 +10,9 @@ pub enum CoreError {
     /// The problem is larger than the kernel's documented limit (maps to
     /// `qfsel.ProblemTooLargeError`, a `ValueError`).
     TooLarge { message: String },
+    /// The caller raised the kernel's cancel flag (Ctrl-C); the bindings
+    /// raise the interrupt itself, so this maps to `KeyboardInterrupt`.
+    Cancelled,
 }
 
 impl CoreError {
@@ -26,6 +29,7 @@ impl fmt::Display for CoreError {
         match self {
             CoreError::InvalidArgument { name, message } => write!(f, "{name}: {message}"),
             CoreError::TooLarge { message } => write!(f, "{message}"),
+            CoreError::Cancelled => write!(f, "interrupted"),
         }
     }
 }

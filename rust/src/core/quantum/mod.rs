@@ -22,7 +22,46 @@ pub mod statevector;
 pub mod tridiag;
 pub mod xy;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::core::error::{CoreError, CoreResult};
+
+/// The cancel flag the long quantum kernels poll: another thread (the
+/// bindings' thread, on Ctrl-C) sets it, and a kernel that sees it stops
+/// within one step and returns [`CoreError::Cancelled`] (never a partial
+/// result). The anneals poll it before every stage of every step
+/// ([`statevector::evolve_steps`], [`xy::XySystem::evolve_steps`]) and between
+/// the runs of the step doubling; an eigen-solver should poll
+/// [`Cancel::check`] once per matrix-vector product (or restart) and return
+/// its error.
+#[derive(Debug, Default)]
+pub struct Cancel(AtomicBool);
+
+impl Cancel {
+    pub const fn new() -> Self {
+        Cancel(AtomicBool::new(false))
+    }
+    /// Ask the kernels polling this flag to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// `Err(CoreError::Cancelled)` once the flag is set.
+    #[inline]
+    pub fn check(&self) -> CoreResult<()> {
+        if self.is_cancelled() {
+            Err(CoreError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A flag nobody raises, for callers that cannot be interrupted.
+pub static NEVER: Cancel = Cancel::new();
 
 /// Hard upper limit on qubits for the full `2^d` space (the Python layer
 /// applies a lower, memory-based default).

@@ -34,7 +34,7 @@
 use rayon::prelude::*;
 
 use super::lanczos::{CHUNK, PAR_MIN};
-use super::{sincos, Schedule};
+use super::{sincos, Cancel, Schedule, NEVER};
 use crate::core::error::{CoreError, CoreResult};
 
 /// Qubits handled inside one cache block.
@@ -345,6 +345,24 @@ pub fn uniform_state(n: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// Run the anneal with exactly `steps` steps of `integrator`, from `(re, im)` in place.
 pub fn evolve_steps(sys: &TfSystem<'_>, sched: &Schedule, t_total: f64, steps: usize, integrator: Integrator, re: &mut [f64], im: &mut [f64]) {
+    let _ = evolve_steps_cancellable(sys, sched, t_total, steps, integrator, re, im, &NEVER);
+}
+
+/// [`evolve_steps`] polling `cancel` before every stage of every step (one
+/// stage is a phase and a driver pass over the state: ~1-100 ms at d = 18-24);
+/// on a cancel it stops there and returns [`CoreError::Cancelled`], the
+/// state half-evolved.
+#[allow(clippy::too_many_arguments)]
+pub fn evolve_steps_cancellable(
+    sys: &TfSystem<'_>,
+    sched: &Schedule,
+    t_total: f64,
+    steps: usize,
+    integrator: Integrator,
+    re: &mut [f64],
+    im: &mut [f64],
+    cancel: &Cancel,
+) -> CoreResult<()> {
     let stages = integrator.stages();
     let h = t_total / steps as f64;
     let mut pending = 0.0;
@@ -352,6 +370,7 @@ pub fn evolve_steps(sys: &TfSystem<'_>, sched: &Schedule, t_total: f64, steps: u
     for k in 0..steps {
         t = k as f64 * h; // no drift from summing h
         for &g in &stages {
+            cancel.check()?;
             let tau = g * h;
             let (a, b) = sched.at((t + 0.5 * tau) / t_total);
             pending += 0.5 * b * tau;
@@ -364,6 +383,7 @@ pub fn evolve_steps(sys: &TfSystem<'_>, sched: &Schedule, t_total: f64, steps: u
     if pending != 0.0 {
         phase_then_driver(pending, 0.0, sys.n, sys.energies, re, im);
     }
+    Ok(())
 }
 
 /// `||a - b||` over split complex vectors, summed in fixed chunks.
@@ -401,31 +421,38 @@ pub fn check_args(sys: &TfSystem<'_>, t_total: f64, mode: &StepMode) -> CoreResu
 
 /// One anneal from the uniform state.
 pub fn anneal(sys: &TfSystem<'_>, sched: &Schedule, t_total: f64, integrator: Integrator, mode: StepMode) -> CoreResult<Evolved> {
+    anneal_cancellable(sys, sched, t_total, integrator, mode, &NEVER)
+}
+
+/// [`anneal`] that stops with [`CoreError::Cancelled`] within one stage of a
+/// step once `cancel` is raised.
+pub fn anneal_cancellable(sys: &TfSystem<'_>, sched: &Schedule, t_total: f64, integrator: Integrator, mode: StepMode, cancel: &Cancel) -> CoreResult<Evolved> {
     check_args(sys, t_total, &mode)?;
     let run = |steps: usize| {
         let (mut re, mut im) = uniform_state(sys.n);
-        evolve_steps(sys, sched, t_total, steps, integrator, &mut re, &mut im);
-        (re, im)
+        evolve_steps_cancellable(sys, sched, t_total, steps, integrator, &mut re, &mut im, cancel)?;
+        Ok((re, im))
     };
     adaptive(run, integrator.order(), mode)
 }
 
-/// The step-doubling driver shared by the transverse-field and XY anneals.
-pub fn adaptive(run: impl Fn(usize) -> (Vec<f64>, Vec<f64>), order: u32, mode: StepMode) -> CoreResult<Evolved> {
+/// The step-doubling driver shared by the transverse-field and XY anneals;
+/// an error of `run` (a cancel) ends it.
+pub fn adaptive(run: impl Fn(usize) -> CoreResult<(Vec<f64>, Vec<f64>)>, order: u32, mode: StepMode) -> CoreResult<Evolved> {
     match mode {
         StepMode::Fixed { steps } => {
-            let (re, im) = run(steps);
+            let (re, im) = run(steps)?;
             Ok(Evolved { re, im, steps, error_estimate: f64::NAN, total_steps: steps, converged: true })
         }
         StepMode::Adaptive { tol, initial_steps, max_steps } => {
             let p = order as f64;
             let mut n = initial_steps;
-            let (mut re, mut im) = run(n);
+            let (mut re, mut im) = run(n)?;
             let mut total = n;
             loop {
                 // next step count: double first, then as predicted (at least x2, at most x8)
                 let next = (2 * n).min(max_steps.max(n + 1));
-                let (r2, i2) = run(next);
+                let (r2, i2) = run(next)?;
                 total += next;
                 let ratio = next as f64 / n as f64;
                 let est = distance(&r2, &i2, &re, &im) / (ratio.powf(p) - 1.0);
@@ -445,7 +472,7 @@ pub fn adaptive(run: impl Fn(usize) -> (Vec<f64>, Vec<f64>), order: u32, mode: S
                 if want > 2 * n {
                     // jump: run at `want / 2` so that the doubling after it lands on `want`
                     let jump = (want / 2).min(max_steps / 2).max(n + 1);
-                    let (r3, i3) = run(jump);
+                    let (r3, i3) = run(jump)?;
                     total += jump;
                     re = r3;
                     im = i3;
@@ -588,6 +615,31 @@ mod tests {
             }
             assert!(distance(&re, &im, &pr, &pi) < 1e-11, "n={n}");
         }
+    }
+
+    #[test]
+    fn a_raised_cancel_flag_stops_an_anneal_within_a_step() {
+        let n = 14;
+        let q = random_qubo(n, 4);
+        let e = diagonal_energies(&q, n, 0.0);
+        let sys = TfSystem { energies: &e, n, driver_scale: 1.0 / n as f64 };
+        let sched = Schedule::linear();
+        let cancel = Cancel::new();
+        // ~10^6 steps (minutes), cancelled from another thread after 50 ms.
+        let t0 = std::time::Instant::now();
+        let r = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                cancel.cancel();
+            });
+            anneal_cancellable(&sys, &sched, 1e4, Integrator::Strang, StepMode::Fixed { steps: 1_000_000 }, &cancel)
+        });
+        assert!(matches!(r, Err(CoreError::Cancelled)));
+        assert!(t0.elapsed().as_secs_f64() < 2.0);
+        // The step doubling stops too, and a raised flag stops an anneal before its first step.
+        let mode = StepMode::Adaptive { tol: 1e-12, initial_steps: 4, max_steps: 1 << 22 };
+        assert!(matches!(anneal_cancellable(&sys, &sched, 10.0, Integrator::Strang, mode, &cancel), Err(CoreError::Cancelled)));
+        assert!(anneal(&sys, &sched, 1.0, Integrator::Strang, StepMode::Fixed { steps: 3 }).is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use super::lanczos::{lowest_levels, LanczosOptions, RealOperator};
 use super::statevector::{adaptive, Evolved, StepMode};
 use super::tridiag::eigh_tridiagonal;
-use super::Schedule;
+use super::{Cancel, Schedule, NEVER};
 use crate::core::error::{CoreError, CoreResult};
 
 /// The graph of the XY mixer.
@@ -230,6 +230,12 @@ impl XySystem {
 
     /// Run `steps` CF4 Magnus steps from `(re, im)` in place.
     pub fn evolve_steps(&self, sched: &Schedule, t_total: f64, steps: usize, re: &mut [f64], im: &mut [f64]) {
+        let _ = self.evolve_steps_cancellable(sched, t_total, steps, re, im, &NEVER);
+    }
+
+    /// [`XySystem::evolve_steps`] polling `cancel` before every exponential
+    /// (two per step); on a cancel it stops there with [`CoreError::Cancelled`].
+    pub fn evolve_steps_cancellable(&self, sched: &Schedule, t_total: f64, steps: usize, re: &mut [f64], im: &mut [f64], cancel: &Cancel) -> CoreResult<()> {
         let r3 = 3f64.sqrt();
         let (c1, c2) = (0.5 - r3 / 6.0, 0.5 + r3 / 6.0);
         let (a1, a2) = (0.25 + r3 / 6.0, 0.25 - r3 / 6.0);
@@ -238,13 +244,22 @@ impl XySystem {
             let t = k as f64 * h;
             let (aa1, bb1) = sched.at((t + c1 * h) / t_total);
             let (aa2, bb2) = sched.at((t + c2 * h) / t_total);
+            cancel.check()?;
             self.expm_apply(a1 * aa1 + a2 * aa2, a1 * bb1 + a2 * bb2, h, re, im);
+            cancel.check()?;
             self.expm_apply(a2 * aa1 + a1 * aa2, a2 * bb1 + a1 * bb2, h, re, im);
         }
+        Ok(())
     }
 
     /// One anneal from the driver's ground state; the state is over [`XySystem::basis`].
     pub fn anneal(&self, sched: &Schedule, t_total: f64, mode: StepMode) -> CoreResult<Evolved> {
+        self.anneal_cancellable(sched, t_total, mode, &NEVER)
+    }
+
+    /// [`XySystem::anneal`] that stops with [`CoreError::Cancelled`] within
+    /// one exponential once `cancel` is raised.
+    pub fn anneal_cancellable(&self, sched: &Schedule, t_total: f64, mode: StepMode, cancel: &Cancel) -> CoreResult<Evolved> {
         if !(t_total.is_finite() && t_total > 0.0) {
             return Err(CoreError::invalid("T", format!("expected a finite anneal time > 0, got {t_total}")));
         }
@@ -252,8 +267,8 @@ impl XySystem {
         let run = |steps: usize| {
             let mut re = g.clone();
             let mut im = vec![0.0; g.len()];
-            self.evolve_steps(sched, t_total, steps, &mut re, &mut im);
-            (re, im)
+            self.evolve_steps_cancellable(sched, t_total, steps, &mut re, &mut im, cancel)?;
+            Ok((re, im))
         };
         adaptive(run, 4, mode)
     }

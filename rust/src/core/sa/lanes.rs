@@ -99,6 +99,59 @@ pub fn anneal_flip_lanes(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &mut [Ope
     lane_states(&sg, xs);
 }
 
+/// `rotl` of each 64-bit lane by `k` (23 or 45, constant after inlining).
+///
+/// # Safety
+/// Only inside a function compiled with AVX2 on a CPU that has it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn rotl4(x: std::arch::x86_64::__m256i, k: i32) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_or_si256(_mm256_sll_epi64(x, _mm_cvtsi32_si128(k)), _mm256_srl_epi64(x, _mm_cvtsi32_si128(64 - k)))
+}
+
+/// One xoshiro256++ step of four generators (state word `w` of generator `g`
+/// in 64-bit lane `g` of `s[w]`); returns their outputs.
+///
+/// # Safety
+/// As [`rotl4`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn xoshiro_step4(s: &mut [std::arch::x86_64::__m256i; 4]) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let out = _mm256_add_epi64(rotl4(_mm256_add_epi64(s[0], s[3]), 23), s[0]);
+    let t = _mm256_slli_epi64::<17>(s[1]);
+    s[2] = _mm256_xor_si256(s[2], s[0]);
+    s[3] = _mm256_xor_si256(s[3], s[1]);
+    s[1] = _mm256_xor_si256(s[1], s[2]);
+    s[0] = _mm256_xor_si256(s[0], s[3]);
+    s[2] = _mm256_xor_si256(s[2], t);
+    s[3] = rotl4(s[3], 45);
+    out
+}
+
+/// `f32::exp_neg` of each lane of `c` (in [0, CUTOFF]), the same operations
+/// in the same order, so the same bits.
+///
+/// # Safety
+/// As [`rotl4`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn exp_neg8(c: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let t = _mm256_mul_ps(c, _mm256_set1_ps(-std::f32::consts::LOG2_E));
+    let ii = _mm256_sub_epi32(_mm256_cvttps_epi32(t), _mm256_set1_epi32(1));
+    let r = _mm256_sub_ps(t, _mm256_cvtepi32_ps(ii));
+    let r2 = _mm256_mul_ps(r, r);
+    let p01 = _mm256_add_ps(_mm256_set1_ps(1.0), _mm256_mul_ps(r, _mm256_set1_ps(std::f32::consts::LN_2)));
+    let p23 = _mm256_add_ps(_mm256_set1_ps(0.240_226_5), _mm256_mul_ps(r, _mm256_set1_ps(0.055_504_11)));
+    let p45 = _mm256_add_ps(_mm256_set1_ps(0.009_618_129), _mm256_mul_ps(r, _mm256_set1_ps(0.001_333_355)));
+    let p456 = _mm256_add_ps(p45, _mm256_mul_ps(r2, _mm256_set1_ps(0.000_154_035_3)));
+    let p = _mm256_add_ps(p01, _mm256_mul_ps(r2, _mm256_add_ps(p23, _mm256_mul_ps(r2, p456))));
+    let e2 = _mm256_slli_epi32::<23>(_mm256_max_epi32(_mm256_add_epi32(ii, _mm256_set1_epi32(127)), _mm256_set1_epi32(1)));
+    _mm256_mul_ps(_mm256_castsi256_ps(e2), p)
+}
+
 /// [`anneal_flip_lanes`] in AVX2 intrinsics, one register per lane vector
 /// (the compiler interleaved the portable version across rows instead). The
 /// same operations in the same order per lane, no fused multiply-adds: the
@@ -119,23 +172,6 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
     };
     let mut lo = [word(0, 0), word(1, 0), word(2, 0), word(3, 0)];
     let mut hi = [word(0, 4), word(1, 4), word(2, 4), word(3, 4)];
-    #[inline(always)]
-    unsafe fn rotl(x: __m256i, k: i32) -> __m256i {
-        // k is 23 or 45 (constant after inlining).
-        _mm256_or_si256(_mm256_sll_epi64(x, _mm_cvtsi32_si128(k)), _mm256_srl_epi64(x, _mm_cvtsi32_si128(64 - k)))
-    }
-    #[inline(always)]
-    unsafe fn step(s: &mut [__m256i; 4]) -> __m256i {
-        let out = _mm256_add_epi64(rotl(_mm256_add_epi64(s[0], s[3]), 23), s[0]);
-        let t = _mm256_slli_epi64::<17>(s[1]);
-        s[2] = _mm256_xor_si256(s[2], s[0]);
-        s[3] = _mm256_xor_si256(s[3], s[1]);
-        s[1] = _mm256_xor_si256(s[1], s[2]);
-        s[0] = _mm256_xor_si256(s[0], s[3]);
-        s[2] = _mm256_xor_si256(s[2], t);
-        s[3] = rotl(s[3], 45);
-        out
-    }
     let zero = _mm256_setzero_ps();
     let cut = _mm256_set1_ps(f32::CUTOFF);
     let sign = _mm256_set1_ps(-0.0);
@@ -147,8 +183,8 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
         let vb = _mm256_set1_ps(beta);
         for i in 0..n {
             // u = (bits >> 40) 2^-24 per lane, lanes 0..7 in order.
-            let a = _mm256_srli_epi64::<40>(step(&mut lo));
-            let b = _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(step(&mut hi)));
+            let a = _mm256_srli_epi64::<40>(xoshiro_step4(&mut lo));
+            let b = _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(xoshiro_step4(&mut hi)));
             let bits = _mm256_permutevar8x32_epi32(_mm256_or_si256(a, b), pack);
             let u = _mm256_mul_ps(_mm256_cvtepi32_ps(bits), inv24);
             let gi = _mm256_loadu_ps(gp.add(LANES * i));
@@ -156,17 +192,7 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
             let bd = _mm256_mul_ps(vb, _mm256_mul_ps(si, gi));
             // exp_neg of the clamped argument, f32::exp_neg's operations.
             let c = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(bd, zero), _mm256_min_ps(bd, cut));
-            let t = _mm256_mul_ps(c, _mm256_set1_ps(-std::f32::consts::LOG2_E));
-            let ii = _mm256_sub_epi32(_mm256_cvttps_epi32(t), _mm256_set1_epi32(1));
-            let r = _mm256_sub_ps(t, _mm256_cvtepi32_ps(ii));
-            let r2 = _mm256_mul_ps(r, r);
-            let p01 = _mm256_add_ps(_mm256_set1_ps(1.0), _mm256_mul_ps(r, _mm256_set1_ps(std::f32::consts::LN_2)));
-            let p23 = _mm256_add_ps(_mm256_set1_ps(0.240_226_5), _mm256_mul_ps(r, _mm256_set1_ps(0.055_504_11)));
-            let p45 = _mm256_add_ps(_mm256_set1_ps(0.009_618_129), _mm256_mul_ps(r, _mm256_set1_ps(0.001_333_355)));
-            let p456 = _mm256_add_ps(p45, _mm256_mul_ps(r2, _mm256_set1_ps(0.000_154_035_3)));
-            let p = _mm256_add_ps(p01, _mm256_mul_ps(r2, _mm256_add_ps(p23, _mm256_mul_ps(r2, p456))));
-            let e2 = _mm256_slli_epi32::<23>(_mm256_max_epi32(_mm256_add_epi32(ii, _mm256_set1_epi32(127)), _mm256_set1_epi32(1)));
-            let e = _mm256_mul_ps(_mm256_castsi256_ps(e2), p);
+            let e = exp_neg8(c);
             let take = _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(bd, cut), _mm256_cmp_ps::<_CMP_LT_OQ>(u, e));
             let accept = _mm256_or_ps(_mm256_cmp_ps::<_CMP_NGT_UQ>(bd, zero), take);
             if _mm256_movemask_ps(accept) != 0 {

@@ -116,6 +116,8 @@ mod tests;
 
 pub use flip::{anneal_flip, anneal_flip_fast, descend_flip};
 pub use lanes::{anneal_flip_lanes, LANES, LANES_MAX_N, LANES_MIN_READS};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use lanes::{exp_neg8, xoshiro_step4};
 pub use model::{fields_of, Couplings, CsrModel, DenseModel};
 pub use reads::{random_state, run_dense_reads, run_flip_reads, run_swap_reads, ReadConfig};
 pub use real::Real;
@@ -184,7 +186,7 @@ fn below(bits32: u64, m: usize) -> usize {
     (((bits32 & 0xFFFF_FFFF) * m as u64) >> 32) as usize
 }
 
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
