@@ -116,6 +116,7 @@ def spectrum_batch(
     degeneracy_tol: float = 1e-9,
     max_qubits: int = DEFAULT_MAX_QUBITS,
     num_threads: int | None = None,
+    method: str = "davidson",
 ) -> list[Spectrum]:
     """:func:`spectrum` of many problems (any sizes), in parallel over problems."""
     probs = as_problems(problems)
@@ -138,7 +139,7 @@ def spectrum_batch(
     stats = _core.qa_spectrum_batch(
         [p.q for p in preps], [p.offset for p in preps], [p.driver_scale for p in preps],
         [float(x) for x in sch.A(s)], [float(x) for x in sch.B(s)], nlev_eff, tol, krylov,
-        ks.pop(), graph, mq, out, check_num_threads("num_threads", num_threads),
+        ks.pop(), graph, mq, out, check_num_threads("num_threads", num_threads), method,
     )
     enc = encoding or "penalty"
     return [Spectrum(s, out[i], counts[i], int(st[0]), bool(st[1]), hamiltonian, enc) for i, st in enumerate(stats)]
