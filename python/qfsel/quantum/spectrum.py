@@ -116,7 +116,7 @@ def spectrum_batch(
     degeneracy_tol: float = 1e-9,
     max_qubits: int = DEFAULT_MAX_QUBITS,
     num_threads: int | None = None,
-    method: str = "davidson",
+    method: str = "lanczos",
 ) -> list[Spectrum]:
     """:func:`spectrum` of many problems (any sizes), in parallel over problems."""
     probs = as_problems(problems)
