@@ -116,7 +116,6 @@ def spectrum_batch(
     degeneracy_tol: float = 1e-9,
     max_qubits: int = DEFAULT_MAX_QUBITS,
     num_threads: int | None = None,
-    method: str = "lanczos",
 ) -> list[Spectrum]:
     """:func:`spectrum` of many problems (any sizes), in parallel over problems."""
     probs = as_problems(problems)
@@ -139,7 +138,7 @@ def spectrum_batch(
     stats = _core.qa_spectrum_batch(
         [p.q for p in preps], [p.offset for p in preps], [p.driver_scale for p in preps],
         [float(x) for x in sch.A(s)], [float(x) for x in sch.B(s)], nlev_eff, tol, krylov,
-        ks.pop(), graph, mq, out, check_num_threads("num_threads", num_threads), method,
+        ks.pop(), graph, mq, out, check_num_threads("num_threads", num_threads),
     )
     enc = encoding or "penalty"
     return [Spectrum(s, out[i], counts[i], int(st[0]), bool(st[1]), hamiltonian, enc) for i, st in enumerate(stats)]

@@ -14,7 +14,6 @@ use rayon::prelude::*;
 
 use super::buffers::{read, View};
 use super::errors::{invalid, to_py};
-use crate::core::quantum::davidson::{path_levels, PathOptions};
 use crate::core::quantum::lanczos::{lowest_levels, LanczosOptions};
 use crate::core::quantum::statevector::{self, Evolved, Integrator, StepMode, TfHamiltonian, TfSystem};
 use crate::core::quantum::xy::{Graph, XyHamiltonian, XySystem};
@@ -268,7 +267,7 @@ fn qa_anneal_state(
 }
 
 /// qa_spectrum_batch(qs, offsets, driver_scales, a_points, b_points, levels, tol, max_krylov,
-///     xy_k, xy_graph, max_qubits, out, num_threads, method) -> list of (matvecs, converged, max_residual)
+///     xy_k, xy_graph, max_qubits, out, num_threads) -> list of (matvecs, converged, max_residual)
 ///
 /// The `levels` lowest eigenvalues of a(s) H_D + b(s) H_P at every point, warm-started along
 /// the points; out has shape (problems, points, levels).
@@ -289,13 +288,7 @@ fn qa_spectrum_batch(
     max_qubits: usize,
     out: &PyAny,
     num_threads: usize,
-    method: &str,
 ) -> PyResult<Vec<(usize, bool, f64)>> {
-    let davidson = match method {
-        "davidson" => true,
-        "lanczos" => false,
-        other => return Err(invalid("method", "'davidson' or 'lanczos'", format!("{other:?}"))),
-    };
     let raw = read_problems(py, qs, offsets, max_qubits)?;
     if driver_scales.len() != raw.len() {
         return Err(invalid("driver_scales", &format!("{} values", raw.len()), driver_scales.len()));
@@ -315,39 +308,9 @@ fn qa_spectrum_batch(
     let npts = a_points.len();
     let mut view = View::<f64>::new_mut(out, "out", "float64", &[np, npts, levels])?;
     let opts = LanczosOptions { tol, max_krylov: max_krylov.max(4), ..Default::default() };
-    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(d);
-    let popts = PathOptions {
-        tol,
-        guard: env("DAV_GUARD", 1.0) as usize,
-        max_basis: env("DAV_MAXB", 0.0) as usize,
-        keep: env("DAV_KEEP", 0.0) as usize,
-        mix: env("DAV_MIX", 1e-8),
-        expand_guards: env("DAV_EXPG", 1.0) > 0.0,
-        floor: env("DAV_FLOOR", 1.0),
-        ..Default::default()
-    };
-    let points: Vec<(f64, f64)> = a_points.iter().cloned().zip(b_points.iter().cloned()).collect();
     let one = |i: usize| -> (Vec<f64>, (usize, bool, f64)) {
         let p = &problems[i];
         let scale = driver_scales[i];
-        if davidson {
-            let lv = match &p.xy {
-                None => {
-                    let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
-                    path_levels(&TfHamiltonian { sys: &sys, a: 1.0, b: 0.0 }, &p.energies, scale, &points, levels, popts)
-                }
-                Some(x) => path_levels(&XyHamiltonian { sys: x, a: 1.0, b: 0.0 }, &x.energies, scale, &points, levels, popts),
-            };
-            let dim = p.xy.as_ref().map_or(1usize << p.n, |x| x.dim());
-            let mut vals = lv.values;
-            if dim < levels {
-                // fewer states than levels: pad each point with NaN
-                let l = dim;
-                vals = (0..npts).flat_map(|q| (0..levels).map(move |k| (q, k))).map(|(q, k)| if k < l { vals[q * l + k] } else { f64::NAN }).collect();
-            }
-            let worst = lv.residuals.iter().cloned().fold(0.0f64, f64::max);
-            return (vals, (lv.matvecs, lv.converged, worst));
-        }
         let mut vals = Vec::with_capacity(npts * levels);
         let mut starts: Vec<Vec<f64>> = Vec::new();
         let (mut mv, mut ok, mut worst) = (0usize, true, 0.0f64);

@@ -4,7 +4,9 @@
 //! orthogonal to the `l` converged (locked) vectors (full reorthogonalisation
 //! against them), with partial reorthogonalisation against the Krylov basis
 //! (a full classical Gram-Schmidt pass, repeated when needed, whenever the
-//! measured loss of orthogonality exceeds sqrt(eps), and every 20 steps), and explicit restarts from the current
+//! measured loss of orthogonality exceeds sqrt(eps), and every 40 steps; a reorthogonalised
+//! vector is always followed by a reorthogonalised next one, so that both vectors of the
+//! three-term recurrence are clean), and explicit restarts from the current
 //! Ritz vector when the basis reaches `max_krylov` vectors. Degenerate
 //! levels are found one copy after another. Start vectors are the caller's
 //! warm starts (the previous point of an `s` grid) plus a small
@@ -192,6 +194,9 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
             let mut beta: Vec<f64> = Vec::new();
             let mut ritz: (f64, Vec<f64>);
             let mut second_coef: Option<Vec<f64>>;
+            // a reorthogonalisation of w_j is followed by one of w_{j+1}: both vectors of the
+            // three-term recurrence must be clean, or the loss reappears at the next step
+            let mut reorth_next = false;
             loop {
                 let j = basis.len() - 1;
                 op.apply(&basis[j], &mut w);
@@ -210,7 +215,9 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
                     orthogonalise(&mut w, &locked_refs);
                     let wn = dot(&w, &w).sqrt();
                     let probe = |u: &[f64]| dot(u, &w).abs() > 1.5e-8 * wn;
-                    if j >= 2 && (probe(&basis[0]) || probe(&basis[j - 2]) || j % 20 == 19) {
+                    let again = std::mem::take(&mut reorth_next);
+                    if j >= 2 && (again || probe(&basis[0]) || probe(&basis[j - 2]) || j % 40 == 39) {
+                        reorth_next = !again;
                         let refs: Vec<&[f64]> = basis.iter().map(|v| v.as_slice()).collect();
                         orthogonalise(&mut w, &refs);
                         orthogonalise(&mut w, &locked_refs);

@@ -13,12 +13,10 @@
 //! * [`xy`]: the Hamming-weight-preserving XY driver in the `C(d, k)`
 //!   subspace (Krylov exponentials, 4th-order commutator-free Magnus).
 //! * [`lanczos`]: matrix-free Lanczos with locking for the lowest levels.
-//! * [`davidson`]: block Davidson with a diagonal preconditioner (the default for spectra).
 //!
 //! States are stored split (real and imaginary arrays), so the real
 //! Walsh-Hadamard / rotation passes and the phase loops vectorise.
 
-pub mod davidson;
 pub mod lanczos;
 pub mod statevector;
 pub mod tridiag;
