@@ -83,6 +83,16 @@ def test_spectrum_matches_dense_eigh(d):
         np.testing.assert_allclose(sp.energies[i], want, atol=1e-8)
 
 
+def test_spectrum_is_independent_of_threads_above_the_parallel_size():
+    # d = 15: 32768 amplitudes, the size from which the matvec and the reductions run in parallel
+    p = problem(15, 4)
+    a = qq.spectrum(p, s_points=[0.3, 0.6], levels=2, num_threads=1)
+    b = qq.spectrum(p, s_points=[0.3, 0.6], levels=2, num_threads=2)
+    assert a.converged and b.converged
+    np.testing.assert_array_equal(a.energies, b.energies)
+    assert a.matvecs == b.matvecs
+
+
 def test_spectrum_of_script_form_and_batch_of_mixed_sizes():
     ps = [problem(4, 1), problem(7, 2), problem(5, 3)]
     sps_ = qq.spectrum_batch(ps, s_points=6, levels=3, hamiltonian="script8")

@@ -322,13 +322,14 @@ fn qa_spectrum_batch(
     let opts = LanczosOptions { tol, max_krylov: max_krylov.max(4), ..Default::default() };
     let one = |i: usize| -> (Vec<f64>, (usize, bool, f64)) {
         let p = &problems[i];
+        let scale = driver_scales[i];
         let mut vals = Vec::with_capacity(npts * levels);
         let mut starts: Vec<Vec<f64>> = Vec::new();
         let (mut mv, mut ok, mut worst) = (0usize, true, 0.0f64);
         for (&a, &b) in a_points.iter().zip(&b_points) {
             let lv = match &p.xy {
                 None => {
-                    let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: driver_scales[i] };
+                    let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
                     lowest_levels(&TfHamiltonian { sys: &sys, a, b }, levels, &starts, opts)
                 }
                 Some(x) => lowest_levels(&XyHamiltonian { sys: x, a, b }, levels, &starts, opts),

@@ -4,7 +4,9 @@
 //! orthogonal to the `l` converged (locked) vectors (full reorthogonalisation
 //! against them), with partial reorthogonalisation against the Krylov basis
 //! (a full classical Gram-Schmidt pass, repeated when needed, whenever the
-//! measured loss of orthogonality exceeds sqrt(eps), and every 20 steps), and explicit restarts from the current
+//! measured loss of orthogonality exceeds sqrt(eps), and every 40 steps; a reorthogonalised
+//! vector is always followed by a reorthogonalised next one, so that both vectors of the
+//! three-term recurrence are clean), and explicit restarts from the current
 //! Ritz vector when the basis reaches `max_krylov` vectors. Degenerate
 //! levels are found one copy after another. Start vectors are the caller's
 //! warm starts (the previous point of an `s` grid) plus a small
@@ -31,19 +33,31 @@ pub const CHUNK: usize = 1 << 13;
 /// Vectors at least this long are processed in parallel.
 pub const PAR_MIN: usize = 1 << 15;
 
+/// `sum x_i y_i` of one chunk in 8 interleaved partial sums (so that it vectorises),
+/// combined in a fixed order.
+#[inline]
+pub fn dot_chunk(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in xr.iter().zip(yr) {
+        s += a * b;
+    }
+    s
+}
+
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     if a.len() >= PAR_MIN {
-        let parts: Vec<f64> = a
-            .par_chunks(CHUNK)
-            .zip(b.par_chunks(CHUNK))
-            .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>())
-            .collect();
+        let parts: Vec<f64> = a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).map(|(x, y)| dot_chunk(x, y)).collect();
         parts.iter().sum()
     } else {
-        a.chunks(CHUNK)
-            .zip(b.chunks(CHUNK))
-            .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>())
-            .sum()
+        a.chunks(CHUNK).zip(b.chunks(CHUNK)).map(|(x, y)| dot_chunk(x, y)).sum()
     }
 }
 
@@ -82,7 +96,8 @@ fn orthogonalise(w: &mut [f64], against: &[&[f64]]) {
     }
 }
 
-fn pseudo_random(dim: usize, seed: u64) -> Vec<f64> {
+/// Deterministic pseudo-random entries in [-0.5, 0.5).
+pub fn pseudo_random(dim: usize, seed: u64) -> Vec<f64> {
     let mut s = seed ^ 0x5EED_0F_1A2C_u64;
     (0..dim)
         .map(|_| (splitmix64(&mut s) >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
@@ -179,6 +194,9 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
             let mut beta: Vec<f64> = Vec::new();
             let mut ritz: (f64, Vec<f64>);
             let mut second_coef: Option<Vec<f64>>;
+            // a reorthogonalisation of w_j is followed by one of w_{j+1}: both vectors of the
+            // three-term recurrence must be clean, or the loss reappears at the next step
+            let mut reorth_next = false;
             loop {
                 let j = basis.len() - 1;
                 op.apply(&basis[j], &mut w);
@@ -197,7 +215,9 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
                     orthogonalise(&mut w, &locked_refs);
                     let wn = dot(&w, &w).sqrt();
                     let probe = |u: &[f64]| dot(u, &w).abs() > 1.5e-8 * wn;
-                    if j >= 2 && (probe(&basis[0]) || probe(&basis[j - 2]) || j % 20 == 19) {
+                    let again = std::mem::take(&mut reorth_next);
+                    if j >= 2 && (again || probe(&basis[0]) || probe(&basis[j - 2]) || j % 40 == 39) {
+                        reorth_next = !again;
                         let refs: Vec<&[f64]> = basis.iter().map(|v| v.as_slice()).collect();
                         orthogonalise(&mut w, &refs);
                         orthogonalise(&mut w, &locked_refs);

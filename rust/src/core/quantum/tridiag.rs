@@ -61,6 +61,18 @@ pub fn vector_at(diag: &[f64], off: &[f64], theta: f64) -> Vec<f64> {
     y
 }
 
+/// `sqrt(a^2 + b^2)`: the plain formula (libm's `hypot` is several times slower), and
+/// `hypot` where the squares would overflow or underflow.
+#[inline]
+fn hyp(a: f64, b: f64) -> f64 {
+    let s = a * a + b * b;
+    if s.is_finite() && s > 1e-290 {
+        s.sqrt()
+    } else {
+        a.hypot(b)
+    }
+}
+
 fn ql(diag: &[f64], off: &[f64], want_vectors: bool) -> (Vec<f64>, Vec<f64>) {
     let n = diag.len();
     let mut d = diag.to_vec();
@@ -92,7 +104,7 @@ fn ql(diag: &[f64], off: &[f64], want_vectors: bool) -> (Vec<f64>, Vec<f64>) {
                 break;
             }
             let mut g = (d[l + 1] - d[l]) / (2.0 * e[l]);
-            let mut r = g.hypot(1.0);
+            let mut r = hyp(g, 1.0);
             g = d[m] - d[l] + e[l] / (g + r.copysign(g));
             let (mut s, mut c, mut p) = (1.0f64, 1.0f64, 0.0f64);
             let mut i = m;
@@ -101,7 +113,7 @@ fn ql(diag: &[f64], off: &[f64], want_vectors: bool) -> (Vec<f64>, Vec<f64>) {
                 i -= 1;
                 let f = s * e[i];
                 let b = c * e[i];
-                r = f.hypot(g);
+                r = hyp(f, g);
                 e[i + 1] = r;
                 if r == 0.0 {
                     d[i + 1] -= p;
