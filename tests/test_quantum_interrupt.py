@@ -109,3 +109,16 @@ def test_ctrl_c_interrupts_an_xy_anneal_and_a_batch_inside_one_task():
         qq.anneal_batch([_problem(12, seed=s) for s in range(4)], Ts=[20000.0], method="fixed", dt=0.01, num_threads=2)
     assert time.perf_counter() - t0 < 2.0
     timer.join()
+
+
+def test_ctrl_c_interrupts_a_spectrum_between_points():
+    # d = 16: ~0.3 s a point, 101 points (half a minute); a small problem's segments in parallel
+    for p, pts in ((_problem(16), 101), (_problem(13), 2001)):
+        timer = _interrupt_after(0.3)
+        t0 = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            qq.spectrum(p, s_points=pts, levels=2, num_threads=2)
+        assert time.perf_counter() - t0 < 3.0
+        timer.join()
+    # and the next call works
+    assert qq.spectrum(_problem(4), s_points=5, levels=2).energies.shape == (5, 2)

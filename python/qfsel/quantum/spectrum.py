@@ -1,7 +1,9 @@
 """Lowest levels of ``H(s)`` and the minimum gap, with degenerate optima handled.
 
 The levels come from the matrix-free Lanczos of the Rust core (restarted, fully
-reorthogonalised, with locking, warm-started from the previous ``s``).
+reorthogonalised, with locking, warm-started from the previous ``s``; a small state's grid
+in up to 8 segments run in parallel, fixed by the grid so results do not depend on threads).
+Ctrl-C is checked before every ``s`` point.
 
 **Gap with degeneracy.** When the problem's ground manifold has ``m`` states, the levels
 ``E_0(s) .. E_{m-1}(s)`` all end in it, and the gap that limits the anneal is

@@ -26,6 +26,7 @@ use crate::core::quantum::statevector::{self, Evolved, Integrator, StepMode, TfH
 use crate::core::quantum::xy::{Graph, XyHamiltonian, XySystem};
 use crate::core::quantum::{check_qubits, diagonal_energies, ground_manifold, Cancel, Schedule};
 use crate::core::rng;
+use crate::core::error::CoreError;
 
 /// Largest XY subspace (states).
 const MAX_XY_DIM: usize = 1 << 22;
@@ -278,11 +279,19 @@ fn qa_anneal_state(
     Ok(py.allow_threads(|| readout(p, &ev, gs_tol, shots, seed, 0)))
 }
 
+/// Points of the s grid per segment of a small problem's spectrum (see `qa_spectrum_batch`).
+const SPECTRUM_SEGMENT_POINTS: usize = 16;
+/// At most this many segments (the threads a single spectrum can use).
+const MAX_SPECTRUM_SEGMENTS: usize = 8;
+/// (problem, first point, values, (matvecs, converged, max residual)) of one segment.
+type Segment = (usize, usize, Vec<f64>, (usize, bool, f64));
+
 /// qa_spectrum_batch(qs, offsets, driver_scales, a_points, b_points, levels, tol, max_krylov,
 ///     xy_k, xy_graph, max_qubits, out, num_threads) -> list of (matvecs, converged, max_residual)
 ///
 /// The `levels` lowest eigenvalues of a(s) H_D + b(s) H_P at every point, warm-started along
-/// the points; out has shape (problems, points, levels).
+/// the points (for a small state: along each of up to 8 segments of at least 16 points, run in
+/// parallel); out has shape (problems, points, levels). Ctrl-C is checked before every point.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn qa_spectrum_batch(
@@ -320,13 +329,16 @@ fn qa_spectrum_batch(
     let npts = a_points.len();
     let mut view = View::<f64>::new_mut(out, "out", "float64", &[np, npts, levels])?;
     let opts = LanczosOptions { tol, max_krylov: max_krylov.max(4), ..Default::default() };
-    let one = |i: usize| -> (Vec<f64>, (usize, bool, f64)) {
+    // The points lo..hi of problem i, each warm-started from the one before (the first cold);
+    // Ctrl-C is checked before every point.
+    let run = |i: usize, (lo, hi): (usize, usize), cancel: &Cancel| -> Result<Segment, CoreError> {
         let p = &problems[i];
         let scale = driver_scales[i];
-        let mut vals = Vec::with_capacity(npts * levels);
+        let mut vals = Vec::with_capacity((hi - lo) * levels);
         let mut starts: Vec<Vec<f64>> = Vec::new();
         let (mut mv, mut ok, mut worst) = (0usize, true, 0.0f64);
-        for (&a, &b) in a_points.iter().zip(&b_points) {
+        for (&a, &b) in a_points[lo..hi].iter().zip(&b_points[lo..hi]) {
+            cancel.check()?;
             let lv = match &p.xy {
                 None => {
                     let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
@@ -342,25 +354,35 @@ fn qa_spectrum_batch(
             }
             starts = lv.vectors;
         }
-        (vals, (mv, ok, worst))
+        Ok((i, lo, vals, (mv, ok, worst)))
     };
     let large = |p: &Problem| p.xy.as_ref().map_or(1usize << p.n, |x| x.dim()) >= crate::core::quantum::lanczos::PAR_MIN;
     let mut stats = vec![(0usize, true, 0.0f64); np];
     let out_slice = view.as_mut_slice();
+    let mut store = |(i, lo, v, (mv, ok, worst)): Segment| {
+        out_slice[(i * npts + lo) * levels..(i * npts + lo) * levels + v.len()].copy_from_slice(&v);
+        let st = &mut stats[i];
+        *st = (st.0 + mv, st.1 && ok, st.2.max(worst));
+    };
     let (big, small): (Vec<usize>, Vec<usize>) = (0..np).partition(|&i| large(&problems[i]));
+    // A large state: the whole grid in one warm-started sweep, the vector work parallel inside.
     for &i in &big {
-        let (v, st) = py.allow_threads(|| crate::core::parallel::run(num_threads, || one(i)));
-        out_slice[i * npts * levels..(i + 1) * npts * levels].copy_from_slice(&v);
-        stats[i] = st;
-        py.check_signals()?;
+        let seg = interruptible(py, num_threads, |cancel| run(i, (0, npts), cancel))?.map_err(|e| to_py(py, e))?;
+        store(seg);
     }
+    // Small states: the grid cut into segments (a number fixed by the grid, so results do not
+    // depend on the thread count), problems and segments in parallel: a single problem's
+    // spectrum uses every thread.
+    let segments = (npts / SPECTRUM_SEGMENT_POINTS).clamp(1, MAX_SPECTRUM_SEGMENTS);
+    let bounds: Vec<(usize, usize)> = (0..segments).map(|k| (k * npts / segments, (k + 1) * npts / segments)).collect();
     for group in small.chunks(64) {
-        let part: Vec<_> = py.allow_threads(|| crate::core::parallel::run(num_threads, || group.par_iter().map(|&i| one(i)).collect()));
-        for (&i, (v, st)) in group.iter().zip(part) {
-            out_slice[i * npts * levels..(i + 1) * npts * levels].copy_from_slice(&v);
-            stats[i] = st;
+        let tasks: Vec<(usize, (usize, usize))> = group.iter().flat_map(|&i| bounds.iter().map(move |&b| (i, b))).collect();
+        let part: Vec<_> = interruptible(py, num_threads, |cancel| {
+            tasks.par_iter().map(|&(i, b)| run(i, b, cancel)).collect::<Vec<_>>()
+        })?;
+        for seg in part {
+            store(seg.map_err(|e| to_py(py, e))?);
         }
-        py.check_signals()?;
     }
     Ok(stats)
 }
