@@ -281,8 +281,8 @@ def register(sub: Any) -> None:
         help="minimum gaps and anneal success of problems captured from the bundled models",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    p.add_argument("--model", nargs="+", default=["narrow-mnist-16"], choices=list(BUNDLED_MODELS),
-                   help="bundled models (default narrow-mnist-16)")
+    p.add_argument("--model", nargs="+", default=["narrow-mnist-16"], choices=list(BUNDLED_MODELS), metavar="MODEL",
+                   help=f"bundled models: {', '.join(BUNDLED_MODELS)} (default narrow-mnist-16)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS),
                    help="test images: mnist, shapes (1000 test images, seed 0) or photos (default: each model's own: "
                         "shapes for shapes-paper-N, photos for efficientnet-lite0, mnist otherwise)")
