@@ -5,6 +5,8 @@
         median success at T = 10 / 50 / 100 beside the paper's T = 10 fit, d^2-shot rate at T = 10
     python tools/gap_tables.py k3 PENALTY.csv XY.csv
         penalty vs XY mixer on the same problems (matched by model and image)
+    python tools/gap_tables.py k3-figure OUT.png TABLE.csv [TABLE.csv ...]
+        median success vs d at T = 10 / 50 / 100, penalty (dashed) and XY (solid) per model
     python tools/gap_tables.py figures OUT_PREFIX TABLE.csv [TABLE.csv ...]
         OUT_PREFIX_gap_vs_d.png (every problem's Delta_min against d, medians, the paper's median
         and range) and OUT_PREFIX_success_vs_d.png (median success at T = 10 against d, the fit)
@@ -145,12 +147,40 @@ def figures(prefix: str, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+def k3_figure(path: str, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colors = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=True)
+    for ax, T in zip(axes, (10, 50, 100)):
+        for m in models:
+            for enc, ls in (("penalty", "--"), ("xy", "-")):
+                rs = [r for r in rows if r["model"] == m and r["encoding"] == enc]
+                ds = sorted({r["d"] for r in rs})
+                ax.plot(ds, [med([r[f"success_T{T}"] for r in rs if r["d"] == d]) for d in ds], ls, marker="o", ms=3,
+                        color=colors[m], label=f"{m} {enc}")
+        ax.set_title(f"T = {T}", fontsize=9)
+        ax.set_xlabel("qubits d")
+    axes[0].set_ylabel("median success (feasible optimum)")
+    axes[0].legend(fontsize=5)
+    fig.suptitle("Exactly k = 3: penalty + transverse field (dashed) vs XY mixer (solid), form 'text'", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "by-d":
         by_d(load(rest))
     elif cmd == "k3":
         k3(load(rest[:1]), load(rest[1:2]))
+    elif cmd == "k3-figure":
+        k3_figure(rest[0], load(rest[1:]))
     elif cmd == "figures":
         figures(rest[0], load(rest[1:]))
     else:
