@@ -35,7 +35,13 @@ def load(paths: list[str]) -> list[dict]:
                     if k.startswith(("delta_min", "s_star", "plain_delta_min", "success_T")):
                         r[k] = float(v) if v not in ("", "nan") else float("nan")
                 rows.append(r)
-    return rows
+    # one row per (model, image, encoding, form): a later run with the spectrum wins over one without
+    best: dict = {}
+    for r in rows:
+        key = (r["model"], r["image"], r["encoding"], r["hamiltonian"])
+        if key not in best or (np.isfinite(r["delta_min"]) and not np.isfinite(best[key]["delta_min"])):
+            best[key] = r
+    return list(best.values())
 
 
 def med(values: list[float]) -> float:
