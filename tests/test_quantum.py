@@ -330,7 +330,7 @@ def test_gap_cli_writes_table_and_figures(tmp_path):
     from qfsel.quantum.capture import capture_problems
 
     cap = capture_problems("narrow-mnist-16", 10)
-    first = next(p for p in cap.problems if 2 <= p.num_variables <= 8)
+    first = next(p for p, i in zip(cap.problems, cap.indices) if int(i) == int(rows[0]["image"]))
     g = qq.min_gap(first, s_points=11)
     assert float(rows[0]["delta_min"]) == pytest.approx(g.delta_min, rel=1e-9)
     summary = json.loads((out / "gap_summary.json").read_text())

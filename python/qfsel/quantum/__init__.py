@@ -17,7 +17,7 @@ Lanczos. Nothing here imports torch.
 Entry points: :func:`anneal`, :func:`anneal_batch`, :func:`spectrum`, :func:`spectrum_batch`,
 :func:`min_gap`, :func:`min_gap_batch`, :func:`success_curve`, :func:`success_curve_batch`,
 :func:`compare_encodings`, :class:`Schedule`; :func:`capture_problems` (problems of real
-explanations from the bundled MNIST models; loads torch on first use).
+explanations from the bundled models with their datasets; loads torch on first use).
 """
 
 from __future__ import annotations

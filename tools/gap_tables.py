@@ -1,0 +1,193 @@
+"""Markdown tables and comparison figures of `qfsel gap` runs (docs/quantum.md).
+
+    python tools/gap_tables.py by-d TABLE.csv [TABLE.csv ...]
+        per model, encoding and d: problems, spectra, median Delta_min, s* >= 0.99 share,
+        median success at T = 10 / 50 / 100 beside the paper's T = 10 fit, d^2-shot rate at T = 10
+    python tools/gap_tables.py k3 PENALTY.csv XY.csv
+        penalty vs XY mixer on the same problems (matched by model and image)
+    python tools/gap_tables.py k3-figure OUT.png TABLE.csv [TABLE.csv ...]
+        median success vs d at T = 10 / 50 / 100, penalty (dashed) and XY (solid) per model
+    python tools/gap_tables.py figures OUT_PREFIX TABLE.csv [TABLE.csv ...]
+        OUT_PREFIX_gap_vs_d.png (every problem's Delta_min against d, medians, the paper's median
+        and range) and OUT_PREFIX_success_vs_d.png (median success at T = 10 against d, the fit)
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+
+def fit(d: float) -> float:
+    return 0.90 * np.exp(-0.35 * d) - 0.03
+
+
+def load(paths: list[str]) -> list[dict]:
+    rows = []
+    for p in paths:
+        with open(p) as fh:
+            for r in csv.DictReader(fh):
+                r["d"] = int(r["d"])
+                for k, v in list(r.items()):
+                    if k.startswith(("delta_min", "s_star", "plain_delta_min", "success_T")):
+                        r[k] = float(v) if v not in ("", "nan") else float("nan")
+                rows.append(r)
+    # one row per (model, image, encoding, form): a later run with the spectrum wins over one without
+    best: dict = {}
+    for r in rows:
+        key = (r["model"], r["image"], r["encoding"], r["hamiltonian"])
+        if key not in best or (np.isfinite(r["delta_min"]) and not np.isfinite(best[key]["delta_min"])):
+            best[key] = r
+    return list(best.values())
+
+
+def med(values: list[float]) -> float:
+    v = np.array([x for x in values if np.isfinite(x)])
+    return float(np.median(v)) if v.size else float("nan")
+
+
+def f3(x: float) -> str:
+    return "-" if not np.isfinite(x) else (f"{x:.3f}" if abs(x) >= 0.001 or x == 0 else f"{x:.1e}")
+
+
+def by_d(rows: list[dict]) -> None:
+    groups: dict = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["encoding"], r["hamiltonian"], r["d"])].append(r)
+    last = None
+    for (model, enc, form, d), rs in sorted(groups.items(), key=lambda x: (x[0][0], x[0][1], x[0][3])):
+        if (model, enc) != last:
+            last = (model, enc)
+            print(f"\n{model}, encoding {enc}, form {form}\n")
+            print("| d | problems | spectra | median Delta_min | s* >= 0.99 | P(T=10) | paper fit T=10 | P(T=50) | P(T=100) | d^2 shots succeed, T=10 |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+        g = [r["delta_min"] for r in rs if np.isfinite(r["delta_min"])]
+        late = [r["s_star"] >= 0.99 for r in rs if np.isfinite(r["s_star"])]
+        shots = np.mean([r["shot_success_T10"] == "True" for r in rs]) if "shot_success_T10" in rs[0] else float("nan")
+        print(f"| {d} | {len(rs)} | {len(g)} | {f3(med(g))} | {f'{np.mean(late):.0%}' if late else '-'} | "
+              f"{f3(med([r['success_T10'] for r in rs]))} | {f3(fit(d))} | {f3(med([r['success_T50'] for r in rs]))} | "
+              f"{f3(med([r['success_T100'] for r in rs]))} | {shots:.2f} |")
+    for (model, enc) in dict.fromkeys((r["model"], r["encoding"]) for r in rows):
+        g = np.array([r["delta_min"] for r in rows if (r["model"], r["encoding"]) == (model, enc) and np.isfinite(r["delta_min"])])
+        if g.size:
+            q5, q95 = np.percentile(g, [5, 95])
+            print(f"\n{model} {enc}: {g.size} gaps, median {g.size and np.median(g):.4f}, range {g.min():.2g} - {g.max():.2g}, "
+                  f"5-95% {q5:.2g} - {q95:.2g}, degenerate {sum(int(r['ground_count']) > 1 for r in rows if r['model'] == model)}")
+
+
+def k3(pen: list[dict], xy: list[dict]) -> None:
+    xs = {(r["model"], r["image"]): r for r in xy}
+    groups: dict = defaultdict(list)
+    for r in pen:
+        if (r["model"], r["image"]) in xs:
+            groups[(r["model"], r["d"])].append((r, xs[(r["model"], r["image"])]))
+    last = None
+    for (model, d), pairs in sorted(groups.items()):
+        if model != last:
+            last = model
+            print(f"\n{model}, k = 3, form {pairs[0][0]['hamiltonian']}\n")
+            print("| d | problems (anneals) | gaps both | median Delta_min, penalty | median Delta_min, XY | XY gap larger | P(T=10) penalty / XY | P(T=50) | P(T=100) |")
+            print("|---|---|---|---|---|---|---|---|---|")
+        both = [(p, x) for p, x in pairs if np.isfinite(p["delta_min"]) and np.isfinite(x["delta_min"])]
+        larger = f"{np.mean([x['delta_min'] > p['delta_min'] for p, x in both]):.0%}" if both else "-"
+        cells = [f"{f3(med([p[f'success_T{T}'] for p, _ in pairs]))} / {f3(med([x[f'success_T{T}'] for _, x in pairs]))}" for T in (10, 50, 100)]
+        print(f"| {d} | {len(pairs)} | {len(both)} | {f3(med([p['delta_min'] for p, _ in both]))} | "
+              f"{f3(med([x['delta_min'] for _, x in both]))} | {larger} | " + " | ".join(cells) + " |")
+    # XY alone on every problem it ran (the penalty run may be capped)
+    xg: dict = defaultdict(list)
+    for r in xy:
+        xg[(r["model"], r["d"])].append(r)
+    print("\nXY mixer on all its problems\n")
+    print("| model | d | problems | median Delta_min | P(T=10) | P(T=50) | P(T=100) |")
+    print("|---|---|---|---|---|---|---|")
+    for (model, d), rs in sorted(xg.items()):
+        print(f"| {model} | {d} | {len(rs)} | {f3(med([r['delta_min'] for r in rs]))} | "
+              + " | ".join(f3(med([r[f'success_T{T}'] for r in rs])) for T in (10, 50, 100)) + " |")
+
+
+def figures(prefix: str, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colors = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.axhspan(0.002, 0.25, color="0.9", label="paper's range ~0.002-0.25")
+    ax.axhline(0.09, color="k", ls="--", lw=1, label="paper's median ~0.09")
+    for i, m in enumerate(models):
+        rs = [r for r in rows if r["model"] == m and np.isfinite(r["delta_min"])]
+        off = (i - (len(models) - 1) / 2) * 0.12
+        ax.scatter([r["d"] + off for r in rs], [r["delta_min"] for r in rs], s=5, alpha=0.35, color=colors[m])
+        ds = sorted({r["d"] for r in rs})
+        ax.plot([d + off for d in ds], [med([r["delta_min"] for r in rs if r["d"] == d]) for d in ds], "o-", ms=4, color=colors[m], label=m)
+    ax.set_yscale("log")
+    ax.set_xlabel("qubits d")
+    ax.set_ylabel("$\\Delta_{min}$ (dots: problems; lines: medians)")
+    ax.set_title(f"Minimum gap vs d, form '{rows[0]['hamiltonian']}'", fontsize=9)
+    ax.legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(f"{prefix}_gap_vs_d.png", dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=True)
+    for ax, T in zip(axes, (10, 50, 100)):
+        for m in models:
+            rs = [r for r in rows if r["model"] == m]
+            ds = sorted({r["d"] for r in rs})
+            ax.plot(ds, [med([r[f"success_T{T}"] for r in rs if r["d"] == d]) for d in ds], "o-", ms=3, color=colors[m], label=m)
+        if T == 10:
+            dd = np.linspace(2, max(r["d"] for r in rows), 100)
+            ax.plot(dd, fit(dd), "k--", lw=1, label="paper fit 0.90 exp(-0.35 d) - 0.03")
+        ax.set_title(f"T = {T}", fontsize=9)
+        ax.set_xlabel("qubits d")
+    axes[0].set_ylabel("median success probability")
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"Median success vs d, form '{rows[0]['hamiltonian']}'", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{prefix}_success_vs_d.png", dpi=100)
+    plt.close(fig)
+
+
+def k3_figure(path: str, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colors = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=True)
+    for ax, T in zip(axes, (10, 50, 100)):
+        for m in models:
+            for enc, ls in (("penalty", "--"), ("xy", "-")):
+                rs = [r for r in rows if r["model"] == m and r["encoding"] == enc]
+                ds = sorted({r["d"] for r in rs})
+                ax.plot(ds, [med([r[f"success_T{T}"] for r in rs if r["d"] == d]) for d in ds], ls, marker="o", ms=3,
+                        color=colors[m], label=f"{m} {enc}")
+        ax.set_title(f"T = {T}", fontsize=9)
+        ax.set_xlabel("qubits d")
+    axes[0].set_ylabel("median success (feasible optimum)")
+    axes[0].legend(fontsize=5)
+    fig.suptitle("Exactly k = 3: penalty + transverse field (dashed) vs XY mixer (solid), form 'text'", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    cmd, rest = sys.argv[1], sys.argv[2:]
+    if cmd == "by-d":
+        by_d(load(rest))
+    elif cmd == "k3":
+        k3(load(rest[:1]), load(rest[1:2]))
+    elif cmd == "k3-figure":
+        k3_figure(rest[0], load(rest[1:]))
+    elif cmd == "figures":
+        figures(rest[0], load(rest[1:]))
+    else:
+        raise SystemExit(__doc__)
