@@ -1,7 +1,7 @@
 """Lowest levels of ``H(s)`` and the minimum gap, with degenerate optima handled.
 
 The levels come from the matrix-free Lanczos of the Rust core (restarted, fully
-reorthogonalised, with locking, warm-started from the previous ``s``; a small state's grid
+reorthogonalised, with locking, warm-started from the previous ``s``; a grid of a state up to 2^17 amplitudes
 in up to 8 segments run in parallel, fixed by the grid so results do not depend on threads).
 Ctrl-C is checked before every ``s`` point.
 

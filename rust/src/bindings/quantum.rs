@@ -283,6 +283,10 @@ fn qa_anneal_state(
 const SPECTRUM_SEGMENT_POINTS: usize = 16;
 /// At most this many segments (the threads a single spectrum can use).
 const MAX_SPECTRUM_SEGMENTS: usize = 8;
+/// States up to this size are segmented (each running segment holds a Krylov basis of up to
+/// `max_krylov` vectors: 60 x 2^17 x 8 bytes = 63 MB); larger ones sweep the grid once, the
+/// vector work parallel inside.
+const MAX_SEGMENTED_DIM: usize = 1 << 17;
 /// (problem, first point, values, (matvecs, converged, max residual)) of one segment.
 type Segment = (usize, usize, Vec<f64>, (usize, bool, f64));
 
@@ -356,7 +360,7 @@ fn qa_spectrum_batch(
         }
         Ok((i, lo, vals, (mv, ok, worst)))
     };
-    let large = |p: &Problem| p.xy.as_ref().map_or(1usize << p.n, |x| x.dim()) >= crate::core::quantum::lanczos::PAR_MIN;
+    let large = |p: &Problem| p.xy.as_ref().map_or(1usize << p.n, |x| x.dim()) > MAX_SEGMENTED_DIM;
     let mut stats = vec![(0usize, true, 0.0f64); np];
     let out_slice = view.as_mut_slice();
     let mut store = |(i, lo, v, (mv, ok, worst)): Segment| {
@@ -370,7 +374,7 @@ fn qa_spectrum_batch(
         let seg = interruptible(py, num_threads, |cancel| run(i, (0, npts), cancel))?.map_err(|e| to_py(py, e))?;
         store(seg);
     }
-    // Small states: the grid cut into segments (a number fixed by the grid, so results do not
+    // Smaller states: the grid cut into segments (a number fixed by the grid, so results do not
     // depend on the thread count), problems and segments in parallel: a single problem's
     // spectrum uses every thread.
     let segments = (npts / SPECTRUM_SEGMENT_POINTS).clamp(1, MAX_SPECTRUM_SEGMENTS);
