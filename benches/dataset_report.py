@@ -243,14 +243,15 @@ def section_dask(n: int = 4000, batch: int = 100) -> None:
     print(f"\n### Dask backend, LocalCluster on 127.0.0.1, single-threaded workers ({n} MNIST images, batch {batch})\n")
     print("| backend | images/s (best of 3 jobs after a warm-up job; cluster start excluded) |")
     print("|---|---|")
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from qfsel.dataset.dask_backend import local_cluster
 
     t = _timed(lambda: qfsel.explain_dataset(bundle.model, x, [bundle.default_layer], out=_store("l") + "/s",
                                              batch_size=batch, num_workers=0, progress=False), 3)
     print(f"| local (this process, torch threads: {torch.get_num_threads()}) | {n / t:.0f} |")
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with local_cluster(workers) as cluster, Client(cluster) as client:
             t = _timed(lambda: qfsel.explain_dataset(bundle.model, x, [bundle.default_layer], out=_store("d") + "/s",
                                                      batch_size=batch, backend="dask", scheduler=client,
                                                      progress=False), 3)

@@ -106,10 +106,33 @@ def _run_shard(key: str, path: str, batches: Sequence[int]) -> tuple[int, int, i
     return counts["images"] + skipped, counts["failed"], len(todo)
 
 
+#: glibc's trim and mmap thresholds (bytes) in the workers of the LocalCluster qfsel starts.
+WORKER_MALLOC_THRESHOLD = 64 * 2**20
+
+
+def local_cluster(n_workers: int) -> Any:
+    """The ``LocalCluster`` qfsel starts: ``n_workers`` single-threaded worker processes on
+    127.0.0.1, the scheduler's HTTP server on a free loopback port, and glibc's trim and mmap
+    thresholds in the workers at :data:`WORKER_MALLOC_THRESHOLD`."""
+    import dask
+    from distributed import LocalCluster
+
+    # distributed starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns off glibc's
+    # adaptive mmap threshold: every tensor above 128 KiB is then mmap'ed and page-faulted
+    # afresh, and the model ran 2x slower in a worker than in this process (`benches/
+    # dataset_report.py --only dask`: 1 worker 966 -> 2137 images/s with both at 64 MiB).
+    # With dashboard_address=None distributed would still bind 8787 (and warn, or fail under
+    # -W error, when another cluster holds it).
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": WORKER_MALLOC_THRESHOLD
+                          for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0")
+
+
 def connect(scheduler: Any, n_workers: int, timeout: float) -> tuple[Any, Any]:
     """``(client, cluster or None)``: the given Client, a connection to an address, or a new
     LocalCluster on 127.0.0.1 with ``n_workers`` single-threaded worker processes."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from .._checks import check_positive_int, check_positive_real
 
@@ -118,10 +141,7 @@ def connect(scheduler: Any, n_workers: int, timeout: float) -> tuple[Any, Any]:
         return scheduler, None
     if scheduler is None:
         n_workers = check_positive_int("n_workers", n_workers)
-        # The scheduler's HTTP server on a free loopback port: with dashboard_address=None distributed
-        # still binds 8787 (and warns, or fails under -W error, when another cluster holds it).
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0")
+        cluster = local_cluster(n_workers)
         try:
             return Client(cluster, timeout=timeout), cluster
         except BaseException:
