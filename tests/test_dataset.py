@@ -629,6 +629,11 @@ def test_arrays_for_metrics(tiny, tmp_path):
     assert [s.tolist() for s in a["selected"][8:16]] == [s.tolist() for s in want.selected]
     assert (a["labels"] == -1).all() and a["predicted"].dtype == np.int64
     assert res.arrays("gradcam")["selected"] is None
+    # some batches only: the same rows as the whole table's
+    part = res.records("qfs", batches=[1, 2, 7])
+    whole = res.records("qfs")
+    assert part["index"].tolist() == list(range(8, 22))
+    assert part.equals(whole[whole["batch"].isin([1, 2])].reset_index(drop=True))
     with pytest.raises(ValueError, match="methods: expected names from"):
         res.heatmaps("lime")
     qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "g", batch_size=8, num_workers=0,

@@ -38,6 +38,8 @@ from .sources import Item, Loadable, collate_items, dataset_fingerprint, first_s
 __all__ = ["DatasetSummary", "explain_dataset"]
 
 DTYPES = ("float16", "float32")
+BACKENDS = ("local", "dask")
+
 # "for sample index 0 (all: [0])" in an error about a one-image batch
 _SAMPLE_INDEX = re.compile(r" for sample index 0( \(all: \[0\]\))?")
 
@@ -78,7 +80,6 @@ def _sub_capture(cap: Capture, rows: list[int]) -> Capture:
     layers = tuple(LayerCapture(lc.name, lc.module, pick(lc.activations), pick(lc.gradients)) for lc in cap.layers)
     return Capture(pick(cap.input), layers, pick(cap.output), pick(cap.scores), tuple(cap.targets[j] for j in rows),
                    pick(cap.predicted))
-BACKENDS = ("local", "dask")
 
 
 @dataclass
@@ -255,10 +256,10 @@ class BatchWorker:
             n = int.from_bytes(data[:8], "little")
             header = json.loads(data[8 : 8 + n])
             reasons = header["reasons"]
-            readable = [it for it in items if not it.reason]
+            readable = [i for i, it in enumerate(items) if not it.reason]  # the rows of x
             if header["layers"] != self.layer_names or len(reasons) != len(items) or len(readable) != len(x):
                 return None
-            keep = [j for j, it in enumerate(readable) if not reasons[items.index(it)]]
+            keep = [j for j, i in enumerate(readable) if not reasons[i]]
             body = memoryview(data)[8 + n :]
             t = {}
             for m in header["tensors"]:

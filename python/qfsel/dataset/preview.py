@@ -61,13 +61,16 @@ def save_preview(
 
     n = check_positive_int("n", n)
     res = open_results(out)
-    records = res.records()
-    if records.empty:
+    # the explained images: those of the complete batches, less the failures (both small to read)
+    explained = np.setdiff1d(res.done_indices(), res.failures()["index"].to_numpy())
+    if explained.size == 0:
         raise ValueError(f"out: the store {out} has no explained image yet")
-    explained = sorted(set(int(i) for i in records["index"]))
     # spread over the dataset (folders and bundled sets are often sorted by class)
-    picks = np.unique(np.round(np.linspace(0, len(explained) - 1, min(n, len(explained)))).astype(int))
-    indices = [explained[j] for j in picks]
+    picks = np.unique(np.round(np.linspace(0, explained.size - 1, min(n, explained.size))).astype(int))
+    indices = [int(explained[j]) for j in picks]
+    # only the record parts of the batches shown are read
+    bs = int(res.manifest["config"]["batch_size"])
+    records = res.records(batches={i // bs for i in indices})
     if transform is None and isinstance(model, (str, os.PathLike)):
         from ..models import load_model
 

@@ -11,7 +11,7 @@ Layout of a store folder::
       raw.zarr/             optional: per method and target layer the raw maps (N, h, w)
       records/part-BBBBBB.parquet    one row per (image, method) of batch BBBBBB
       failures/part-BBBBBB.parquet   unreadable images of batch BBBBBB (path, reason)
-      inflight/part-BBBBBB.pt        while batch BBBBBB is being finished: its saved capture
+      inflight/part-BBBBBB.capture   while batch BBBBBB is being finished: its saved capture
 
 A batch is *complete* when its records part exists. The part is written last, to a temporary
 name and renamed (an atomic step on POSIX file systems), after the batch's heatmap chunks and
@@ -162,8 +162,11 @@ def _parquet_bytes(table: Any) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _part_name(batch: int) -> str:
-    return f"part-{batch:06d}.parquet"
+PARQUET, CAPTURE = ".parquet", ".capture"
+
+
+def _part_name(batch: int, suffix: str = PARQUET) -> str:
+    return f"part-{batch:06d}{suffix}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,7 +281,7 @@ class StoreWriter:
     # -- saved captures of the batches in flight -------------------------------------------
     def capture_path(self, batch: int) -> Path:
         """Where the capture of batch ``batch`` is saved while it is being finished."""
-        return self.path / INFLIGHT / f"part-{batch:06d}.pt"
+        return self.path / INFLIGHT / _part_name(batch, CAPTURE)
 
     def save_capture(self, batch: int, data: bytes) -> None:
         """Saves a capture's bytes atomically (see the module docs).
@@ -290,12 +293,11 @@ class StoreWriter:
             _makedirs(self.path / INFLIGHT)
             _atomic_write_bytes(self.capture_path(batch), data)
         except OSError as exc:
-            done = self.done_batches()
-            raise _write_error(self.path, exc, max(done) if done else None) from exc
+            raise self._write_failed(exc) from exc
 
     def saved_captures(self) -> set[int]:
         """Batches with a saved capture."""
-        return _parts(self.path / INFLIGHT, ".pt")
+        return _parts(self.path / INFLIGHT, CAPTURE)
 
     def drop_capture(self, batch: int) -> None:
         """Deletes the saved capture of a complete batch (no error when there is none)."""
@@ -341,8 +343,12 @@ class StoreWriter:
         except OSError as exc:
             if isinstance(exc, StoreWriteError):
                 raise
-            done = self.done_batches()
-            raise _write_error(self.path, exc, max(done) if done else None) from exc
+            raise self._write_failed(exc) from exc
+
+    def _write_failed(self, exc: OSError) -> "StoreWriteError":
+        """The error for a failed write, naming the last complete batch."""
+        done = self.done_batches()
+        return _write_error(self.path, exc, max(done) if done else None)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -368,7 +374,7 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def _done_batches(path: Path) -> set[int]:
-    return _parts(path / RECORDS, ".parquet")
+    return _parts(path / RECORDS, PARQUET)
 
 
 def _parts(folder: Path, suffix: str) -> set[int]:
@@ -424,23 +430,28 @@ class Results:
         parts = [np.arange(b * bs, min(n, (b + 1) * bs)) for b in self.done_batches()]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
-    def _table(self, folder: str, schema: Any) -> Any:
+    def _table(self, folder: str, schema: Any, batches: Any = None) -> Any:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables = [pq.read_table(self.path / folder / _part_name(b)) for b in self.done_batches()]
+        done = self.done_batches()
+        if batches is not None:
+            done = sorted(set(done) & {int(b) for b in batches})
+        tables = [pq.read_table(self.path / folder / _part_name(b)) for b in done]
         tables = [t for t in tables if t.num_rows]
         if not tables:
             return schema.empty_table()
         return pa.concat_tables(tables)
 
-    def records_table(self) -> Any:
-        """All records of the complete batches as a ``pyarrow.Table`` (by batch, then image, then method)."""
-        return self._table(RECORDS, _records_schema())
+    def records_table(self, batches: Any = None) -> Any:
+        """The records of the complete batches (of those among ``batches`` when given) as a
+        ``pyarrow.Table`` (by batch, then image, then method)."""
+        return self._table(RECORDS, _records_schema(), batches)
 
-    def records(self, method: str | None = None) -> Any:
-        """The records as a ``pandas.DataFrame`` (one method's rows when ``method`` is given)."""
-        df = self.records_table().to_pandas()
+    def records(self, method: str | None = None, *, batches: Any = None) -> Any:
+        """The records as a ``pandas.DataFrame`` (one method's rows when ``method`` is given; only
+        the complete batches among ``batches`` when given: a large store need not be read whole)."""
+        df = self.records_table(batches).to_pandas()
         if method is not None:
             df = df[df["method"] == self._method(method)].reset_index(drop=True)
         return df
