@@ -114,7 +114,7 @@ def spectrum_batch(
     graph: str = "complete",
     driver_scale: float | None = None,
     tol: float = 1e-9,
-    max_krylov: int = 60,
+    max_krylov: int = 40,
     degeneracy_tol: float = 1e-9,
     max_qubits: int = DEFAULT_MAX_QUBITS,
     num_threads: int | None = None,

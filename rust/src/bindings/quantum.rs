@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use super::buffers::{read, View};
 use super::errors::{invalid, to_py};
 use super::interrupt::run_interruptible;
-use crate::core::quantum::lanczos::{lowest_levels, LanczosOptions};
+use crate::core::quantum::lanczos::{lowest_levels_in, LanczosOptions, Workspace};
 use crate::core::quantum::statevector::{self, Evolved, Integrator, StepMode, TfHamiltonian, TfSystem};
 use crate::core::quantum::xy::{Graph, XyHamiltonian, XySystem};
 use crate::core::quantum::{check_qubits, diagonal_energies, ground_manifold, Cancel, Schedule};
@@ -284,7 +284,7 @@ const SPECTRUM_SEGMENT_POINTS: usize = 16;
 /// At most this many segments (the threads a single spectrum can use).
 const MAX_SPECTRUM_SEGMENTS: usize = 8;
 /// States up to this size are segmented (each running segment holds a Krylov basis of up to
-/// `max_krylov` vectors: 60 x 2^17 x 8 bytes = 63 MB); larger ones sweep the grid once, the
+/// `max_krylov` vectors: 40 x 2^17 x 8 bytes = 42 MB by default); larger ones sweep the grid once, the
 /// vector work parallel inside.
 const MAX_SEGMENTED_DIM: usize = 1 << 17;
 /// (problem, first point, values, (matvecs, converged, max residual)) of one segment.
@@ -341,14 +341,15 @@ fn qa_spectrum_batch(
         let mut vals = Vec::with_capacity((hi - lo) * levels);
         let mut starts: Vec<Vec<f64>> = Vec::new();
         let (mut mv, mut ok, mut worst) = (0usize, true, 0.0f64);
+        let mut ws = Workspace::new();
         for (&a, &b) in a_points[lo..hi].iter().zip(&b_points[lo..hi]) {
             cancel.check()?;
             let lv = match &p.xy {
                 None => {
                     let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
-                    lowest_levels(&TfHamiltonian { sys: &sys, a, b }, levels, &starts, opts)
+                    lowest_levels_in(&TfHamiltonian { sys: &sys, a, b }, levels, &starts, opts, &mut ws)
                 }
-                Some(x) => lowest_levels(&XyHamiltonian { sys: x, a, b }, levels, &starts, opts),
+                Some(x) => lowest_levels_in(&XyHamiltonian { sys: x, a, b }, levels, &starts, opts, &mut ws),
             };
             mv += lv.matvecs;
             ok &= lv.converged;

@@ -1,17 +1,32 @@
 //! Matrix-free Lanczos for the lowest levels of a real symmetric operator.
 //!
 //! One level at a time with locking: the Krylov space of level `l` is kept
-//! orthogonal to the `l` converged (locked) vectors (full reorthogonalisation
-//! against them), with partial reorthogonalisation against the Krylov basis
-//! (a full classical Gram-Schmidt pass, repeated when needed, whenever the
-//! measured loss of orthogonality exceeds sqrt(eps), and every 40 steps; a reorthogonalised
-//! vector is always followed by a reorthogonalised next one, so that both vectors of the
-//! three-term recurrence are clean), and explicit restarts from the current
-//! Ritz vector when the basis reaches `max_krylov` vectors. Degenerate
-//! levels are found one copy after another. Start vectors are the caller's
-//! warm starts (the previous point of an `s` grid) plus a small
-//! deterministic pseudo-random component, so that no symmetry sector is
+//! orthogonal to the `l` converged (locked) vectors (Gram-Schmidt against them
+//! at every step), so degenerate levels are found one copy after another. Start
+//! vectors are the caller's warm starts (the previous point of an `s` grid) plus
+//! a small deterministic pseudo-random component, so that no symmetry sector is
 //! missed.
+//!
+//! * **Orthogonality** (partial reorthogonalisation): a full classical Gram-Schmidt
+//!   pass against the Krylov basis (repeated when it removes most of the vector) whenever
+//!   the loss of orthogonality exceeds sqrt(eps), as measured against two vectors (the
+//!   first basis vector and an older one) or as estimated against every basis vector by
+//!   Simon's recurrence, and every 40 steps; a reorthogonalised vector is always followed
+//!   by a reorthogonalised next one, so that both vectors of the three-term recurrence are
+//!   clean. (The two probes alone missed a loss towards a middle vector near `s = 0`, where
+//!   the driver's excited levels form tight clusters.)
+//! * **Thick restart**: when the basis reaches `max_krylov` vectors, the lowest
+//!   [`KEEP`] Ritz vectors and the residual direction become the new basis (the projected
+//!   matrix an arrowhead, reduced to tridiagonal form once per restart), so a level that
+//!   needs more steps than the basis holds loses little of its Krylov space.
+//! * **Fused vector work**, so that each step makes few passes over memory: the
+//!   operator returns `<v, H v>` with the product ([`RealOperator::apply_dot`]); one pass
+//!   applies the three-term recurrence and measures the new vector's norm, its overlaps
+//!   with the locked vectors and the two probes; one removes the locked components and
+//!   measures the norm again; one writes the next basis vector. Gram-Schmidt against many
+//!   vectors and the Ritz vectors are computed over cache-sized blocks of the output, every
+//!   basis vector streamed once; the leaf kernels have an AVX2 build (same bits). The basis
+//!   lives in one reusable [`Workspace`] (a sweep over an `s` grid allocates it once).
 //!
 //! Dot products are summed over fixed chunks in a fixed order, so results
 //! do not depend on the number of threads.
@@ -26,54 +41,205 @@ pub trait RealOperator: Sync {
     fn dim(&self) -> usize;
     /// `out = H v`.
     fn apply(&self, v: &[f64], out: &mut [f64]);
+    /// `out = H v`, returning `<v, out>` summed exactly as [`dot`] sums it (an operator can
+    /// fuse the two passes).
+    fn apply_dot(&self, v: &[f64], out: &mut [f64]) -> f64 {
+        self.apply(v, out);
+        dot(v, out)
+    }
 }
 
 /// Chunk of the deterministic reductions and the parallel loops.
 pub const CHUNK: usize = 1 << 13;
 /// Vectors at least this long are processed in parallel.
 pub const PAR_MIN: usize = 1 << 15;
+/// Block of the many-vector kernels: one block of the output (and one of each input) stays in
+/// the L1 cache while every input vector streams past it.
+const BLOCK: usize = 1 << 10;
 
-/// `sum x_i y_i` of one chunk in 8 interleaved partial sums (so that it vectorises),
-/// combined in a fixed order.
-#[inline]
-pub fn dot_chunk(x: &[f64], y: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
+/// `acc[i] += sum_k x[8k + i] y[8k + i]` (lengths multiples of 8): the lanes of [`dot_chunk`].
+#[inline(always)]
+pub fn add_lanes(acc: &mut [f64; 8], x: &[f64], y: &[f64]) {
+    for (a, b) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
         for i in 0..8 {
             acc[i] += a[i] * b[i];
         }
     }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (a, b) in xr.iter().zip(yr) {
-        s += a * b;
+}
+
+/// The 8 lanes combined in the fixed order of [`dot_chunk`].
+#[inline(always)]
+pub fn combine_lanes(acc: &[f64; 8]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+wide_kernel! {
+    /// `sum x_i y_i` of one chunk in 8 interleaved partial sums (so that it vectorises),
+    /// combined in a fixed order.
+    pub fn dot_chunk(x: &[f64], y: &[f64]) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let n8 = x.len() / 8 * 8;
+        add_lanes(&mut acc, &x[..n8], &y[..n8]);
+        let mut s = combine_lanes(&acc);
+        for (a, b) in x[n8..].iter().zip(&y[n8..]) {
+            s += a * b;
+        }
+        s
     }
-    s
+}
+
+/// Runs `f(chunk_index)` over the chunks of a vector of length `n` (in parallel for long
+/// vectors) and returns the results in chunk order.
+fn map_chunks<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    let chunks = n.div_ceil(CHUNK);
+    if n >= PAR_MIN {
+        (0..chunks).into_par_iter().map(f).collect()
+    } else {
+        (0..chunks).map(f).collect()
+    }
+}
+
+/// Runs `f(first index, chunk)` over the chunks of `y` (in parallel for long vectors).
+fn for_chunks_mut(y: &mut [f64], f: impl Fn(usize, &mut [f64]) + Sync + Send) {
+    if y.len() >= PAR_MIN {
+        y.par_chunks_mut(CHUNK).enumerate().for_each(|(k, c)| f(k * CHUNK, c));
+    } else {
+        y.chunks_mut(CHUNK).enumerate().for_each(|(k, c)| f(k * CHUNK, c));
+    }
 }
 
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    if a.len() >= PAR_MIN {
-        let parts: Vec<f64> = a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).map(|(x, y)| dot_chunk(x, y)).collect();
-        parts.iter().sum()
-    } else {
-        a.chunks(CHUNK).zip(b.chunks(CHUNK)).map(|(x, y)| dot_chunk(x, y)).sum()
+    map_chunks(a.len(), |k| {
+        let lo = k * CHUNK;
+        let hi = (lo + CHUNK).min(a.len());
+        dot_chunk(&a[lo..hi], &b[lo..hi])
+    })
+    .iter()
+    .sum()
+}
+
+wide_kernel! {
+    /// `<u, w>` of every `u` over the elements `lo..hi`, as [`dot_chunk`] sums them, `w`'s
+    /// block held in cache while the `u` stream past it.
+    fn multi_dot_chunk(us: &[&[f64]], w: &[f64], lo: usize, hi: usize) -> Vec<f64> {
+        let n8 = lo + (hi - lo) / 8 * 8;
+        let mut acc = vec![[0.0f64; 8]; us.len()];
+        let mut s = lo;
+        while s < n8 {
+            let e = (s + BLOCK).min(n8);
+            for (u, a) in us.iter().zip(acc.iter_mut()) {
+                add_lanes(a, &u[s..e], &w[s..e]);
+            }
+            s = e;
+        }
+        us.iter()
+            .zip(&acc)
+            .map(|(u, a)| {
+                let mut t = combine_lanes(a);
+                for (x, y) in u[n8..hi].iter().zip(&w[n8..hi]) {
+                    t += x * y;
+                }
+                t
+            })
+            .collect()
     }
+}
+
+/// `[dot(u, w) for u in us]`, bit for bit, in one pass over `w` (each `u` streamed once).
+pub fn multi_dot(us: &[&[f64]], w: &[f64]) -> Vec<f64> {
+    let n = w.len();
+    let parts = map_chunks(n, |k| multi_dot_chunk(us, w, k * CHUNK, (k * CHUNK + CHUNK).min(n)));
+    (0..us.len()).map(|i| parts.iter().map(|p| p[i]).sum()).collect()
+}
+
+wide_kernel! {
+    /// `out = (init or 0) - sum_i coefs[i] us[i][lo..]` over `out`'s elements (each element
+    /// updated in the order of `us`, as repeated [`axpy`] calls would), then `out *= scale`
+    /// unless `scale` is 1; block by block, every `u` streamed once.
+    fn combine_chunk(out: &mut [f64], init: Option<&[f64]>, us: &[&[f64]], coefs: &[f64], sign: f64, scale: f64, lo: usize) {
+        for (k, ob) in out.chunks_mut(BLOCK).enumerate() {
+            let s = lo + k * BLOCK;
+            let len = ob.len();
+            match init {
+                Some(w) => ob.copy_from_slice(&w[s..s + len]),
+                None => {}
+            }
+            for (u, &c) in us.iter().zip(coefs) {
+                let c = sign * c;
+                for (p, q) in ob.iter_mut().zip(&u[s..s + len]) {
+                    *p += c * q;
+                }
+            }
+            if scale != 1.0 {
+                for p in ob.iter_mut() {
+                    *p *= scale;
+                }
+            }
+        }
+    }
+}
+
+wide_kernel! {
+    /// [`combine_chunk`]'s `w -= sum_i coefs[i] us[i]` over one chunk, returning the chunk's
+    /// `<w, w>` afterwards in the lanes of [`dot_chunk`].
+    fn sub_norm_chunk(wc: &mut [f64], us: &[&[f64]], coefs: &[f64], lo: usize) -> f64 {
+        let len = wc.len();
+        let n8 = len / 8 * 8;
+        let mut acc = [0.0f64; 8];
+        for (k, wb) in wc[..n8].chunks_mut(BLOCK).enumerate() {
+            let s = lo + k * BLOCK;
+            let bl = wb.len();
+            for (u, &c) in us.iter().zip(coefs) {
+                let c = -c;
+                for (p, q) in wb.iter_mut().zip(&u[s..s + bl]) {
+                    *p += c * q;
+                }
+            }
+            add_lanes(&mut acc, wb, wb);
+        }
+        let mut t = combine_lanes(&acc);
+        for i in n8..len {
+            for (u, &c) in us.iter().zip(coefs) {
+                wc[i] += -c * u[lo + i];
+            }
+            t += wc[i] * wc[i];
+        }
+        t
+    }
+}
+
+/// `w -= sum_i coefs[i] us[i]`, returning `<w, w>` of the result (one pass).
+fn sub_combination_norm(w: &mut [f64], us: &[&[f64]], coefs: &[f64]) -> f64 {
+    let parts: Vec<f64> = if w.len() >= PAR_MIN {
+        w.par_chunks_mut(CHUNK).enumerate().map(|(k, c)| sub_norm_chunk(c, us, coefs, k * CHUNK)).collect()
+    } else {
+        w.chunks_mut(CHUNK).enumerate().map(|(k, c)| sub_norm_chunk(c, us, coefs, k * CHUNK)).collect()
+    };
+    parts.iter().sum()
+}
+
+/// `w -= sum_i coefs[i] us[i]` (each element updated in the order of `us`, as repeated
+/// [`axpy`] calls would), every `u` streamed once.
+pub fn sub_combination(w: &mut [f64], us: &[&[f64]], coefs: &[f64]) {
+    for_chunks_mut(w, |lo, wc| combine_chunk(wc, None, us, coefs, -1.0, 1.0, lo));
+}
+
+/// `out = sum_i coefs[i] us[i]` (summed in the order of `us`), every `u` streamed once.
+pub fn combination(out: &mut [f64], us: &[&[f64]], coefs: &[f64]) {
+    for_chunks_mut(out, |lo, oc| {
+        oc.iter_mut().for_each(|p| *p = 0.0);
+        combine_chunk(oc, None, us, coefs, 1.0, 1.0, lo)
+    });
+}
+
+/// `out = w * inv` (the next basis vector).
+fn write_scaled(out: &mut [f64], w: &[f64], inv: f64) {
+    for_chunks_mut(out, |lo, oc| combine_chunk(oc, Some(w), &[], &[], 1.0, inv, lo));
 }
 
 /// `y += alpha * x`.
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
-    if y.len() >= PAR_MIN {
-        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(yc, xc)| {
-            for (p, q) in yc.iter_mut().zip(xc) {
-                *p += alpha * q;
-            }
-        });
-    } else {
-        for (p, q) in y.iter_mut().zip(x) {
-            *p += alpha * q;
-        }
-    }
+    for_chunks_mut(y, |lo, yc| combine_chunk(yc, None, &[x], &[alpha], 1.0, 1.0, lo));
 }
 
 pub fn scale(alpha: f64, y: &mut [f64]) {
@@ -82,26 +248,87 @@ pub fn scale(alpha: f64, y: &mut [f64]) {
     }
 }
 
-fn orthogonalise(w: &mut [f64], against: &[&[f64]]) {
-    let before = dot(w, w).sqrt();
-    for pass in 0..2 {
-        let coef: Vec<f64> = against.iter().map(|u| dot(u, w)).collect();
-        for (u, c) in against.iter().zip(coef) {
-            axpy(-c, u, w);
-        }
-        // a second pass only when the first one removed most of the vector
-        if pass == 0 && dot(w, w).sqrt() > 0.7 * before {
-            break;
-        }
+/// Gram-Schmidt of `w` against the orthonormal `against` (classical, a second pass when the
+/// first removed most of the vector); returns the squared norm of the result.
+fn orthogonalise(w: &mut [f64], against: &[&[f64]]) -> f64 {
+    if against.is_empty() {
+        return dot(w, w);
     }
+    let (coef, before) = {
+        let mut list = against.to_vec();
+        list.push(&*w);
+        let c = multi_dot(&list, w);
+        (c[..against.len()].to_vec(), c[against.len()])
+    };
+    sub_combination(w, against, &coef);
+    let mut after = dot(w, w);
+    // a second pass only when the first one removed most of the vector
+    if after <= 0.49 * before {
+        let c = multi_dot(against, w);
+        sub_combination(w, against, &c);
+        after = dot(w, w);
+    }
+    after
+}
+
+wide_kernel! {
+    /// One chunk of [`recurrence`]: `w -= a v + b u` over `w`'s elements (from `lo`), and
+    /// `[<w, w>, <p, w> for p in probes]` of the result, each summed as [`dot_chunk`] would.
+    fn recurrence_chunk(wc: &mut [f64], a: f64, v: &[f64], prev: Option<(f64, &[f64])>, probes: &[&[f64]], lo: usize) -> Vec<f64> {
+        let len = wc.len();
+        let n8 = len / 8 * 8;
+        let vc = &v[lo..lo + len];
+        let (b, uc) = match prev {
+            Some((b, u)) => (b, &u[lo..lo + len]),
+            None => (0.0, vc),
+        };
+        let mut ww = [0.0f64; 8];
+        for ((wg, vg), ug) in wc[..n8].chunks_exact_mut(8).zip(vc.chunks_exact(8)).zip(uc.chunks_exact(8)) {
+            for i in 0..8 {
+                let t = if prev.is_some() { (wg[i] - a * vg[i]) - b * ug[i] } else { wg[i] - a * vg[i] };
+                wg[i] = t;
+                ww[i] += t * t;
+            }
+        }
+        for i in n8..len {
+            wc[i] = if prev.is_some() { (wc[i] - a * vc[i]) - b * uc[i] } else { wc[i] - a * vc[i] };
+        }
+        let wc: &[f64] = wc;
+        let mut out = Vec::with_capacity(probes.len() + 1);
+        let mut t = combine_lanes(&ww);
+        for x in &wc[n8..] {
+            t += x * x;
+        }
+        out.push(t);
+        out.extend(multi_dot_chunk(&probes.iter().map(|p| &p[lo..lo + len]).collect::<Vec<_>>(), wc, 0, len));
+        out
+    }
+}
+
+/// One pass of the three-term recurrence: `w -= a v + b u`, returning
+/// `[<w, w>, <p, w> for p in probes]` of the updated `w`.
+fn recurrence(w: &mut [f64], a: f64, v: &[f64], prev: Option<(f64, &[f64])>, probes: &[&[f64]]) -> Vec<f64> {
+    let n = w.len();
+    let parts: Vec<Vec<f64>> = if n >= PAR_MIN {
+        w.par_chunks_mut(CHUNK).enumerate().map(|(k, c)| recurrence_chunk(c, a, v, prev, probes, k * CHUNK)).collect()
+    } else {
+        w.chunks_mut(CHUNK).enumerate().map(|(k, c)| recurrence_chunk(c, a, v, prev, probes, k * CHUNK)).collect()
+    };
+    (0..=probes.len()).map(|i| parts.iter().map(|p| p[i]).sum()).collect()
 }
 
 /// Deterministic pseudo-random entries in [-0.5, 0.5).
 pub fn pseudo_random(dim: usize, seed: u64) -> Vec<f64> {
+    let mut v = vec![0.0; dim];
+    fill_pseudo_random(&mut v, seed);
+    v
+}
+
+fn fill_pseudo_random(v: &mut [f64], seed: u64) {
     let mut s = seed ^ 0x5EED_0F_1A2C_u64;
-    (0..dim)
-        .map(|_| (splitmix64(&mut s) >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
-        .collect()
+    for p in v.iter_mut() {
+        *p = (splitmix64(&mut s) >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+    }
 }
 
 /// Options of [`lowest_levels`].
@@ -110,9 +337,9 @@ pub struct LanczosOptions {
     /// Converged when the residual `||H x - theta x||` is at most `tol * max(1, |theta|)`
     /// (ARPACK's test), or with `kato_temple` its bound `residual^2 / gap`.
     pub tol: f64,
-    /// Largest Krylov basis before a restart.
+    /// Largest Krylov basis before a (thick) restart.
     pub max_krylov: usize,
-    /// Restarts per level before giving up (the level is then returned unconverged).
+    /// Thick restarts per level before giving up (the level is then returned unconverged).
     pub max_restarts: usize,
     /// Weight of the pseudo-random component mixed into warm starts.
     pub mix: f64,
@@ -123,7 +350,7 @@ pub struct LanczosOptions {
 
 impl Default for LanczosOptions {
     fn default() -> Self {
-        LanczosOptions { tol: 1e-9, max_krylov: 60, max_restarts: 200, mix: 1e-8, kato_temple: false }
+        LanczosOptions { tol: 1e-9, max_krylov: 40, max_restarts: 200, mix: 1e-8, kato_temple: false }
     }
 }
 
@@ -142,144 +369,415 @@ pub struct Levels {
     pub converged: bool,
 }
 
+/// The storage of [`lowest_levels_in`]: the Krylov basis (one contiguous block, grown on first
+/// use and kept) and the work vector. Reusing one across the points of a grid saves the
+/// allocation and the first-touch page faults of every point.
+#[derive(Default, Debug)]
+pub struct Workspace {
+    basis: Vec<f64>,
+    w: Vec<f64>,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
 /// The `levels` lowest eigenpairs of `op`, warm-started from `starts`.
 pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], opts: LanczosOptions) -> Levels {
+    lowest_levels_in(op, levels, starts, opts, &mut Workspace::new())
+}
+
+/// Ritz vectors a restart keeps (thick restart): the lowest few of the full basis, so that a
+/// level that needs more than `max_krylov` steps loses little of its Krylov space.
+const KEEP: usize = 4;
+
+/// The kept part of a thick-restarted basis: `kept` Ritz vectors (the first basis vectors)
+/// with Ritz values `theta`, coupled to the next basis vector by `sigma` (the arrowhead of the
+/// projected matrix), and the orthogonal `q` (row `t` = reduced vector `t` in the Ritz
+/// coordinates) that makes the arrowhead tridiagonal with the coupling at its end, so that the
+/// usual tridiagonal solver serves the whole projected matrix.
+#[derive(Default)]
+struct Arrow {
+    theta: Vec<f64>,
+    sigma: Vec<f64>,
+    q: Vec<Vec<f64>>,
+    diag: Vec<f64>,
+    off: Vec<f64>,
+    coupling: f64,
+}
+
+impl Arrow {
+    fn kept(&self) -> usize {
+        self.theta.len()
+    }
+
+    /// Householder reduction of `[[diag(theta), sigma], [sigma^T, 0]]` to tridiagonal form,
+    /// from the bottom up so that the last index (the coupling to the rest of the basis) is
+    /// never rotated (LAPACK's `sytrd` with the upper triangle).
+    fn reduce(&mut self) {
+        let k = self.kept();
+        let n = k + 1;
+        let mut a = vec![vec![0.0f64; n]; n];
+        for i in 0..k {
+            a[i][i] = self.theta[i];
+            a[i][k] = self.sigma[i];
+            a[k][i] = self.sigma[i];
+        }
+        let mut q = vec![vec![0.0f64; n]; n];
+        for (i, row) in q.iter_mut().enumerate() {
+            row[i] = 1.0;
+        }
+        for i in (2..n).rev() {
+            // annihilate a[0..i-1][i] with a reflection of the indices 0..i
+            let x: Vec<f64> = (0..i).map(|r| a[r][i]).collect();
+            let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let above = x[..i - 1].iter().map(|v| v * v).sum::<f64>().sqrt();
+            if !(above > 0.0) {
+                continue;
+            }
+            let alpha = if x[i - 1] >= 0.0 { -norm } else { norm };
+            let mut v = x.clone();
+            v[i - 1] -= alpha;
+            let vv: f64 = v.iter().map(|t| t * t).sum();
+            // A <- H A H, Q <- Q H with H = I - 2 v v^T / (v^T v) on the indices 0..i
+            let apply_left = |m: &mut Vec<Vec<f64>>| {
+                for c in 0..n {
+                    let s: f64 = (0..i).map(|r| v[r] * m[r][c]).sum::<f64>() * 2.0 / vv;
+                    for r in 0..i {
+                        m[r][c] -= s * v[r];
+                    }
+                }
+            };
+            let apply_right = |m: &mut Vec<Vec<f64>>| {
+                for row in m.iter_mut() {
+                    let s: f64 = (0..i).map(|c| v[c] * row[c]).sum::<f64>() * 2.0 / vv;
+                    for c in 0..i {
+                        row[c] -= s * v[c];
+                    }
+                }
+            };
+            apply_left(&mut a);
+            apply_right(&mut a);
+            apply_right(&mut q);
+        }
+        self.diag = (0..k).map(|t| a[t][t]).collect();
+        self.off = (0..k.saturating_sub(1)).map(|t| a[t][t + 1]).collect();
+        self.coupling = if k > 0 { a[k - 1][k] } else { 0.0 };
+        // row t of `self.q` = column t of Q restricted to the Ritz coordinates
+        self.q = (0..k).map(|t| (0..k).map(|i| q[i][t]).collect()).collect();
+    }
+
+    /// Coefficients on the stored basis of a vector with coefficients `y` on the reduced one.
+    fn to_basis(&self, y: &[f64]) -> Vec<f64> {
+        let k = self.kept();
+        let mut c = vec![0.0; y.len()];
+        for (t, q) in self.q.iter().enumerate() {
+            for i in 0..k {
+                c[i] += q[i] * y[t];
+            }
+        }
+        c[k..].copy_from_slice(&y[k..]);
+        c
+    }
+}
+
+/// Estimated loss of orthogonality that triggers a full reorthogonalisation (sqrt(eps)).
+const REORTH_LEVEL: f64 = 1.5e-8;
+
+/// Simon's estimates `omega[k] ~ <v_j, v_k>` of the current basis vector against every
+/// earlier one (Simon, Math. Comp. 42, 1984), advanced with the projected matrix at each step.
+struct Omega {
+    /// `omega_{j, k}` for `k <= j` (`omega_{j, j} = 1`).
+    cur: Vec<f64>,
+    /// `omega_{j - 1, k}` for `k < j`.
+    prev: Vec<f64>,
+    /// `omega_{j + 1, k}` once computed.
+    next: Vec<f64>,
+}
+
+impl Omega {
+    /// The estimates of basis vector `first` (the first Lanczos vector after `first` kept
+    /// Ritz vectors, orthogonal to them to rounding).
+    fn new(first: usize, eps1: f64) -> Self {
+        let mut cur = vec![eps1; first + 1];
+        cur[first] = 1.0;
+        Omega { cur, prev: Vec::new(), next: Vec::new() }
+    }
+
+    /// `omega_{j + 1, .}` from the step that produced `w` of norm `b`; returns its largest
+    /// magnitude (over the earlier vectors).
+    #[allow(clippy::too_many_arguments)]
+    fn next(&mut self, j: usize, kept: usize, arrow: &Arrow, alpha: &[f64], beta: &[f64], b: f64, eps1: f64) -> f64 {
+        self.next.clear();
+        if !(b > 0.0) || self.cur.len() != j + 1 {
+            self.next.resize(j + 2, eps1);
+            self.next[j + 1] = 1.0;
+            return f64::INFINITY;
+        }
+        let t = j - kept;
+        let aj = alpha[t];
+        let bprev = if t > 0 { beta[t - 1] } else { 0.0 };
+        let (cur, prev) = (&self.cur, &self.prev);
+        let mut worst = 0.0f64;
+        for k in 0..j {
+            // (T omega_j)_k: the row of basis vector k of the projected matrix
+            let tk = if k < kept {
+                arrow.theta[k] * cur[k] + arrow.sigma[k] * cur[kept]
+            } else {
+                let s = k - kept;
+                let below = if s == 0 {
+                    (0..kept).map(|i| arrow.sigma[i] * cur[i]).sum::<f64>()
+                } else {
+                    beta[s - 1] * cur[k - 1]
+                };
+                below + alpha[s] * cur[k] + beta.get(s).map_or(0.0, |bs| bs * cur[k + 1])
+            };
+            let pk = if k < prev.len() { prev[k] } else { 0.0 };
+            let bk = if k >= kept { beta.get(k - kept).copied().unwrap_or(b) } else { arrow.sigma[k].abs() };
+            let mut o = (tk - aj * cur[k] - bprev * pk) / b;
+            o += (eps1 * (bk + b) / b).copysign(o);
+            worst = worst.max(o.abs());
+            self.next.push(o);
+        }
+        self.next.push(eps1);
+        self.next.push(1.0);
+        worst
+    }
+
+    /// After a full reorthogonalisation of `w` (the vector `j + 1`): its estimates are rounding.
+    fn reset_next(&mut self, j: usize, eps1: f64) {
+        self.next.clear();
+        self.next.resize(j + 2, eps1);
+        self.next[j + 1] = 1.0;
+    }
+
+    /// Moves to the next basis vector.
+    fn advance(&mut self) {
+        std::mem::swap(&mut self.prev, &mut self.cur);
+        std::mem::swap(&mut self.cur, &mut self.next);
+    }
+}
+
+/// [`lowest_levels`] with the caller's reusable [`Workspace`].
+pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], opts: LanczosOptions, ws: &mut Workspace) -> Levels {
     let dim = op.dim();
     let levels = levels.min(dim);
+    let capacity = opts.max_krylov.max(2).min(dim.max(1));
+    let Workspace { basis, w } = ws;
+    if basis.capacity() < capacity * dim {
+        // reserved, not touched: a vector's pages are first written when the basis reaches it
+        basis.reserve_exact(capacity * dim - basis.len());
+    }
+    if basis.len() < dim {
+        basis.resize(dim, 0.0);
+    }
+    if w.len() != dim {
+        *w = vec![0.0; dim];
+    }
     let mut locked: Vec<Vec<f64>> = Vec::with_capacity(levels);
     let mut values = Vec::with_capacity(levels);
     let mut residuals = Vec::with_capacity(levels);
     let mut matvecs = 0usize;
     let mut all_converged = true;
-    let mut w = vec![0.0; dim];
     let mut next_ritz: Option<Vec<f64>> = None;
+    // the projected matrix beyond the kept Ritz vectors: alpha[t], beta[t] of basis vector
+    // `kept + t` (beta couples it to the next one)
+    let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for level in 0..levels {
-        let mut v0 = pseudo_random(dim, level as u64 + 1);
-        if let Some(st) = starts.get(level) {
-            let r = dot(&v0, &v0).sqrt();
-            scale(opts.mix / r.max(1e-300), &mut v0);
-            axpy(1.0, st, &mut v0);
-            // plus the next Ritz vector of the previous level's Krylov space, sign-aligned: the
-            // same eigenvector when levels keep their order (a better start), a second
-            // direction when they do not (so a degenerate copy is not lost)
-            if let Some(nr) = next_ritz.take() {
-                let c = dot(st, &nr);
-                axpy(if c >= 0.0 { 1.0 } else { -1.0 }, &nr, &mut v0);
+        {
+            let v0 = &mut basis[..dim];
+            fill_pseudo_random(v0, level as u64 + 1);
+            if let Some(st) = starts.get(level) {
+                let r = dot(v0, v0).sqrt();
+                scale(opts.mix / r.max(1e-300), v0);
+                axpy(1.0, st, v0);
+                // plus the next Ritz vector of the previous level's Krylov space, sign-aligned: the
+                // same eigenvector when levels keep their order (a better start), a second
+                // direction when they do not (so a degenerate copy is not lost)
+                if let Some(nr) = next_ritz.take() {
+                    let c = dot(st, &nr);
+                    axpy(if c >= 0.0 { 1.0 } else { -1.0 }, &nr, v0);
+                }
             }
         }
-        let mut converged = false;
-        let mut theta = 0.0;
-        let mut res;
-        let mut residual_norm = f64::INFINITY;
-        let mut x = vec![0.0; dim];
-        for restart in 0..=opts.max_restarts {
-            {
-                let refs: Vec<&[f64]> = locked.iter().map(|v| v.as_slice()).collect();
-                orthogonalise(&mut v0, &refs);
-            }
-            let nrm = dot(&v0, &v0).sqrt();
+        let locked_refs: Vec<&[f64]> = locked.iter().map(|v| v.as_slice()).collect();
+        {
+            let v0 = &mut basis[..dim];
+            let nrm = orthogonalise(v0, &locked_refs).sqrt();
             if !(nrm > 1e-12) {
-                v0 = pseudo_random(dim, 1000 + level as u64 * 7919 + restart as u64);
-                let refs: Vec<&[f64]> = locked.iter().map(|v| v.as_slice()).collect();
-                orthogonalise(&mut v0, &refs);
-                let n2 = dot(&v0, &v0).sqrt();
-                scale(1.0 / n2, &mut v0);
+                fill_pseudo_random(v0, 1000 + level as u64 * 7919);
+                let n2 = orthogonalise(v0, &locked_refs).sqrt();
+                scale(1.0 / n2, v0);
             } else {
-                scale(1.0 / nrm, &mut v0);
+                scale(1.0 / nrm, v0);
             }
-            let room = dim - locked.len();
-            let m_max = opts.max_krylov.max(2).min(room.max(1));
-            let mut basis: Vec<Vec<f64>> = vec![std::mem::take(&mut v0)];
-            let mut alpha: Vec<f64> = Vec::new();
-            let mut beta: Vec<f64> = Vec::new();
-            let mut ritz: (f64, Vec<f64>);
-            let mut second_coef: Option<Vec<f64>>;
-            // a reorthogonalisation of w_j is followed by one of w_{j+1}: both vectors of the
-            // three-term recurrence must be clean, or the loss reappears at the next step
-            let mut reorth_next = false;
-            loop {
-                let j = basis.len() - 1;
-                op.apply(&basis[j], &mut w);
-                matvecs += 1;
-                let a = dot(&basis[j], &w);
-                alpha.push(a);
-                axpy(-a, &basis[j], &mut w);
-                if j > 0 {
-                    axpy(-beta[j - 1], &basis[j - 1], &mut w);
-                }
-                {
-                    // Locked vectors: always. The Krylov basis: when the loss of orthogonality,
-                    // measured against the start vector (the warm start, closest to the wanted
-                    // eigenvector) and an older vector, exceeds sqrt(eps) (partial reorthogonalisation).
-                    let locked_refs: Vec<&[f64]> = locked.iter().map(|v| v.as_slice()).collect();
-                    orthogonalise(&mut w, &locked_refs);
-                    let wn = dot(&w, &w).sqrt();
-                    let probe = |u: &[f64]| dot(u, &w).abs() > 1.5e-8 * wn;
-                    let again = std::mem::take(&mut reorth_next);
-                    if j >= 2 && (again || probe(&basis[0]) || probe(&basis[j - 2]) || j % 40 == 39) {
-                        reorth_next = !again;
-                        let refs: Vec<&[f64]> = basis.iter().map(|v| v.as_slice()).collect();
-                        orthogonalise(&mut w, &refs);
-                        orthogonalise(&mut w, &locked_refs);
-                    }
-                }
-                let b = dot(&w, &w).sqrt();
-                let m = alpha.len();
-                let last = m >= m_max || b < 1e-13 * a.abs().max(1.0);
-                if last || m < 4 || m % 4 == 0 {
-                    let ((t0, s), second) = lowest_two(&alpha, &beta);
-                    theta = t0;
-                    let r0 = b * s[m - 1].abs();
-                    // Eigenvalue accuracy (the meaning of ARPACK's / eigsh's tol): the residual
-                    // itself, or the Kato-Temple bound r0^2 / delta with delta the distance to the
-                    // next Ritz value less that value's own residual, used only once that value
-                    // is resolved to a tenth of the gap.
-                    let delta = second.as_ref().map_or(0.0, |(t1, s1)| {
-                        let r1 = b * s1[m - 1].abs();
-                        if r1 <= 0.1 * (t1 - t0) {
-                            t1 - r1 - t0
-                        } else {
-                            0.0
-                        }
-                    });
-                    res = if opts.kato_temple && delta > 0.0 { r0.min(r0 * r0 / delta) } else { r0 };
-                    residual_norm = r0;
-                    ritz = (theta, s);
-                    second_coef = second.map(|(_, s1)| s1);
-                    if res <= opts.tol * theta.abs().max(1.0) || last {
-                        break;
-                    }
-                }
-                beta.push(b);
-                let mut next = w.clone();
-                scale(1.0 / b, &mut next);
-                basis.push(next);
-            }
-            for p in x.iter_mut() {
-                *p = 0.0;
-            }
-            for (c, v) in ritz.1.iter().zip(&basis) {
-                axpy(*c, v, &mut x);
-            }
-            let nx = dot(&x, &x).sqrt();
-            scale(1.0 / nx, &mut x);
-            if res <= opts.tol * theta.abs().max(1.0) {
-                converged = true;
-                if level + 1 < levels && starts.len() > level + 1 {
-                    if let Some(s1) = second_coef.take() {
-                        let mut y = vec![0.0; dim];
-                        for (c, v) in s1.iter().zip(&basis) {
-                            axpy(*c, v, &mut y);
-                        }
-                        let ny = dot(&y, &y).sqrt();
-                        scale(1.0 / ny.max(1e-300), &mut y);
-                        next_ritz = Some(y);
-                    }
-                }
-                break;
-            }
-            v0 = x.clone();
         }
+        let room = dim - locked.len();
+        let m_max = opts.max_krylov.max(2).min(room.max(1));
+        let mut arrow = Arrow::default();
+        alpha.clear();
+        beta.clear();
+        let mut converged;
+        let mut theta;
+        let mut residual_norm;
+        let mut ritz: Vec<f64>;
+        let mut second_coef: Option<Vec<f64>>;
+        let mut restarts = 0usize;
+        // a reorthogonalisation of w_j is followed by one of w_{j+1}: both vectors of the
+        // three-term recurrence must be clean, or the loss reappears at the next step
+        let mut reorth_next = false;
+        let mut omega = Omega::new(0, 0.0);
+        loop {
+            let kept = arrow.kept();
+            let j = kept + alpha.len();
+            if j + 1 < m_max && basis.len() < (j + 2) * dim {
+                basis.resize((j + 2) * dim, 0.0);
+            }
+            let (head, tail) = basis.split_at_mut((j + 1) * dim);
+            let head: &[f64] = head;
+            let vec_at = |i: usize| &head[i * dim..(i + 1) * dim];
+            let vj = vec_at(j);
+            let a = op.apply_dot(vj, w);
+            matvecs += 1;
+            alpha.push(a);
+            // One pass: the recurrence, the norm, the overlaps with the locked vectors and
+            // (from j = 2) the two probes of the loss of orthogonality, measured against the
+            // first basis vector (the warm start or the lowest kept Ritz vector, closest to the
+            // wanted eigenvector) and an older one.
+            let mut probes: Vec<&[f64]> = Vec::with_capacity(2 + locked.len());
+            if j >= 2 {
+                probes.push(vec_at(0));
+                probes.push(vec_at(j - 2));
+            }
+            let first_locked = probes.len();
+            probes.extend(locked_refs.iter().copied());
+            let first_after_restart = kept > 0 && j == kept;
+            let eps1 = f64::EPSILON * (dim as f64).sqrt() / 2.0;
+            let prev = if j > kept { Some((beta[j - kept - 1], vec_at(j - 1))) } else { None };
+            let mut d = recurrence(w, a, vj, prev, &probes);
+            if first_after_restart {
+                // the arrowhead: H v_k = sum_i sigma_i u_i + alpha v_k + beta v_{k+1}
+                let us: Vec<&[f64]> = (0..kept).map(vec_at).collect();
+                sub_combination(w, &us, &arrow.sigma);
+                let mut list = vec![&*w as &[f64]];
+                list.extend(probes.iter().copied());
+                d = multi_dot(&list, w);
+                arrow.reduce();
+            }
+            // the locked components removed at once, with the exact norm of what is left (one
+            // pass), and a second Gram-Schmidt pass when they made up most of w
+            let mut ww = d[0];
+            if !locked.is_empty() {
+                ww = sub_combination_norm(w, &locked_refs, &d[1 + first_locked..]);
+                if ww <= 0.49 * d[0] {
+                    ww = orthogonalise(w, &locked_refs);
+                }
+            }
+            let wn = ww.max(0.0).sqrt();
+            let again = std::mem::take(&mut reorth_next);
+            // The loss of orthogonality: measured against two vectors, and estimated against
+            // every one by Simon's recurrence (the rounding of each step propagated through the
+            // projected matrix), which sees a loss towards a middle vector the probes miss.
+            let lost = j >= 2 && (d[1].abs() > 1.5e-8 * wn || d[2].abs() > 1.5e-8 * wn);
+            let predicted = omega.next(j, kept, &arrow, &alpha, &beta, wn, eps1);
+            if j >= 1 && (again || lost || predicted > REORTH_LEVEL || first_after_restart || (j - kept) % 40 == 39) {
+                reorth_next = !again;
+                omega.reset_next(j, eps1);
+                let refs: Vec<&[f64]> = (0..=j).map(vec_at).collect();
+                orthogonalise(w, &refs);
+                ww = orthogonalise(w, &locked_refs);
+            }
+            let b = ww.max(0.0).sqrt();
+            omega.advance();
+            let m = j + 1;
+            let full = m >= m_max;
+            let invariant = b < 1e-13 * a.abs().max(1.0);
+            if full || invariant || alpha.len() < 4 || alpha.len() % 4 == 0 {
+                let (diag, off) = if kept > 0 {
+                    let mut dg = arrow.diag.clone();
+                    dg.extend_from_slice(&alpha);
+                    let mut of = arrow.off.clone();
+                    of.push(arrow.coupling);
+                    of.extend_from_slice(&beta);
+                    (dg, of)
+                } else {
+                    (alpha.clone(), beta.clone())
+                };
+                let ((t0, s), second) = lowest_two(&diag, &off);
+                theta = t0;
+                let r0 = b * s[m - 1].abs();
+                // Eigenvalue accuracy (the meaning of ARPACK's / eigsh's tol): the residual
+                // itself, or the Kato-Temple bound r0^2 / delta with delta the distance to the
+                // next Ritz value less that value's own residual, used only once that value
+                // is resolved to a tenth of the gap.
+                let delta = second.as_ref().map_or(0.0, |(t1, s1)| {
+                    let r1 = b * s1[m - 1].abs();
+                    if r1 <= 0.1 * (t1 - t0) {
+                        t1 - r1 - t0
+                    } else {
+                        0.0
+                    }
+                });
+                let res = if opts.kato_temple && delta > 0.0 { r0.min(r0 * r0 / delta) } else { r0 };
+                residual_norm = r0;
+                ritz = arrow.to_basis(&s);
+                second_coef = second.map(|(_, s1)| arrow.to_basis(&s1));
+                converged = res <= opts.tol * theta.abs().max(1.0);
+                let stuck = restarts >= opts.max_restarts;
+                if converged || invariant || (full && (stuck || m_max < 3)) {
+                    break;
+                }
+                if full {
+                    // Thick restart: keep the lowest Ritz vectors, continue from the residual.
+                    restarts += 1;
+                    let (vals, vecs) = super::tridiag::eigh_tridiagonal(&diag, &off);
+                    let keep = KEEP.min(m - 2);
+                    let coefs: Vec<Vec<f64>> = (0..keep).map(|i| arrow.to_basis(&vecs[i * m..(i + 1) * m])).collect();
+                    let sigma: Vec<f64> = (0..keep).map(|i| b * vecs[i * m + m - 1]).collect();
+                    let refs: Vec<&[f64]> = (0..m).map(vec_at).collect();
+                    let mut fresh = vec![0.0; keep * dim];
+                    for (i, c) in coefs.iter().enumerate() {
+                        combination(&mut fresh[i * dim..(i + 1) * dim], &refs, c);
+                    }
+                    // the residual direction becomes basis vector `keep` (it may be the slot
+                    // `m` the basis has no room for: write it through the work vector)
+                    let nw = {
+                        let kept_refs: Vec<&[f64]> = fresh.chunks(dim).collect();
+                        orthogonalise(w, &kept_refs).sqrt()
+                    };
+                    scale(1.0 / nw, w);
+                    basis[..keep * dim].copy_from_slice(&fresh);
+                    basis[keep * dim..(keep + 1) * dim].copy_from_slice(w);
+                    arrow = Arrow { theta: vals[..keep].to_vec(), sigma, ..Default::default() };
+                    alpha.clear();
+                    beta.clear();
+                    reorth_next = false;
+                    omega = Omega::new(keep, f64::EPSILON * (dim as f64).sqrt() / 2.0);
+                    continue;
+                }
+            }
+            beta.push(b);
+            write_scaled(&mut tail[..dim], w, 1.0 / b);
+        }
+        let m = arrow.kept() + alpha.len();
+        let refs: Vec<&[f64]> = (0..m).map(|i| &basis[i * dim..(i + 1) * dim]).collect();
+        let mut x = vec![0.0; dim];
+        combination(&mut x, &refs, &ritz);
+        let nx = dot(&x, &x).sqrt();
+        scale(1.0 / nx, &mut x);
+        if converged && level + 1 < levels && starts.len() > level + 1 {
+            if let Some(s1) = second_coef.take() {
+                let mut y = vec![0.0; dim];
+                combination(&mut y, &refs, &s1);
+                let ny = dot(&y, &y).sqrt();
+                scale(1.0 / ny.max(1e-300), &mut y);
+                next_ritz = Some(y);
+            }
+        }
+        drop(refs);
+        drop(locked_refs);
         all_converged &= converged;
         values.push(theta);
         residuals.push(residual_norm);
@@ -291,7 +789,7 @@ pub fn lowest_levels(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], 
     Levels {
         values: order.iter().map(|&i| values[i]).collect(),
         residuals: order.iter().map(|&i| residuals[i]).collect(),
-        vectors: order.iter().map(|&i| locked[i].clone()).collect(),
+        vectors: order.iter().map(|&i| std::mem::take(&mut locked[i])).collect(),
         matvecs,
         converged: all_converged,
     }

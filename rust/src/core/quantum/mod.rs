@@ -17,6 +17,48 @@
 //! States are stored split (real and imaginary arrays), so the real
 //! Walsh-Hadamard / rotation passes and the phase loops vectorise.
 
+/// A vector kernel compiled twice, the baseline build and an AVX2 one chosen at run time.
+/// AVX2 without FMA performs the same IEEE operations in the same order, only in wider
+/// registers, so both builds give the same bits (the spectra do not depend on the CPU).
+macro_rules! wide_kernel {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[inline]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn imp($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
+                imp($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if $crate::core::quantum::has_avx2() {
+                    // SAFETY: the CPU supports AVX2 (checked once by `has_avx2`).
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            imp($($arg),*)
+        }
+    };
+}
+
+/// Whether this CPU runs the AVX2 builds of [`wide_kernel!`] (checked once).
+#[inline]
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 pub mod lanczos;
 pub mod statevector;
 pub mod tridiag;

@@ -490,51 +490,66 @@ pub struct TfHamiltonian<'a> {
     pub b: f64,
 }
 
+wide_kernel! {
+    /// `o = (b E + hop sum_q X_q) v` over the elements `lo..lo + o.len()` (a multiple of 8, `n >= 3`),
+    /// returning their part of `<v, o>` in the lanes of `lanczos::dot_chunk`. One pass over `o`
+    /// in aligned groups of 8 amplitudes: qubits 0-2 flip inside the group, every higher qubit
+    /// maps the group onto another whole group of `v`.
+    fn tf_matvec_chunk(v: &[f64], e: &[f64], n: usize, b: f64, hop: f64, lo: usize, o: &mut [f64]) -> f64 {
+        let mut lanes = [0.0f64; 8];
+        for (gi, og) in o.chunks_exact_mut(8).enumerate() {
+            let g = lo + 8 * gi;
+            let vg: &[f64; 8] = v[g..g + 8].try_into().expect("group of 8");
+            let eg: &[f64; 8] = e[g..g + 8].try_into().expect("group of 8");
+            let mut acc = [
+                vg[1] + vg[2] + vg[4],
+                vg[0] + vg[3] + vg[5],
+                vg[3] + vg[0] + vg[6],
+                vg[2] + vg[1] + vg[7],
+                vg[5] + vg[6] + vg[0],
+                vg[4] + vg[7] + vg[1],
+                vg[7] + vg[4] + vg[2],
+                vg[6] + vg[5] + vg[3],
+            ];
+            for q in 3..n {
+                let p = g ^ (1usize << q);
+                let vp: &[f64; 8] = v[p..p + 8].try_into().expect("group of 8");
+                for i in 0..8 {
+                    acc[i] += vp[i];
+                }
+            }
+            for i in 0..8 {
+                og[i] = b * eg[i] * vg[i] + hop * acc[i];
+                lanes[i] += vg[i] * og[i];
+            }
+        }
+        super::lanczos::combine_lanes(&lanes)
+    }
+}
+
 impl super::lanczos::RealOperator for TfHamiltonian<'_> {
     fn dim(&self) -> usize {
         1usize << self.sys.n
     }
 
     fn apply(&self, v: &[f64], out: &mut [f64]) {
+        self.apply_dot(v, out);
+    }
+
+    fn apply_dot(&self, v: &[f64], out: &mut [f64]) -> f64 {
         let n = self.sys.n;
         if n < 3 {
-            return self.apply_plain(v, out);
+            self.apply_plain(v, out);
+            return super::lanczos::dot(v, out);
         }
         let e = self.sys.energies;
         let (b, hop) = (self.b, -self.a * self.sys.driver_scale);
-        // One pass over `out` in aligned groups of 8 amplitudes: qubits 0-2 flip inside the
-        // group, every higher qubit maps the group onto another whole group of `v`.
-        let kernel = |lo: usize, o: &mut [f64]| {
-            for (gi, og) in o.chunks_exact_mut(8).enumerate() {
-                let g = lo + 8 * gi;
-                let vg: &[f64; 8] = v[g..g + 8].try_into().expect("group of 8");
-                let eg: &[f64; 8] = e[g..g + 8].try_into().expect("group of 8");
-                let mut acc = [
-                    vg[1] + vg[2] + vg[4],
-                    vg[0] + vg[3] + vg[5],
-                    vg[3] + vg[0] + vg[6],
-                    vg[2] + vg[1] + vg[7],
-                    vg[5] + vg[6] + vg[0],
-                    vg[4] + vg[7] + vg[1],
-                    vg[7] + vg[4] + vg[2],
-                    vg[6] + vg[5] + vg[3],
-                ];
-                for q in 3..n {
-                    let p = g ^ (1usize << q);
-                    let vp: &[f64; 8] = v[p..p + 8].try_into().expect("group of 8");
-                    for i in 0..8 {
-                        acc[i] += vp[i];
-                    }
-                }
-                for i in 0..8 {
-                    og[i] = b * eg[i] * vg[i] + hop * acc[i];
-                }
-            }
-        };
+        let kernel = |lo: usize, o: &mut [f64]| tf_matvec_chunk(v, e, n, b, hop, lo, o);
         if out.len() >= PAR_MIN {
-            out.par_chunks_mut(CHUNK).enumerate().for_each(|(k, o)| kernel(k * CHUNK, o));
+            let parts: Vec<f64> = out.par_chunks_mut(CHUNK).enumerate().map(|(k, o)| kernel(k * CHUNK, o)).collect();
+            parts.iter().sum()
         } else {
-            kernel(0, out);
+            out.chunks_mut(CHUNK).enumerate().map(|(k, o)| kernel(k * CHUNK, o)).sum()
         }
     }
 }
