@@ -1,8 +1,10 @@
 """Lowest levels of ``H(s)`` and the minimum gap, with degenerate optima handled.
 
-The levels come from the matrix-free Lanczos of the Rust core (restarted, fully
-reorthogonalised, with locking, warm-started from the previous ``s``; a grid of a state up to 2^17 amplitudes
-in up to 8 segments run in parallel, fixed by the grid so results do not depend on threads).
+The levels come from the matrix-free Lanczos of the Rust core (thick-restarted, partially
+reorthogonalised, warm-started from the previous ``s``; two levels from one Krylov space, or
+one level at a time with locking for more levels and near-degenerate pairs; a grid of a state
+up to 2^17 amplitudes in up to 8 segments run in parallel, fixed by the grid so results do not
+depend on threads; see docs/quantum.md).
 Ctrl-C is checked before every ``s`` point.
 
 **Gap with degeneracy.** When the problem's ground manifold has ``m`` states, the levels

@@ -279,6 +279,10 @@ fn qa_anneal_state(
     Ok(py.allow_threads(|| readout(p, &ev, gs_tol, shots, seed, 0)))
 }
 
+/// Two levels closer than this (relative to `max(1, |E0|)`) at one point make the next point
+/// search them one at a time (see `LanczosOptions::joint`).
+const JOINT_MIN_GAP: f64 = 1e-3;
+
 /// Points of the s grid per segment of a small problem's spectrum (see `qa_spectrum_batch`).
 const SPECTRUM_SEGMENT_POINTS: usize = 16;
 /// At most this many segments (the threads a single spectrum can use).
@@ -342,15 +346,22 @@ fn qa_spectrum_batch(
         let mut starts: Vec<Vec<f64>> = Vec::new();
         let (mut mv, mut ok, mut worst) = (0usize, true, 0.0f64);
         let mut ws = Workspace::new();
+        let mut joint = false;
         for (&a, &b) in a_points[lo..hi].iter().zip(&b_points[lo..hi]) {
             cancel.check()?;
             let lv = match &p.xy {
                 None => {
                     let sys = TfSystem { energies: &p.energies, n: p.n, driver_scale: scale };
-                    lowest_levels_in(&TfHamiltonian { sys: &sys, a, b }, levels, &starts, opts, &mut ws)
+                    lowest_levels_in(&TfHamiltonian { sys: &sys, a, b }, levels, &starts, LanczosOptions { joint, ..opts }, &mut ws)
                 }
-                Some(x) => lowest_levels_in(&XyHamiltonian { sys: x, a, b }, levels, &starts, opts, &mut ws),
+                Some(x) => lowest_levels_in(&XyHamiltonian { sys: x, a, b }, levels, &starts, LanczosOptions { joint, ..opts }, &mut ws),
             };
+            // the next point solves both levels in one Krylov space unless these two were
+            // close (a near-degenerate pair needs the one-level-at-a-time search)
+            joint = levels == 2
+                && lv.converged
+                && lv.values.len() == 2
+                && lv.values[1] - lv.values[0] > JOINT_MIN_GAP * lv.values[0].abs().max(1.0);
             mv += lv.matvecs;
             ok &= lv.converged;
             worst = lv.residuals.iter().cloned().fold(worst, f64::max);

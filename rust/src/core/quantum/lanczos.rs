@@ -346,11 +346,20 @@ pub struct LanczosOptions {
     /// Also accept the Kato-Temple bound `residual^2 / gap` (fewer iterations, but a level
     /// the Krylov space has not yet seen can make it wrong; off by default).
     pub kato_temple: bool,
+    /// Two levels from one Krylov space (when `levels == 2` and both warm starts are given):
+    /// the start mixes in the previous second level, and the run goes on until both lowest
+    /// Ritz pairs converge. Safe only when the two levels are not (nearly) degenerate, which a
+    /// single Krylov space cannot separate: the caller decides from the previous point's gap
+    /// (the locked, one-level-at-a-time search is the fallback when the joint run fails).
+    pub joint: bool,
 }
+
+/// Weight of the previous second level in the start of a joint two-level run.
+pub const JOINT_WEIGHT: f64 = 1.0;
 
 impl Default for LanczosOptions {
     fn default() -> Self {
-        LanczosOptions { tol: 1e-9, max_krylov: 40, max_restarts: 200, mix: 1e-8, kato_temple: false }
+        LanczosOptions { tol: 1e-9, max_krylov: 40, max_restarts: 200, mix: 1e-2, kato_temple: false, joint: false }
     }
 }
 
@@ -586,6 +595,7 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
     // `kept + t` (beta couples it to the next one)
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for level in 0..levels {
+        let joint = opts.joint && level == 0 && levels == 2 && starts.len() >= 2;
         {
             let v0 = &mut basis[..dim];
             fill_pseudo_random(v0, level as u64 + 1);
@@ -593,6 +603,9 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
                 let r = dot(v0, v0).sqrt();
                 scale(opts.mix / r.max(1e-300), v0);
                 axpy(1.0, st, v0);
+                if joint {
+                    axpy(JOINT_WEIGHT, &starts[1], v0);
+                }
                 // plus the next Ritz vector of the previous level's Krylov space, sign-aligned: the
                 // same eigenvector when levels keep their order (a better start), a second
                 // direction when they do not (so a degenerate copy is not lost)
@@ -625,6 +638,8 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
         let mut ritz: Vec<f64>;
         let mut second_coef: Option<Vec<f64>>;
         let mut restarts = 0usize;
+        // a joint run's second level: (value, residual, converged)
+        let mut joint_done: Option<(f64, f64, bool)> = None;
         // a reorthogonalisation of w_j is followed by one of w_{j+1}: both vectors of the
         // three-term recurrence must be clean, or the loss reappears at the next step
         let mut reorth_next = false;
@@ -723,10 +738,17 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
                 let res = if opts.kato_temple && delta > 0.0 { r0.min(r0 * r0 / delta) } else { r0 };
                 residual_norm = r0;
                 ritz = arrow.to_basis(&s);
-                second_coef = second.map(|(_, s1)| arrow.to_basis(&s1));
+                second_coef = second.as_ref().map(|(_, s1)| arrow.to_basis(s1));
                 converged = res <= opts.tol * theta.abs().max(1.0);
+                if joint {
+                    joint_done = second.as_ref().map(|(t1, s1)| {
+                        let r1 = b * s1[m - 1].abs();
+                        (*t1, r1, r1 <= opts.tol * t1.abs().max(1.0))
+                    });
+                }
+                let both = !joint || joint_done.map_or(false, |(_, _, ok)| ok);
                 let stuck = restarts >= opts.max_restarts;
-                if converged || invariant || (full && (stuck || m_max < 3)) {
+                if (converged && both) || invariant || (full && (stuck || m_max < 3)) {
                     break;
                 }
                 if full {
@@ -767,6 +789,19 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
         combination(&mut x, &refs, &ritz);
         let nx = dot(&x, &x).sqrt();
         scale(1.0 / nx, &mut x);
+        if let (true, true, Some((t1, r1, true))) = (joint, converged, joint_done) {
+            // both levels from this space
+            let mut y = vec![0.0; dim];
+            combination(&mut y, &refs, second_coef.as_deref().expect("a joint run's second Ritz vector"));
+            let ny = dot(&y, &y).sqrt();
+            scale(1.0 / ny.max(1e-300), &mut y);
+            drop(refs);
+            drop(locked_refs);
+            values.extend([theta, t1]);
+            residuals.extend([residual_norm, r1]);
+            locked.extend([x, y]);
+            break;
+        }
         if converged && level + 1 < levels && starts.len() > level + 1 {
             if let Some(s1) = second_coef.take() {
                 let mut y = vec![0.0; dim];
