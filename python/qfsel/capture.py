@@ -617,9 +617,8 @@ def _forward_backward(
         score_vec = out.gather(1, predicted[:, None]).reshape(-1)
     else:
         target_fns = normalize_targets(targets, out)
-        score_vec = _class_scores(out, target_fns)
-        if score_vec is None:
-            score_vec = _scores_one_by_one(out, target_fns)
+        gathered = _class_scores(out, target_fns)
+        score_vec = _scores_one_by_one(out, target_fns) if gathered is None else gathered
     if not bool(torch.isfinite(score_vec.detach()).all()):
         bad = ~torch.isfinite(score_vec.detach())
         idx = torch.nonzero(bad).flatten().tolist()
