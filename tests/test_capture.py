@@ -568,3 +568,20 @@ def test_class_targets_in_one_gather_equal_callables():
     torch.testing.assert_close(fast.layers[0].gradients, slow.layers[0].gradients, rtol=0, atol=0)
     with pytest.raises(ValueError, match="target class 7 is out of range"):
         capture(model, x, ["bn"], targets=[0, 0, 0, 0, 0, 7])
+
+
+def test_targets_none_equals_the_predicted_classes_given_explicitly():
+    """The targets=None fast path (one argmax for targets, scores and predicted) gives what
+    the predicted classes passed as ints, and as callables, give."""
+    model, x = PaperNet(), images(7)
+    fast = capture(model, x, ["bn"])
+    classes = fast.predicted.tolist()
+    assert len(set(classes)) > 1
+    for given in (classes, [ClassifierOutputTarget(c) for c in classes]):
+        slow = capture(model, x, ["bn"], targets=given)
+        assert torch.equal(fast.scores, slow.scores) and torch.equal(fast.predicted, slow.predicted)
+        assert torch.equal(fast.layers[0].gradients, slow.layers[0].gradients)
+        assert torch.equal(fast.layers[0].activations, slow.layers[0].activations)
+    assert list(fast.targets) == [ClassifierOutputTarget(c) for c in classes]
+    assert list(fast.targets) == normalize_targets(None, fast.output)
+    assert all(type(t) is ClassifierOutputTarget and t.category == c for t, c in zip(fast.targets, classes))

@@ -89,3 +89,29 @@ def test_heatmap_helpers():
     torch.testing.assert_close(both, up)
     with pytest.raises(ValueError, match="weights must be"):
         weighted_map(a, torch.ones(1, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_min_max_normalize_is_the_hand_formula_bit_for_bit(dtype):
+    """(raw - min) / (max - min) per sample, zeros for a flat map (all zero, constant, or a span
+    below FLAT_TOLERANCE of its magnitude), then clamped: the fast path skips the masked fills
+    only when no map is flat, and gives the same bits either way."""
+    from qfsel.heatmap import FLAT_TOLERANCE, _min_max_normalize
+
+    g = torch.Generator().manual_seed(1)
+    raw = torch.relu(torch.randn(6, 5, 7, generator=g, dtype=torch.float64)).to(dtype)
+    raw[1] = 0.0
+    raw[3] = 2.5
+    for maps in (raw, raw[[0, 2, 4, 5]]):  # with flat maps, and with none
+        lo = maps.flatten(1).amin(dim=1)[:, None, None]
+        hi = maps.flatten(1).amax(dim=1)[:, None, None]
+        span = hi - lo
+        flat = (span <= FLAT_TOLERANCE * torch.maximum(lo.abs(), hi.abs())).reshape(-1)
+        expect = ((maps - lo) / torch.where(span == 0, torch.ones_like(span), span)).clamp(0, 1)
+        expect[flat] = 0
+        norm, got_flat = min_max_normalize(maps)
+        assert norm.dtype == dtype and torch.equal(norm, expect) and torch.equal(got_flat, flat)
+    assert min_max_normalize(raw)[1].tolist() == [False, True, False, True, False, False]
+    bad = raw.clone()
+    bad[2, 0, 0], bad[4, 1, 3] = float("nan"), float("inf")
+    assert _min_max_normalize(bad)[2].tolist() == [True, True, False, True, False, True]

@@ -41,7 +41,7 @@ from qfsel.capture import (
     resolve_target_layers,
     select_output,
 )
-from qfsel.heatmap import aggregate_layers, cam_map, min_max_normalize, weighted_map
+from qfsel.heatmap import _min_max_normalize, aggregate_layers, cam_map, weighted_map
 from qfsel.targets import TargetsLike
 
 from qfsel._checks import check_positive_int, check_unit_interval
@@ -376,18 +376,17 @@ class BaseCAM:
     def _from_capture(self, cap: Capture, eigen_smooth: bool, warn: bool = True) -> ExplanationResult:
         input_tensor = cap.input
         norms, raws, weights, selections = [], [], [], []
-        flat_any = torch.zeros(input_tensor.shape[0], dtype=torch.bool, device=input_tensor.device)
+        flat_any: torch.Tensor | None = None
         for layer in cap.layers:
             w, sel = self.layer_weights(layer, cap)
             raw = cam_map(layer.activations, w, eigen_smooth)
-            bad = ~torch.isfinite(raw.flatten(1)).all(dim=1)
-            if bool(bad.any()):
-                idx = torch.nonzero(bad).flatten().tolist()
+            norm, flat, finite = _min_max_normalize(raw)
+            if not bool(finite.all()):
+                idx = torch.nonzero(~finite).flatten().tolist()
                 raise ValueError(
                     f"{self.method}: the weighted map of target layer {layer.name!r} is NaN or inf for "
                     f"sample index {idx[0]} (all: {idx}); the per-map weights or their sum overflowed"
                 )
-            norm, flat = min_max_normalize(raw)
             if warn and bool(flat.any()):
                 idx = torch.nonzero(flat).flatten().tolist()
                 cause = "e.g. all-zero gradients or no positive evidence"
@@ -403,7 +402,7 @@ class BaseCAM:
                     ),
                     stacklevel=4,
                 )
-            flat_any |= flat.to(flat_any.device)
+            flat_any = flat if flat_any is None else flat_any | flat.to(flat_any.device)
             norms.append(norm)
             raws.append(raw.detach().float())
             weights.append(w.detach().float())
@@ -423,7 +422,7 @@ class BaseCAM:
             predicted=cap.predicted.cpu().numpy().astype(np.int64),
             scores=cap.scores.double().cpu().numpy(),
             layer_names=[layer.name for layer in cap.layers],
-            flat=flat_any.cpu().numpy(),
+            flat=flat_any.cpu().numpy() if flat_any is not None else np.zeros(input_tensor.shape[0], bool),
             selections=selections or None,
         )
 

@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -48,7 +49,13 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from qfsel.targets import ClassifierOutputTarget, Target, TargetsLike, normalize_targets
+from qfsel.targets import (
+    ClassifierOutputTarget,
+    Target,
+    TargetsLike,
+    _predicted_class_targets,
+    normalize_targets,
+)
 
 __all__ = [
     "Capture",
@@ -504,11 +511,9 @@ def _forward(model: nn.Module, x: torch.Tensor, output_selector: OutputSelector 
 
 
 def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
-    # One reduction first: a sample's sum is finite only if all its values are (a NaN or an
-    # inf makes it NaN or inf); only a non-finite sum (maybe just an overflow) is looked at.
-    if t.is_floating_point() and bool(
-        torch.isfinite(t.flatten(1).sum(dim=1, dtype=torch.promote_types(t.dtype, torch.float32))).all()
-    ):
+    # One reduction first: the sum is finite only if all the values are (a NaN or an inf
+    # makes it NaN or inf); only a non-finite sum (maybe just an overflow) is looked at.
+    if t.is_floating_point() and math.isfinite(float(t.sum(dtype=torch.promote_types(t.dtype, torch.float32)))):
         return
     bad = ~torch.isfinite(t.flatten(1)).all(dim=1)
     if bool(bad.any()):
@@ -579,7 +584,7 @@ def _capture(
     hooks = LayerHooks(layers, reshape_transform)
     try:
         with eval_mode(model), frozen_parameters(model), hooks, torch.inference_mode(False), torch.enable_grad():
-            out, target_fns, score_vec, grads = _forward_backward(
+            out, target_fns, score_vec, grads, predicted = _forward_backward(
                 model, x, layers, hooks, targets, output_selector
             )
     except _ForwardFailed as failed:
@@ -588,7 +593,7 @@ def _capture(
             error = _forward_error(model, x, failed.err)
         raise error from failed.err
     raw = [hooks.outputs[n] for n, _ in layers]
-    return _assemble(layers, x, raw, grads, out, target_fns, score_vec, reshape_transform)
+    return _assemble(layers, x, raw, grads, out, target_fns, score_vec, reshape_transform, predicted)
 
 
 def _forward_backward(
@@ -598,17 +603,24 @@ def _forward_backward(
     hooks: LayerHooks,
     targets: TargetsLike,
     output_selector: OutputSelector,
-) -> tuple[torch.Tensor, list[Target], torch.Tensor, list[torch.Tensor | None]]:
+) -> tuple[torch.Tensor, list[Target], torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
     out = _forward(model, x, output_selector)
     missing = [n for n, _ in layers if n not in hooks.outputs]
     if missing:
         raise ValueError(f"target layers {missing} did not run in the model's forward pass")
-    target_fns = normalize_targets(targets, out)
-    score_vec = _class_scores(out, target_fns)
-    if score_vec is None:
-        score_vec = _scores_one_by_one(out, target_fns)
-    bad = ~torch.isfinite(score_vec.detach())
-    if bool(bad.any()):
+    predicted: torch.Tensor | None = None
+    if targets is None and out.ndim == 2 and out.requires_grad:
+        # The predicted classes: one argmax serves the targets, the scores' gather and
+        # Capture.predicted (the same values as normalize_targets + _class_scores).
+        predicted = out.detach().argmax(dim=1)
+        target_fns = _predicted_class_targets(predicted.tolist())
+        score_vec = out.gather(1, predicted[:, None]).reshape(-1)
+    else:
+        target_fns = normalize_targets(targets, out)
+        gathered = _class_scores(out, target_fns)
+        score_vec = _scores_one_by_one(out, target_fns) if gathered is None else gathered
+    if not bool(torch.isfinite(score_vec.detach()).all()):
+        bad = ~torch.isfinite(score_vec.detach())
         idx = torch.nonzero(bad).flatten().tolist()
         raise ValueError(
             f"the target score is NaN or inf for sample index {idx[0]} (all: {idx}); "
@@ -621,7 +633,7 @@ def _forward_backward(
     )
     it = iter(grads_needed)
     grads = [next(it) if r.requires_grad else None for r in raw]
-    return out, target_fns, score_vec, grads
+    return out, target_fns, score_vec, grads, predicted
 
 
 def _class_scores(out: torch.Tensor, target_fns: Sequence[Target]) -> torch.Tensor | None:
@@ -669,6 +681,7 @@ def _assemble(
     target_fns: list[Target],
     score_vec: torch.Tensor,
     reshape_transform: ReshapeTransform | None,
+    predicted: torch.Tensor | None = None,
 ) -> Capture:
     captured: list[LayerCapture] = []
     for (name, module), r, g in zip(layers, raw, grads):
@@ -687,9 +700,12 @@ def _assemble(
         _check_finite(name, "gradients", g)
         captured.append(LayerCapture(name=name, module=module, activations=a, gradients=g))
     out = out.detach()
-    predicted = (
-        out.argmax(dim=1) if out.ndim == 2 else torch.full((out.shape[0],), -1, dtype=torch.long, device=out.device)
-    )
+    if predicted is None:
+        predicted = (
+            out.argmax(dim=1)
+            if out.ndim == 2
+            else torch.full((out.shape[0],), -1, dtype=torch.long, device=out.device)
+        )
     return Capture(
         input=x.detach(),
         layers=tuple(captured),

@@ -86,15 +86,26 @@ def min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat maps (max - min <= FLAT_TOLERANCE * max(|min|, |max|), e.g. all zeros),
         which are returned as zeros.
     """
-    flat_view = maps.flatten(1)
-    lo = flat_view.amin(dim=1)
-    hi = flat_view.amax(dim=1)
+    out, flat, _ = _min_max_normalize(maps)
+    return out, flat
+
+
+def _min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`min_max_normalize` plus a (B,) bool tensor: True where the sample's map is finite.
+
+    A map holding a NaN or an inf has a non-finite ``max - min`` (NaN propagates through
+    min and max; an inf makes the span inf or NaN), and a finite span bounds every value:
+    one check on B numbers instead of a pass over the maps.
+    """
+    view = maps.flatten(1)
+    lo, hi = view.amin(dim=1), view.amax(dim=1)  # (torch.aminmax is several times slower on CPU)
     span = hi - lo
     flat = span <= FLAT_TOLERANCE * torch.maximum(lo.abs(), hi.abs())
-    safe = torch.where(flat, torch.ones_like(span), span)
-    out = (maps - lo[:, None, None]) / safe[:, None, None]
-    out = torch.where(flat[:, None, None], torch.zeros_like(out), out)
-    return out.clamp_(0.0, 1.0), flat
+    any_flat = bool(flat.any())  # usually none: the masked fills are skipped
+    out = (maps - lo[:, None, None]) / (span.masked_fill(flat, 1.0) if any_flat else span)[:, None, None]
+    if any_flat:
+        out.masked_fill_(flat[:, None, None], 0.0)
+    return out.clamp_(0.0, 1.0), flat, torch.isfinite(span)
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

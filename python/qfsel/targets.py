@@ -195,6 +195,21 @@ def _check_class_index(model_output: torch.Tensor, category: int) -> None:
         raise ValueError(f"target class {category} is out of range: the model output has {n} classes")
 
 
+def _predicted_class_targets(categories: Sequence[int]) -> list[Target]:
+    """One :class:`ClassifierOutputTarget` per class index of an argmax (``tolist()`` ints, >= 0).
+
+    Equal to ``[ClassifierOutputTarget(c) for c in categories]``, without re-checking indices
+    an argmax produced, and one object per distinct class (samples of the same class share
+    it): this runs on every ``targets=None`` capture.
+    """
+    made: dict[int, ClassifierOutputTarget] = {}
+    for c in set(categories):
+        t = object.__new__(ClassifierOutputTarget)
+        t.category = c
+        made[c] = t
+    return [made[c] for c in categories]
+
+
 def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[Target]:
     """Turns ``targets=`` into one callable per sample.
 
@@ -220,8 +235,7 @@ def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[
                 "targets=None explains the predicted class, which needs a (B, C) model output; "
                 f"got an output of shape {tuple(model_output.shape)}: pass explicit target callables"
             )
-        pred = model_output.detach().argmax(dim=1)
-        return [ClassifierOutputTarget(int(c)) for c in pred.tolist()]
+        return _predicted_class_targets(model_output.detach().argmax(dim=1).tolist())
     if isinstance(targets, (int, np.integer)) and not isinstance(targets, (bool, np.bool_)):
         return [ClassifierOutputTarget(int(targets)) for _ in range(batch)]
     if callable(targets) and not isinstance(targets, (torch.Tensor, np.ndarray)):
