@@ -44,7 +44,7 @@ macro_rules! wide_kernel {
     };
 }
 
-/// Whether this CPU runs the AVX2 builds of [`wide_kernel!`] (checked once).
+/// Whether this CPU runs the AVX2 builds of the `wide_kernel!` kernels (checked once).
 #[inline]
 pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -62,6 +62,7 @@ pub fn has_avx2() -> bool {
 pub mod lanczos;
 pub mod statevector;
 pub mod tridiag;
+pub mod vecops;
 pub mod xy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
