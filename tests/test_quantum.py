@@ -259,10 +259,14 @@ def test_xy_mixer_conserves_hamming_weight_and_matches_full_space():
         assert np.abs(psi[outside]).max() < 1e-12  # the dense evolution stays in the subspace too
         assert 1 - abs(np.vdot(psi[basis], r.state)) ** 2 < 1e-6
         # the subspace spectrum equals the projected dense one
-        sp = qq.spectrum(p, encoding="xy", graph=graph, s_points=3, levels=3)
-        for i, s in enumerate(sp.s):
-            hs = (1 - s) * hxy + s * np.diag(e_obj)
-            np.testing.assert_allclose(sp.energies[i], np.linalg.eigvalsh(hs[np.ix_(basis, basis)])[:3], atol=1e-8)
+        # (3 levels: one at a time with locking; 2 levels on a fine grid: the joint two-level run)
+        for levels, points in ((3, 3), (2, 41)):
+            sp = qq.spectrum(p, encoding="xy", graph=graph, s_points=points, levels=levels)
+            assert sp.converged
+            for i, s in enumerate(sp.s):
+                hs = (1 - s) * hxy + s * np.diag(e_obj)
+                want = np.linalg.eigvalsh(hs[np.ix_(basis, basis)])[:levels]
+                np.testing.assert_allclose(sp.energies[i], want, rtol=0, atol=1e-8)
 
 
 def test_xy_complete_graph_starts_in_the_dicke_state():
