@@ -3,10 +3,13 @@
     python tools/gap_tables.py by-d TABLE.csv [TABLE.csv ...]
         per model, encoding and d: problems, spectra, median Delta_min, s* >= 0.99 share,
         median success at T = 10 / 50 / 100 beside the paper's T = 10 fit, d^2-shot rate at T = 10
-    python tools/gap_tables.py k3 PENALTY.csv XY.csv
-        penalty vs XY mixer on the same problems (matched by model and image)
+    python tools/gap_tables.py k3 PENALTY.csv [PENALTY.csv ...] XY.csv
+        penalty vs XY mixer on the same problems (matched by model and image); the last file is the XY run
     python tools/gap_tables.py k3-figure OUT.png TABLE.csv [TABLE.csv ...]
         median success vs d at T = 10 / 50 / 100, penalty (dashed) and XY (solid) per model
+    python tools/gap_tables.py summary TABLE.csv [TABLE.csv ...]
+        one line per model, encoding and form: problems (gaps), d range, median and 5-95% of
+        Delta_min, median success at T = 50 / 100, the largest distance from the T = 10 fit
     python tools/gap_tables.py forms TABLE.csv [TABLE.csv ...]
         per model and d: form "text" beside form "script4" (problems, gaps, medians, the median
         per-problem gap ratio, median success at T = 10 / 50 / 100)
@@ -113,6 +116,23 @@ def forms(rows: list[dict], first: str = "text", second: str = "script4") -> Non
                 late = np.mean([r["s_star"] >= 0.99 for r in rows if r["model"] == model and r["hamiltonian"] == form and np.isfinite(r["s_star"])])
                 print(f"{form} {model}: {g.size} gaps, median {np.median(g):.4f}, range {g.min():.2g} - {g.max():.2g}, 5-95% {q5:.2g} - {q95:.2g}, "
                       f"s*>=0.99 {late:.0%}")
+
+
+def summary(rows: list[dict]) -> None:
+    """One line per model, encoding and form: the columns of docs/quantum.md's side-by-side table."""
+    print("| model | form | problems (gaps) | d | median Delta_min | 5-95% of Delta_min | median P(T=50) / P(T=100), all problems | "
+          "largest gap of median P(T=10) from the paper's fit (d >= 3) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key in dict.fromkeys((r["model"], r["encoding"], r["hamiltonian"]) for r in rows):
+        rs = [r for r in rows if (r["model"], r["encoding"], r["hamiltonian"]) == key]
+        g = np.array([r["delta_min"] for r in rs if np.isfinite(r["delta_min"])])
+        q5, q95 = np.percentile(g, [5, 95]) if g.size else (float("nan"),) * 2
+        ds = sorted({r["d"] for r in rs})
+        dev = [(abs(med([r["success_T10"] for r in rs if r["d"] == d]) - fit(d)), d) for d in ds if d >= 3]
+        worst = max(dev) if dev else (float("nan"), 0)
+        print(f"| {key[0]}{'' if key[1] == 'none' else ' ' + key[1]} | {key[2]} | {len(rs)} ({g.size}) | {ds[0]}-{ds[-1]} | {f3(med(list(g)))} | "
+              f"{f3(q5)} - {f3(q95)} | {med([r['success_T50'] for r in rs]):.2f} / {med([r['success_T100'] for r in rs]):.2f} | "
+              f"{worst[0]:.3f} (d = {worst[1]}) |")
 
 
 def forms_figure(path: str, rows: list[dict], first: str = "text", second: str = "script4") -> None:
@@ -262,9 +282,11 @@ if __name__ == "__main__":
     if cmd == "by-d":
         by_d(load(rest))
     elif cmd == "k3":
-        k3(load(rest[:1]), load(rest[1:2]))
+        k3(load(rest[:-1]), load(rest[-1:]))
     elif cmd == "k3-figure":
         k3_figure(rest[0], load(rest[1:]))
+    elif cmd == "summary":
+        summary(load(rest))
     elif cmd == "forms":
         forms(load(rest))
     elif cmd == "forms-figure":
