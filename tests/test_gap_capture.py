@@ -76,10 +76,37 @@ def test_gap_cli_on_a_shapes_model_with_caps(tmp_path):
     assert {t["d"] for t in summary["timing_by_d"]} == set(ds)
 
 
+def _gap_rows(tmp_path, name, extra):
+    out = tmp_path / name
+    argv = ["gap", "--model", "shapes-paper-16", "--images", "20", "--pool", "60", "--min-d", "5", "--max-d", "6", "--T", "1",
+            "--spectra-cap", "2:0", "--threads", "1", "--out", str(out), *extra]
+    assert main(argv) == 0
+    with (out / "gap_table.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_gap_cli_problems_skip_and_cap_keep_a_window_of_each_d(tmp_path, capsys):
+    full = _gap_rows(tmp_path, "full", [])
+    part = _gap_rows(tmp_path, "part", ["--problems-skip", "6:1", "--problems-cap", "6:2"])
+    by_d = lambda rows, d: [r["image"] for r in rows if int(r["d"]) == d]  # noqa: E731
+    assert sorted({int(r["d"]) for r in full}) == [5, 6] and len(by_d(full, 6)) >= 3
+    assert by_d(part, 6) == by_d(full, 6)[1:3]  # skip the first, then keep two
+    assert by_d(part, 5) == by_d(full, 5)  # d < 6: untouched
+    assert [r["success_T1"] for r in part if int(r["d"]) == 6] == [r["success_T1"] for r in full if int(r["d"]) == 6][1:3]
+    # no spectra at all (--spectra-cap 2:0): the anneal table and every figure are still written
+    assert all(r["delta_min"] == "nan" for r in full)
+    assert (tmp_path / "full" / "spectrum_examples.png").stat().st_size > 0
+    # skipping every problem of every d leaves nothing: a clear error, not an empty table
+    assert main(["gap", "--model", "shapes-paper-16", "--images", "20", "--pool", "60", "--min-d", "5", "--max-d", "6",
+                 "--problems-skip", "2:99", "--out", str(tmp_path / "none")]) == 2
+    assert "--problems-skip" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--spectra-cap", "x"], "--spectra-cap: expected D:N"),
+        (["--problems-skip", "5:-1"], "--problems-skip: expected D >= 1 and N >= 0"),
         (["--s-points-cap", "5:2"], "--s-points-cap: expected D >= 1 and N >= 3"),
         (["--encoding", "xy"], "--encoding xy: needs --k"),
         (["--min-d", "9", "--max-d", "8"], "--min-d"),

@@ -4,8 +4,10 @@ For each model, QFS-CAM (:func:`qfsel.explain_all`) explains ``--images`` correc
 test images of its dataset (MNIST for narrow-mnist-N, the shapes test split for
 shapes-paper-N; the same number per class, as the paper); each image's problem (the ``d`` maps
 with a positive GradCAM weight) is then annealed exactly, one d at a time. For large d,
-``--spectra-cap D:N`` limits the (costly) spectra to N problems per d and ``--s-points-cap D:S``
-coarsens their grid. Writes into ``--out``:
+``--spectra-cap D:N`` limits the (costly) spectra to N problems per d, ``--s-points-cap D:S``
+coarsens their grid, and ``--problems-skip D:N`` / ``--problems-cap D:N`` keep a window of the
+problems of each d (all but the first N / the first N), so that a large d can be split over
+runs. Writes into ``--out``:
 
 * ``gap_table.csv``: one row per problem and encoding (d, ground-manifold size, Delta_min, s*,
   the paper's plain E1-E0 (empty where ``--spectra-cap`` skipped the spectrum), success and
@@ -93,6 +95,7 @@ def _cmd_gap(args: argparse.Namespace) -> int:
         raise UserError(f"--spectrum-tol: expected a positive number, got {args.spectrum_tol}")
     spectra_caps = _caps(args.spectra_cap, "--spectra-cap", 0)
     problem_caps = _caps(args.problems_cap, "--problems-cap", 1)
+    problem_skips = _caps(args.problems_skip, "--problems-skip", 0)
     s_caps = _caps(args.s_points_cap, "--s-points-cap", 3)
     if args.encoding != "both" and args.k is None:
         raise UserError(f"--encoding {args.encoding}: needs --k (the encodings of exactly-k problems)")
@@ -114,9 +117,14 @@ def _cmd_gap(args: argparse.Namespace) -> int:
         by_d: dict[int, list[int]] = {}
         for i in keep:
             by_d.setdefault(cap.problems[i].num_variables, []).append(i)
-        for d, idx in by_d.items():
+        for d, idx in list(by_d.items()):
+            idx = idx[_cap_for(d, problem_skips, 0):]
             limit = _cap_for(d, problem_caps, None)
             by_d[d] = idx if limit is None else idx[:limit]
+            if not by_d[d]:
+                del by_d[d]
+        if not by_d:
+            continue
         for enc in encodings:
             kw: dict[str, Any] = {"hamiltonian": args.hamiltonian, "num_threads": args.threads}
             if enc != "none":
@@ -153,7 +161,7 @@ def _cmd_gap(args: argparse.Namespace) -> int:
                 for what, (i, g) in (("smallest", model_gaps[0]), ("median", model_gaps[len(model_gaps) // 2])):
                     spectra.append((f"{model} {enc}: {what} gap (d={cap.problems[i].num_variables})", g.spectrum))
     if not rows:
-        raise UserError("no captured problem fits --min-d..--max-d (and exceeds --k); widen them")
+        raise UserError("no captured problem fits --min-d..--max-d (and exceeds --k, and is left by --problems-skip); widen them")
     with (out / "gap_table.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
@@ -258,6 +266,13 @@ def _plots(rows: list[dict], Ts: list[float], spectra: list, out: Path, form: st
     plt.close(fig)
 
     n = min(len(spectra), 6)
+    if n == 0:  # every spectrum skipped (--spectra-cap D:0): say so instead of failing after the anneals
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no spectra computed\n(--spectra-cap D:0 for every d of this run)", ha="center", va="center", fontsize=9)
+        fig.savefig(out / "spectrum_examples.png", dpi=120)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
     for ax, (title, sp) in zip(axes[0], spectra[:n]):
         e = sp.energies - sp.energies[:, :1]
@@ -301,6 +316,9 @@ def register(sub: Any) -> None:
                    help="with --k: the encodings compared (default both)")
     p.add_argument("--problems-cap", action="append", metavar="D:N",
                    help="for d >= D keep only the first N problems of each d (spectra and anneals); repeatable")
+    p.add_argument("--problems-skip", action="append", metavar="D:N",
+                   help="for d >= D skip the first N problems of each d (before --problems-cap), e.g. to split the costly "
+                        "large-d problems over several runs; repeatable, the largest D that applies wins")
     p.add_argument("--spectra-cap", action="append", metavar="D:N",
                    help="for d >= D compute the spectrum and minimum gap of only the first N problems of each d "
                         "(the anneals still run on all); repeatable, the largest D that applies wins")
