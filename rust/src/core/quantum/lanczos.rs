@@ -288,6 +288,15 @@ impl Omega {
     }
 }
 
+/// The unit vector along `sum_i coefs[i] refs[i]` (a Ritz vector of the basis `refs`).
+fn unit_combination(refs: &[&[f64]], coefs: &[f64]) -> Vec<f64> {
+    let mut x = vec![0.0; refs[0].len()];
+    combination(&mut x, refs, coefs);
+    let nx = dot(&x, &x).sqrt();
+    scale(1.0 / nx.max(1e-300), &mut x);
+    x
+}
+
 /// [`lowest_levels`] with the caller's reusable [`Workspace`].
 pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>], opts: LanczosOptions, ws: &mut Workspace) -> Levels {
     let dim = op.dim();
@@ -504,16 +513,10 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
         }
         let m = arrow.kept() + alpha.len();
         let refs: Vec<&[f64]> = (0..m).map(|i| &basis[i * dim..(i + 1) * dim]).collect();
-        let mut x = vec![0.0; dim];
-        combination(&mut x, &refs, &ritz);
-        let nx = dot(&x, &x).sqrt();
-        scale(1.0 / nx, &mut x);
+        let x = unit_combination(&refs, &ritz);
         if let (true, true, Some((t1, r1, true))) = (joint, converged, joint_done) {
             // both levels from this space
-            let mut y = vec![0.0; dim];
-            combination(&mut y, &refs, second_coef.as_deref().expect("a joint run's second Ritz vector"));
-            let ny = dot(&y, &y).sqrt();
-            scale(1.0 / ny.max(1e-300), &mut y);
+            let y = unit_combination(&refs, second_coef.as_deref().expect("a joint run's second Ritz vector"));
             drop(refs);
             drop(locked_refs);
             values.extend([theta, t1]);
@@ -523,11 +526,7 @@ pub fn lowest_levels_in(op: &dyn RealOperator, levels: usize, starts: &[Vec<f64>
         }
         if converged && level + 1 < levels && starts.len() > level + 1 {
             if let Some(s1) = second_coef.take() {
-                let mut y = vec![0.0; dim];
-                combination(&mut y, &refs, &s1);
-                let ny = dot(&y, &y).sqrt();
-                scale(1.0 / ny.max(1e-300), &mut y);
-                next_ritz = Some(y);
+                next_ritz = Some(unit_combination(&refs, &s1));
             }
         }
         drop(refs);

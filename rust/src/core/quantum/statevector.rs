@@ -544,13 +544,7 @@ impl super::lanczos::RealOperator for TfHamiltonian<'_> {
         }
         let e = self.sys.energies;
         let (b, hop) = (self.b, -self.a * self.sys.driver_scale);
-        let kernel = |lo: usize, o: &mut [f64]| tf_matvec_chunk(v, e, n, b, hop, lo, o);
-        if out.len() >= PAR_MIN {
-            let parts: Vec<f64> = out.par_chunks_mut(CHUNK).enumerate().map(|(k, o)| kernel(k * CHUNK, o)).collect();
-            parts.iter().sum()
-        } else {
-            out.chunks_mut(CHUNK).enumerate().map(|(k, o)| kernel(k * CHUNK, o)).sum()
-        }
+        super::vecops::map_chunks_mut(out, |lo, o| tf_matvec_chunk(v, e, n, b, hop, lo, o)).iter().sum()
     }
 }
 

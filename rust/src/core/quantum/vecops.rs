@@ -58,13 +58,24 @@ pub(crate) fn map_chunks<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send
     }
 }
 
-/// Runs `f(first index, chunk)` over the chunks of `y` (in parallel for long vectors).
-pub(crate) fn for_chunks_mut(y: &mut [f64], f: impl Fn(usize, &mut [f64]) + Sync + Send) {
+/// Runs `f(first index, chunk)` over the chunks of `y` (in parallel for long vectors) and
+/// returns the results in chunk order.
+pub(crate) fn map_chunks_mut<T: Send>(y: &mut [f64], f: impl Fn(usize, &mut [f64]) -> T + Sync + Send) -> Vec<T> {
     if y.len() >= PAR_MIN {
-        y.par_chunks_mut(CHUNK).enumerate().for_each(|(k, c)| f(k * CHUNK, c));
+        y.par_chunks_mut(CHUNK).enumerate().map(|(k, c)| f(k * CHUNK, c)).collect()
     } else {
-        y.chunks_mut(CHUNK).enumerate().for_each(|(k, c)| f(k * CHUNK, c));
+        y.chunks_mut(CHUNK).enumerate().map(|(k, c)| f(k * CHUNK, c)).collect()
     }
+}
+
+/// [`map_chunks_mut`] without results.
+pub(crate) fn for_chunks_mut(y: &mut [f64], f: impl Fn(usize, &mut [f64]) + Sync + Send) {
+    map_chunks_mut(y, f);
+}
+
+/// Per-chunk partial sums (`parts[chunk][i]`, `n` values each) summed over the chunks in order.
+fn sum_over_chunks(parts: &[Vec<f64>], n: usize) -> Vec<f64> {
+    (0..n).map(|i| parts.iter().map(|p| p[i]).sum()).collect()
 }
 
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -108,7 +119,7 @@ wide_kernel! {
 pub fn multi_dot(us: &[&[f64]], w: &[f64]) -> Vec<f64> {
     let n = w.len();
     let parts = map_chunks(n, |k| multi_dot_chunk(us, w, k * CHUNK, (k * CHUNK + CHUNK).min(n)));
-    (0..us.len()).map(|i| parts.iter().map(|p| p[i]).sum()).collect()
+    sum_over_chunks(&parts, us.len())
 }
 
 wide_kernel! {
@@ -138,43 +149,27 @@ wide_kernel! {
     }
 }
 
-wide_kernel! {
-    /// [`combine_chunk`]'s `w -= sum_i coefs[i] us[i]` over one chunk, returning the chunk's
-    /// `<w, w>` afterwards in the lanes of [`dot_chunk`].
-    fn sub_norm_chunk(wc: &mut [f64], us: &[&[f64]], coefs: &[f64], lo: usize) -> f64 {
-        let len = wc.len();
-        let n8 = len / 8 * 8;
-        let mut acc = [0.0f64; 8];
-        for (k, wb) in wc[..n8].chunks_mut(BLOCK).enumerate() {
-            let s = lo + k * BLOCK;
-            let bl = wb.len();
-            for (u, &c) in us.iter().zip(coefs) {
-                let c = -c;
-                for (p, q) in wb.iter_mut().zip(&u[s..s + bl]) {
-                    *p += c * q;
-                }
-            }
-            add_lanes(&mut acc, wb, wb);
-        }
-        let mut t = combine_lanes(&acc);
-        for i in n8..len {
-            for (u, &c) in us.iter().zip(coefs) {
-                wc[i] += -c * u[lo + i];
-            }
-            t += wc[i] * wc[i];
-        }
-        t
+/// [`combine_chunk`]'s `w -= sum_i coefs[i] us[i]` over one chunk, block by block, with the
+/// chunk's `<w, w>` afterwards summed in the lanes of [`dot_chunk`] while each block is hot.
+fn sub_norm_chunk(wc: &mut [f64], us: &[&[f64]], coefs: &[f64], lo: usize) -> f64 {
+    let n8 = wc.len() / 8 * 8;
+    let mut acc = [0.0f64; 8];
+    for (k, wb) in wc.chunks_mut(BLOCK).enumerate() {
+        combine_chunk(wb, None, us, coefs, -1.0, 1.0, lo + k * BLOCK);
+        // only the chunk's last block can end off the lanes (BLOCK is a multiple of 8)
+        let m = wb.len() / 8 * 8;
+        add_lanes(&mut acc, &wb[..m], &wb[..m]);
     }
+    let mut t = combine_lanes(&acc);
+    for x in &wc[n8..] {
+        t += x * x;
+    }
+    t
 }
 
 /// `w -= sum_i coefs[i] us[i]`, returning `<w, w>` of the result (one pass).
 pub(crate) fn sub_combination_norm(w: &mut [f64], us: &[&[f64]], coefs: &[f64]) -> f64 {
-    let parts: Vec<f64> = if w.len() >= PAR_MIN {
-        w.par_chunks_mut(CHUNK).enumerate().map(|(k, c)| sub_norm_chunk(c, us, coefs, k * CHUNK)).collect()
-    } else {
-        w.chunks_mut(CHUNK).enumerate().map(|(k, c)| sub_norm_chunk(c, us, coefs, k * CHUNK)).collect()
-    };
-    parts.iter().sum()
+    map_chunks_mut(w, |lo, wc| sub_norm_chunk(wc, us, coefs, lo)).iter().sum()
 }
 
 /// `w -= sum_i coefs[i] us[i]` (each element updated in the order of `us`, as repeated
@@ -267,13 +262,8 @@ wide_kernel! {
 /// One pass of the three-term recurrence: `w -= a v + b u`, returning
 /// `[<w, w>, <p, w> for p in probes]` of the updated `w`.
 pub(crate) fn recurrence(w: &mut [f64], a: f64, v: &[f64], prev: Option<(f64, &[f64])>, probes: &[&[f64]]) -> Vec<f64> {
-    let n = w.len();
-    let parts: Vec<Vec<f64>> = if n >= PAR_MIN {
-        w.par_chunks_mut(CHUNK).enumerate().map(|(k, c)| recurrence_chunk(c, a, v, prev, probes, k * CHUNK)).collect()
-    } else {
-        w.chunks_mut(CHUNK).enumerate().map(|(k, c)| recurrence_chunk(c, a, v, prev, probes, k * CHUNK)).collect()
-    };
-    (0..=probes.len()).map(|i| parts.iter().map(|p| p[i]).sum()).collect()
+    let parts = map_chunks_mut(w, |lo, c| recurrence_chunk(c, a, v, prev, probes, lo));
+    sum_over_chunks(&parts, probes.len() + 1)
 }
 
 /// Deterministic pseudo-random entries in [-0.5, 0.5).
