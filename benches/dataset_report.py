@@ -2,7 +2,7 @@
 
 Usage (prints markdown tables; ``--only`` picks sections)::
 
-    .venv/bin/python -m benches.dataset_report [--only methods,qfs,torchcam,qubo,dask,memory] [--threads 1]
+    .venv/bin/python -m benches.dataset_report [--only methods,qfs,torchcam,qubo,dask,memory,malloc] [--threads 1]
 
 Sections:
   methods   explain_dataset with all three methods (one capture per batch) against calling
@@ -14,6 +14,8 @@ Sections:
             (page faults included), K = 64, B = 1000 and K = 512, B = 64.
   dask      explain_dataset(backend="dask") on a LocalCluster of 1 and of 2 worker processes.
   memory    resident memory over 20,000 synthetic 16x16 images (batch 256).
+  malloc    explain_dataset with tune_malloc=False against True, each job in a fresh process
+            (MNIST CNN with all methods; EfficientNet-Lite0 with GradCAM).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +79,7 @@ def _store(tag: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def section_methods(n: int = 512, batch: int = 64) -> None:
+def section_methods(sizes: tuple[int, ...] = (512, 2048), batch: int = 64) -> None:
     import qfsel
     from qfsel.cams import GradCAM, GradCAMPlusPlus, QFSCAM
     from qfsel.datasets import mnist5k
@@ -84,26 +87,32 @@ def section_methods(n: int = 512, batch: int = 64) -> None:
 
     bundle = load_model("narrow-mnist-16")
     model, layer = bundle.model, bundle.default_layer
-    x = mnist5k("test")[0][:n]
     cams = [GradCAM(model, [layer]), GradCAMPlusPlus(model, [layer]), QFSCAM(model, [layer], seed=0)]
+    print(f"\n### All three methods, MNIST CNN (narrow-mnist-16, layer {layer}), batch {batch}\n")
+    print("A job's fixed costs (store creation, one probe image, the last batch's finishing work, "
+          "which nothing overlaps) weigh more in the shorter job.\n")
+    print("| images | pipeline | images/s | ratio |")
+    print("|---|---|---|---|")
+    for n in sizes:
+        x = mnist5k("train")[0][:n]  # the test split has 1,000 images
 
-    def separately():
-        for s in range(0, n, batch):
-            xb = x[s : s + batch]
-            for cam in cams:
-                cam(xb)
+        def separately():
+            with warnings.catch_warnings():  # flat maps: explain_dataset records them, not warns
+                warnings.filterwarnings("ignore", category=qfsel.QFSelWarning)
+                for s in range(0, n, batch):
+                    xb = x[s : s + batch]
+                    for cam in cams:
+                        cam(xb)
 
-    def together():
-        qfsel.explain_dataset(model, x, [layer], out=_store("m") + "/s", batch_size=batch, num_workers=0,
-                              progress=False)
+        def together():
+            qfsel.explain_dataset(model, x, [layer], out=_store("m") + "/s", batch_size=batch, num_workers=0,
+                                  progress=False)
 
-    t_sep, t_all = _interleaved([separately, together])
-    print(f"\n### All three methods, MNIST CNN (narrow-mnist-16, layer {layer}), {n} images, batch {batch}\n")
-    print("| pipeline | images/s | ratio |")
-    print("|---|---|---|")
-    print(f"| GradCAM, GradCAM++, QFS-CAM called separately on the same batches (in memory) | {n / t_sep:.0f} | 1.0 |")
-    print(f"| explain_dataset, methods=all (one capture, QUBO overlapped, written to the store) | "
-          f"{n / t_all:.0f} | {t_sep / t_all:.2f}x |")
+        t_sep, t_all = _interleaved([separately, together], 5 if n <= 512 else 3)
+        print(f"| {n} | GradCAM, GradCAM++, QFS-CAM called separately on the same batches (in memory) | "
+              f"{n / t_sep:.0f} | 1.0 |")
+        print(f"| {n} | explain_dataset, methods=all (one capture, QUBO overlapped, written to the store) | "
+              f"{n / t_all:.0f} | {t_sep / t_all:.2f}x |")
 
 
 def section_qfs() -> None:
@@ -280,8 +289,58 @@ def section_memory(n: int = 20000, batch: int = 256) -> None:
     print(f"\n{s}")
 
 
+_CHILD_MALLOC = r"""
+import sys, time, json, resource, tempfile
+import torch
+sys.path.insert(0, {root!r})
+torch.set_num_threads({threads})
+import qfsel
+case, tune = {case!r}, {tune}
+if case == "mnist":
+    from qfsel.datasets import mnist5k
+    from qfsel.models import load_model
+    b = load_model("narrow-mnist-16")
+    model, layer, x, methods, batch = b.model, b.default_layer, mnist5k("test")[0][:1024], "all", 64
+else:
+    from qfsel.models import efficientnet_lite0
+    model, layer, methods, batch = efficientnet_lite0(), "_head_act", "gradcam", 8
+    x = torch.rand(48, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+methods = ("qfs", "gradcam", "gradcam++") if methods == "all" else methods
+def job():
+    return qfsel.explain_dataset(model, x, [layer], methods, out=tempfile.mkdtemp(prefix="qfsel-bench-malloc-") + "/s",
+                                 batch_size=batch, num_workers=0, progress=False, tune_malloc=tune)
+job()  # warm-up (and, with tune, the thresholds set)
+best, faults = float("inf"), []
+for _ in range(3):
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t = time.perf_counter()
+    job()
+    best = min(best, time.perf_counter() - t)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+print(json.dumps([len(x) / best, min(faults) / len(x)]))
+"""
+
+
+def section_malloc() -> None:
+    threads = torch.get_num_threads()
+    print(f"\n### glibc malloc thresholds: explain_dataset(tune_malloc=False) against True, each job in a "
+          f"fresh process (torch threads: {threads}; best of 3 jobs after a warm-up)\n")
+    print("| job | tune_malloc=False images/s | page faults per image | tune_malloc=True images/s | "
+          "page faults per image | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for case, name in (("mnist", "narrow-mnist-16, 1024 images, batch 64, all three methods"),
+                       ("efficientnet", "EfficientNet-Lite0, 48 images, batch 8, GradCAM")):
+        res = {}
+        for tune in (False, True):
+            code = _CHILD_MALLOC.format(root=str(ROOT), threads=threads, case=case, tune=tune)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            res[tune] = json.loads(out.stdout.strip().splitlines()[-1])
+        (r0, f0), (r1, f1) = res[False], res[True]
+        print(f"| {name} | {r0:.1f} | {f0:.0f} | {r1:.1f} | {f1:.0f} | {r1 / r0:.2f}x |")
+
+
 SECTIONS = {"methods": section_methods, "qfs": section_qfs, "torchcam": section_torchcam, "qubo": section_qubo,
-            "dask": section_dask, "memory": section_memory}
+            "malloc": section_malloc, "dask": section_dask, "memory": section_memory}
 
 
 def main() -> None:

@@ -23,14 +23,15 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client():
-    from qfsel.dataset.dask_backend import WORKER_MALLOC_THRESHOLD, local_cluster
+    from qfsel._malloc import MMAP_THRESHOLD, TRIM_THRESHOLD
+    from qfsel.dataset.dask_backend import local_cluster
 
     cluster = local_cluster(2)  # the cluster explain_dataset itself starts
     c = distributed.Client(cluster)
     # glibc's thresholds reach the workers (the model ran 2x slower without)
     env = c.run(lambda: {k: __import__("os").environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")})
-    assert all(v == {"MALLOC_TRIM_THRESHOLD_": str(WORKER_MALLOC_THRESHOLD),
-                     "MALLOC_MMAP_THRESHOLD_": str(WORKER_MALLOC_THRESHOLD)} for v in env.values()), env
+    assert all(v == {"MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+                     "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)} for v in env.values()), env
     yield c
     c.close()
     cluster.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import exceptions
 from .exceptions import InfeasibleError, ProblemTooLargeError, QFSelError, QFSelWarning
+from ._malloc import tune_malloc
 from .qubo import FeatureSelectionProblem, ProblemBatch, bisect_beta
 from .routing import Solution, available_solvers, solve
 from .routing import validate_solver
@@ -105,6 +106,8 @@ __all__ = [
     "quantum",
     # evaluation (issue 10)
     "evaluate",
+    # long CPU jobs: glibc malloc thresholds (issue 9)
+    "tune_malloc",
     # errors
     "exceptions",
     "QFSelError",

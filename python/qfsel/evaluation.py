@@ -446,6 +446,7 @@ def evaluate(
     parts: Sequence[str] = ("disentanglement", "embeddings", "localization", "faithfulness", "sanity"),
     seed: int = 0,
     progress: bool = True,
+    tune_malloc: bool = True,
     **qfs_params: Any,
 ) -> dict[str, Any]:
     """Explain a dataset with every method and compute every metric; optionally write a report.
@@ -468,13 +469,21 @@ def evaluate(
         parts: which metric groups to compute.
         seed: seed of QFS-CAM's sampler (unless given in ``qfs_params``), bootstraps, folds.
         progress: tqdm bars.
+        tune_malloc: keep freed memory for reuse between batches (:func:`qfsel.tune_malloc`;
+            it changes glibc's malloc thresholds for the rest of the process); False leaves
+            malloc alone. The metrics are the same either way.
         **qfs_params: QFS-CAM settings (beta, k, sampler, relevance, ...).
 
     Returns:
         The metrics as a dict (also written to ``metrics.json``).
     """
+    from ._malloc import tune_malloc as _tune_malloc
     from .cams import method_names
 
+    if not isinstance(tune_malloc, bool):
+        raise TypeError(f"tune_malloc: expected a bool, got {type(tune_malloc).__name__}")
+    if tune_malloc:
+        _tune_malloc()
     t_start = time.perf_counter()
     methods = method_names(methods)
     data = dataset if isinstance(dataset, EvalData) else load_eval_data(model, dataset, n, seed=seed)

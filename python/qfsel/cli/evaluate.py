@@ -13,10 +13,13 @@ from ._common import UserError
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from .._malloc import tune_malloc
     from ..cams import method_names
     from ..evaluation import ABLATIONS, ablate, evaluate
 
     torch.set_num_threads(max(1, args.threads))
+    if not args.no_tune_malloc:
+        tune_malloc()  # for the ablations too
     try:
         methods = method_names([m.strip() for m in args.methods.split(",") if m.strip()])
     except (ValueError, TypeError) as exc:
@@ -35,7 +38,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.model, args.dataset, methods, out, n=args.n, correct_only=not args.all_images,
         batch_size=args.batch_size, n_boot=args.n_boot, faithfulness_n=args.faithfulness_n, steps=args.steps,
         sanity_n=args.sanity_n, road=not args.no_road, tsne=not args.no_tsne,
-        parts=[p for p in args.parts.split(",") if p], seed=args.seed, progress=not args.quiet, **qfs,
+        parts=[p for p in args.parts.split(",") if p], seed=args.seed, progress=not args.quiet,
+        tune_malloc=not args.no_tune_malloc, **qfs,
     )
     print(f"qfsel evaluate: {result['setup']['n_explained']} images explained in "
           f"{result['setup']['explain_seconds']:.1f} s ({result['setup']['images_per_second']:.1f} images/s); "
@@ -97,4 +101,7 @@ def register(sub: Any) -> None:
     p.add_argument("--ablation-n", type=int, default=300, help="images per ablation setting (default: 300)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-tune-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds alone (default: keep freed memory for reuse "
+                        "between batches, see qfsel.tune_malloc)")
     p.set_defaults(func=_cmd_evaluate)

@@ -40,6 +40,7 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
             n_workers=args.n_workers,
             timeout=args.timeout,
             progress=not args.no_progress,
+            tune_malloc=not args.no_tune_malloc,
             **qfs,
         )
     except TypeError as exc:
@@ -98,6 +99,9 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the scheduler to answer (default: 30)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-tune-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds alone (default: keep freed memory for reuse "
+                        "between batches, see qfsel.tune_malloc)")
     p.add_argument("--preview", type=int, default=6, metavar="N",
                    help="write OUT/preview.png with N explained images (spread over the dataset) and "
                         "every method's heatmap (0: none; default: 6)")

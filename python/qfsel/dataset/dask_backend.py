@@ -9,6 +9,8 @@
 * A task skips the batches already complete in the store. When a worker dies, the scheduler
   runs its tasks again elsewhere; they redo at most the two batches the dead worker had in flight
   (one being written, one in its model pass).
+* With ``tune_malloc`` (the default), each worker process keeps freed memory for reuse
+  (:func:`qfsel.tune_malloc`), as the driver does for the local backend.
 * Results equal the local backend's for the same seed: the batches, hence every forward pass
   and every QUBO, are the same.
 """
@@ -51,6 +53,10 @@ class QFSelWorkerPlugin(_plugin_base()):  # type: ignore[misc]
         from ..cams import build_explainers
 
         spec = pickle.loads(self.payload)
+        if spec.get("tune_malloc", True):
+            from .._malloc import _tune
+
+            _tune(dask_worker=True)
         torch.set_num_threads(max(1, int(getattr(worker, "nthreads", 1) or 1)))
         model = spec["model"].to(spec["device"])
         cams = build_explainers(model, spec["layer_names"], spec["names"],
@@ -106,14 +112,18 @@ def _run_shard(key: str, path: str, batches: Sequence[int]) -> tuple[int, int, i
     return counts["images"] + skipped, counts["failed"], len(todo)
 
 
-#: glibc's trim and mmap thresholds (bytes) in the workers of the LocalCluster qfsel starts.
-WORKER_MALLOC_THRESHOLD = 64 * 2**20
+def _worker_malloc_env() -> dict[str, int]:
+    """glibc's thresholds (bytes) in the workers of the LocalCluster qfsel starts: those of
+    :func:`qfsel.tune_malloc`."""
+    from .._malloc import MMAP_THRESHOLD, TRIM_THRESHOLD
+
+    return {"MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD, "MALLOC_TRIM_THRESHOLD_": TRIM_THRESHOLD}
 
 
 def local_cluster(n_workers: int) -> Any:
     """The ``LocalCluster`` qfsel starts: ``n_workers`` single-threaded worker processes on
-    127.0.0.1, the scheduler's HTTP server on a free loopback port, and glibc's trim and mmap
-    thresholds in the workers at :data:`WORKER_MALLOC_THRESHOLD`."""
+    127.0.0.1, the scheduler's HTTP server on a free loopback port, and glibc's mmap and trim
+    thresholds in the workers' environment as :func:`qfsel.tune_malloc` sets them."""
     import dask
     from distributed import LocalCluster
 
@@ -123,8 +133,7 @@ def local_cluster(n_workers: int) -> Any:
     # dataset_report.py --only dask`: 1 worker 966 -> 2137 images/s with both at 64 MiB).
     # With dashboard_address=None distributed would still bind 8787 (and warn, or fail under
     # -W error, when another cluster holds it).
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": WORKER_MALLOC_THRESHOLD
-                          for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}):
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in _worker_malloc_env().items()}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                             dashboard_address="127.0.0.1:0")
 
@@ -178,6 +187,7 @@ def run_dask(
     shard_batches: int | None,
     timeout: float,
     on_batch: Callable[[int, int], None],
+    tune_malloc: bool = True,
 ) -> None:
     """Runs the batches ``todo`` as shards on Dask workers (see the module docstring)."""
     try:
@@ -200,6 +210,7 @@ def run_dask(
             "model": copy.deepcopy(model).cpu() if device != "cpu" else model, "loadable": loadable, "names": names,
             "layer_names": layer_names, "method_params": method_params, "reshape_transform": reshape_transform,
             "output_selector": output_selector, "upsample": upsample, "targets": targets, "device": device,
+            "tune_malloc": tune_malloc,
         })
         plugin = QFSelWorkerPlugin(key, payload)
         client.register_plugin(plugin, name=plugin.name)

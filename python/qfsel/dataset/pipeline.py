@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .._checks import check_int, check_positive_int, check_positive_real, describe
+from .._malloc import tune_malloc as _tune_malloc
 from ..capture import Capture, LayerCapture, capture, check_output_selector, resolve_target_layers
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
@@ -491,6 +492,7 @@ def explain_dataset(
     shard_batches: int | None = None,
     timeout: float = 30.0,
     progress: bool = True,
+    tune_malloc: bool = True,
     **method_params: Any,
 ) -> DatasetSummary:
     """Explains every image of a dataset with every requested method, streamed into a store.
@@ -532,6 +534,10 @@ def explain_dataset(
         shard_batches: batches per Dask task (default: about four tasks per worker).
         timeout: seconds to wait for the Dask scheduler to answer.
         progress: show a tqdm progress bar (images/s, ETA).
+        tune_malloc: keep freed memory for reuse between batches (:func:`qfsel.tune_malloc`,
+            in this process and in every Dask worker; 1.3-1.5x images/s on the CPU here). It
+            changes glibc's malloc thresholds for the rest of the process; False leaves
+            malloc alone. Not part of the configuration: results are the same either way.
         **method_params: QFS-CAM parameters (beta, k, sampler, candidates, ...).
 
     Returns:
@@ -560,7 +566,8 @@ def explain_dataset(
         raise ValueError('scheduler: only meaningful with backend="dask"; got a scheduler and backend="local"')
     if targets is not None:
         targets = check_int("targets", targets, low=0)
-    for flag, value in (("store_raw", store_raw), ("upsample", upsample), ("overwrite", overwrite), ("progress", progress)):
+    for flag, value in (("store_raw", store_raw), ("upsample", upsample), ("overwrite", overwrite),
+                        ("progress", progress), ("tune_malloc", tune_malloc)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
     if not isinstance(out, (str, os.PathLike)):
@@ -665,6 +672,8 @@ def explain_dataset(
             if len(rss) > 400:  # keep the samples' own memory bounded: every other one
                 del rss[1:-1:2]
 
+    if tune_malloc:
+        _tune_malloc()
     t_run = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -681,7 +690,7 @@ def explain_dataset(
                     reshape_transform=reshape_transform, output_selector=output_selector, upsample=upsample,
                     targets=targets, device=str(device),
                     path=Path(out), todo=todo, scheduler=scheduler, n_workers=n_workers, shard_batches=shard_batches,
-                    timeout=timeout, on_batch=on_batch,
+                    timeout=timeout, on_batch=on_batch, tune_malloc=tune_malloc,
                 )
     finally:
         bar.close()
