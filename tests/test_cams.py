@@ -539,8 +539,8 @@ def test_explain_all_equals_each_method_alone_with_one_capture(monkeypatch):
 
     model, x = PaperNet(), images(3, seed=2)
     calls = []
-    real = cams_mod.capture
-    monkeypatch.setattr(cams_mod, "capture", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = cams_mod._capture
+    monkeypatch.setattr(cams_mod, "_capture", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     res = explain_all(model, x, ["bn"], methods=("qfs", "gradcam", "gradcam++"), sampler="exact", k=2)
     assert len(calls) == 1 and list(res) == ["qfs", "gradcam", "gradcam++"]
     alone = {
@@ -701,8 +701,8 @@ def test_explain_all_with_smoothing_shares_each_augmented_capture(monkeypatch):
 
     model, x = PaperNet(), images(2, seed=7)
     calls = []
-    real = cams_mod.capture
-    monkeypatch.setattr(cams_mod, "capture", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = cams_mod._capture
+    monkeypatch.setattr(cams_mod, "_capture", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     res = explain_all(model, x, ["bn"], sampler="exact", aug_smooth=True, eigen_smooth=True, as_tensor=True)
     assert len(calls) == 6  # one capture per augmentation, shared by the three methods
     for name, cam in {"qfs": QFSCAM(model, ["bn"], sampler="exact"), "gradcam": GradCAM(model, ["bn"]),

@@ -115,3 +115,39 @@ def test_min_max_normalize_is_the_hand_formula_bit_for_bit(dtype):
     bad = raw.clone()
     bad[2, 0, 0], bad[4, 1, 3] = float("nan"), float("inf")
     assert _min_max_normalize(bad)[2].tolist() == [True, True, False, True, False, True]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(64, 16, 7, 7), (3, 5, 1, 1), (2, 1280, 7, 7), (1, 3, 13, 17)])
+def test_weighted_map_is_relu_of_the_einsum_bit_for_bit(dtype, shape):
+    """ReLU(sum_p w_p A_p) from one batched product: the same bits as einsum's on the same
+    activations, in at least float32, for contiguous and channels-last activations."""
+    g = torch.Generator().manual_seed(sum(shape))
+    a = torch.randn(*shape, generator=g).to(dtype)
+    w = torch.randn(shape[:2], generator=g).to(dtype)
+    up = torch.float32 if dtype == torch.float16 else dtype
+    for acts in (a, a.contiguous(memory_format=torch.channels_last)):
+        want = torch.relu(torch.einsum("bk,bkhw->bhw", w.to(up), acts.to(up)))
+        got = weighted_map(acts, w)
+        assert got.dtype == up and torch.equal(got, want)
+    # every value the hand formula's, up to rounding
+    hand = torch.relu((w.double()[:, :, None, None] * a.double()).sum(1))
+    assert torch.allclose(weighted_map(a.double(), w.double()), hand, rtol=1e-12, atol=1e-12)
+
+
+def test_min_max_normalize_of_non_negative_maps_needs_no_magnitude_of_the_minimum():
+    """The CAM methods' fast path (maps >= 0, the ReLU'd sums): the same maps and flags."""
+    from qfsel.heatmap import _min_max_normalize
+
+    g = torch.Generator().manual_seed(5)
+    raw = torch.relu(torch.randn(7, 6, 5, generator=g))
+    raw[1] = 0.0
+    raw[2] = 3.0
+    raw[3, 0, 0] = float("nan")
+    raw[4] = 1e-30 * raw[4]  # tiny but not flat: the tolerance is relative
+    raw[5, 2, 2] = float("inf")
+    fast, slow = _min_max_normalize(raw, nonnegative=True), _min_max_normalize(raw)
+    for f, s in zip(fast, slow):
+        assert torch.equal(f.isnan(), s.isnan()) and torch.equal(torch.nan_to_num(f), torch.nan_to_num(s))
+    assert fast[1].tolist() == [False, True, True, False, False, True, False]  # inf <= inf * tol
+    assert fast[2].tolist() == [True, True, True, False, True, False, True]

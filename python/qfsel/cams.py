@@ -36,7 +36,7 @@ from qfsel.capture import (
     LayerSpec,
     OutputSelector,
     ReshapeTransform,
-    capture,
+    _capture,
     check_output_selector,
     resolve_target_layers,
     select_output,
@@ -312,14 +312,9 @@ class BaseCAM:
     # -- explaining ----------------------------------------------------------------------------
     def capture(self, input_tensor: torch.Tensor, targets: TargetsLike = None) -> Capture:
         """One forward/backward pass of this explainer's model and target layers (see :func:`~qfsel.capture.capture`)."""
-        return capture(
-            self.model,
-            input_tensor,
-            [m for _, m in self.target_layers],
-            targets,
-            self.reshape_transform,
-            self.output_selector,
-        )
+        # The layers and the selector were resolved and checked when the explainer was built.
+        return _capture(self.model, input_tensor, self.target_layers, targets, self.reshape_transform,
+                        self.output_selector)
 
     def explain(
         self,
@@ -380,7 +375,7 @@ class BaseCAM:
         for layer in cap.layers:
             w, sel = self.layer_weights(layer, cap)
             raw = cam_map(layer.activations, w, eigen_smooth)
-            norm, flat, finite = _min_max_normalize(raw)
+            norm, flat, finite = _min_max_normalize(raw, nonnegative=True)  # cam_map ends in a ReLU
             if not bool(finite.all()):
                 idx = torch.nonzero(~finite).flatten().tolist()
                 raise ValueError(

@@ -510,10 +510,17 @@ def _forward(model: nn.Module, x: torch.Tensor, output_selector: OutputSelector 
     return out
 
 
-def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
-    # One reduction first: the sum is finite only if all the values are (a NaN or an inf
-    # makes it NaN or inf); only a non-finite sum (maybe just an overflow) is looked at.
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is finite. One reduction first: the sum is finite only if
+    all the values are (a NaN or an inf makes it NaN or inf); only a non-finite sum (maybe
+    just an overflow) is looked at value by value."""
     if t.is_floating_point() and math.isfinite(float(t.sum(dtype=torch.promote_types(t.dtype, torch.float32)))):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def _check_finite(name: str, what: str, t: torch.Tensor) -> None:
+    if _all_finite(t):
         return
     bad = ~torch.isfinite(t.flatten(1)).all(dim=1)
     if bool(bad.any()):
@@ -619,7 +626,7 @@ def _forward_backward(
         target_fns = normalize_targets(targets, out)
         gathered = _class_scores(out, target_fns)
         score_vec = _scores_one_by_one(out, target_fns) if gathered is None else gathered
-    if not bool(torch.isfinite(score_vec.detach()).all()):
+    if not _all_finite(score_vec.detach()):
         bad = ~torch.isfinite(score_vec.detach())
         idx = torch.nonzero(bad).flatten().tolist()
         raise ValueError(

@@ -34,8 +34,11 @@ def weighted_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tens
             f"got {tuple(weights.shape)}"
         )
     dtype = torch.promote_types(activations.dtype, torch.float32)
-    cam = torch.einsum("bk,bkhw->bhw", weights.to(dtype), activations.to(dtype))
-    return torch.relu(cam)
+    b, k, h, w = activations.shape
+    # One batched product (B, 1, K) x (B, K, HW): what einsum("bk,bkhw->bhw") computes, to the
+    # bit, without its dispatch (12 against 26 us a call at (64, 16, 7, 7)).
+    cam = torch.bmm(weights.to(dtype)[:, None, :], activations.to(dtype).reshape(b, k, h * w)).reshape(b, h, w)
+    return cam.relu_()
 
 
 def eigen_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -90,19 +93,24 @@ def min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return out, flat
 
 
-def _min_max_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _min_max_normalize(maps: torch.Tensor, nonnegative: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`min_max_normalize` plus a (B,) bool tensor: True where the sample's map is finite.
 
     A map holding a NaN or an inf has a non-finite ``max - min`` (NaN propagates through
     min and max; an inf makes the span inf or NaN), and a finite span bounds every value:
-    one check on B numbers instead of a pass over the maps.
+    one check on B numbers instead of a pass over the maps. ``nonnegative``: the caller
+    guarantees ``maps >= 0`` where not NaN (a ReLU'd map), so that max(|min|, |max|) is the max.
     """
     view = maps.flatten(1)
     lo, hi = view.amin(dim=1), view.amax(dim=1)  # (torch.aminmax is several times slower on CPU)
     span = hi - lo
-    flat = span <= FLAT_TOLERANCE * torch.maximum(lo.abs(), hi.abs())
+    # max(|lo|, |hi|) is max(hi, -lo), as lo <= hi (NaN propagates either way); for the
+    # non-negative maps of every CAM method (ReLU'd) it is hi. Fewer distinct ops matter: right
+    # after a model pass each kind of op costs 15-40 us the first time (evicted code), 2-5 us after.
+    mag = hi if nonnegative else torch.maximum(hi, lo.neg())
+    flat = span <= mag * FLAT_TOLERANCE
     any_flat = bool(flat.any())  # usually none: the masked fills are skipped
-    out = (maps - lo[:, None, None]) / (span.masked_fill(flat, 1.0) if any_flat else span)[:, None, None]
+    out = maps.sub(lo[:, None, None]).div_((span.masked_fill(flat, 1.0) if any_flat else span)[:, None, None])
     if any_flat:
         out.masked_fill_(flat[:, None, None], 0.0)
     return out.clamp_(0.0, 1.0), flat, torch.isfinite(span)
