@@ -54,10 +54,11 @@ def _loop(tune: bool, env: dict[str, str] | None = None) -> dict:
 def test_tuned_malloc_reuses_freed_blocks_instead_of_faulting_them_in_again():
     plain, tuned = _loop(False), _loop(True)
     assert tuned["tuned"] is True
-    # every round after the first: 48 MiB faulted in afresh (12,288 pages of 4 KiB) by default
-    assert min(plain["faults"][2:]) > 6000, plain
-    # tuned: the blocks stay in the heap (a few faults at most, e.g. for Python's own objects)
-    assert max(tuned["faults"][2:]) < 200, tuned
+    # every round after the first: 48 MiB faulted in afresh by default (12,288 pages of 4 KiB;
+    # 24 where the kernel gives the heap huge pages)
+    assert min(plain["faults"][2:]) >= 20, plain
+    # tuned: the blocks stay in the heap (a stray fault at most, e.g. for Python's own objects)
+    assert 20 * sum(tuned["faults"][2:]) < sum(plain["faults"][2:]), (plain, tuned)
 
 
 @glibc
