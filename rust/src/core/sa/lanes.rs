@@ -130,6 +130,65 @@ pub(crate) unsafe fn xoshiro_step4(s: &mut [std::arch::x86_64::__m256i; 4]) -> s
     out
 }
 
+/// The generator states of eight lanes in registers: state word `w` of lane
+/// `l` in 64-bit lane `l % 4` of `lo[w]` (lanes 0-3) or `hi[w]` (lanes 4-7).
+///
+/// # Safety
+/// As [`rotl4`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn load_lane_words(
+    rngs: &[OpenXoshiro; LANES],
+) -> ([std::arch::x86_64::__m256i; 4], [std::arch::x86_64::__m256i; 4]) {
+    use std::arch::x86_64::*;
+    let word = |w: usize, from: usize| {
+        _mm256_set_epi64x(rngs[from + 3].s[w] as i64, rngs[from + 2].s[w] as i64, rngs[from + 1].s[w] as i64, rngs[from].s[w] as i64)
+    };
+    ([word(0, 0), word(1, 0), word(2, 0), word(3, 0)], [word(0, 4), word(1, 4), word(2, 4), word(3, 4)])
+}
+
+/// Writes the registers of [`load_lane_words`] back into the generators.
+///
+/// # Safety
+/// As [`rotl4`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn store_lane_words(
+    lo: &[std::arch::x86_64::__m256i; 4],
+    hi: &[std::arch::x86_64::__m256i; 4],
+    rngs: &mut [OpenXoshiro; LANES],
+) {
+    use std::arch::x86_64::*;
+    let mut words = [[0u64; 4]; 4];
+    for (half, v) in [(0usize, lo), (4, hi)] {
+        for (w, vw) in v.iter().enumerate() {
+            _mm256_storeu_si256(words[w].as_mut_ptr() as *mut __m256i, *vw);
+        }
+        for l in 0..4 {
+            rngs[half + l].s = [words[0][l], words[1][l], words[2][l], words[3][l]];
+        }
+    }
+}
+
+/// The uniform draws `(bits >> 40) 2^-24` of eight lanes, in lane order, from
+/// the outputs of [`xoshiro_step4`] for lanes 0-3 (`out_lo`) and 4-7 (`out_hi`):
+/// the scalar kernel's `f32` uniform, bit for bit.
+///
+/// # Safety
+/// As [`rotl4`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn uniforms8(
+    out_lo: std::arch::x86_64::__m256i,
+    out_hi: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let a = _mm256_srli_epi64::<40>(out_lo);
+    let b = _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(out_hi));
+    let bits = _mm256_permutevar8x32_epi32(_mm256_or_si256(a, b), _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    _mm256_mul_ps(_mm256_cvtepi32_ps(bits), _mm256_set1_ps(1.0 / 16_777_216.0))
+}
+
 /// `f32::exp_neg` of each lane of `c` (in [0, CUTOFF]), the same operations
 /// in the same order, so the same bits.
 ///
@@ -166,27 +225,16 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
     let n = m.n;
     assert!(xs.len() == LANES * n && m.w.len() == n * n);
     let (mut g, mut sg) = lane_fields(m, xs);
-    // Generator words: lanes 0-3 in `lo`, 4-7 in `hi`.
-    let word = |w: usize, from: usize| {
-        _mm256_set_epi64x(rngs[from + 3].s[w] as i64, rngs[from + 2].s[w] as i64, rngs[from + 1].s[w] as i64, rngs[from].s[w] as i64)
-    };
-    let mut lo = [word(0, 0), word(1, 0), word(2, 0), word(3, 0)];
-    let mut hi = [word(0, 4), word(1, 4), word(2, 4), word(3, 4)];
+    let (mut lo, mut hi) = load_lane_words(rngs);
     let zero = _mm256_setzero_ps();
     let cut = _mm256_set1_ps(f32::CUTOFF);
     let sign = _mm256_set1_ps(-0.0);
-    let inv24 = _mm256_set1_ps(1.0 / 16_777_216.0);
-    let pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     let gp = g.as_mut_ptr() as *mut f32;
     let sp = sg.as_mut_ptr() as *mut f32;
     for &beta in betas {
         let vb = _mm256_set1_ps(beta);
         for i in 0..n {
-            // u = (bits >> 40) 2^-24 per lane, lanes 0..7 in order.
-            let a = _mm256_srli_epi64::<40>(xoshiro_step4(&mut lo));
-            let b = _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(xoshiro_step4(&mut hi)));
-            let bits = _mm256_permutevar8x32_epi32(_mm256_or_si256(a, b), pack);
-            let u = _mm256_mul_ps(_mm256_cvtepi32_ps(bits), inv24);
+            let u = uniforms8(xoshiro_step4(&mut lo), xoshiro_step4(&mut hi));
             let gi = _mm256_loadu_ps(gp.add(LANES * i));
             let si = _mm256_loadu_ps(sp.add(LANES * i));
             let bd = _mm256_mul_ps(vb, _mm256_mul_ps(si, gi));
@@ -206,15 +254,7 @@ unsafe fn anneal_flip_lanes_avx2(m: &DenseModel<'_, f32>, betas: &[f32], rngs: &
             }
         }
     }
-    let mut words = [[0u64; 4]; 4];
-    for (half, v) in [(0usize, &lo), (4, &hi)] {
-        for (w, vw) in v.iter().enumerate() {
-            _mm256_storeu_si256(words[w].as_mut_ptr() as *mut __m256i, *vw);
-        }
-        for l in 0..4 {
-            rngs[half + l].s = [words[0][l], words[1][l], words[2][l], words[3][l]];
-        }
-    }
+    store_lane_words(&lo, &hi, rngs);
     lane_states(&sg, xs);
 }
 

@@ -117,7 +117,7 @@ mod tests;
 pub use flip::{anneal_flip, anneal_flip_fast, descend_flip};
 pub use lanes::{anneal_flip_lanes, LANES, LANES_MAX_N, LANES_MIN_READS};
 #[cfg(target_arch = "x86_64")]
-pub(crate) use lanes::{exp_neg8, xoshiro_step4};
+pub(crate) use lanes::{exp_neg8, load_lane_words, store_lane_words, uniforms8, xoshiro_step4};
 pub use model::{fields_of, Couplings, CsrModel, DenseModel};
 pub use reads::{random_state, run_dense_reads, run_flip_reads, run_swap_reads, ReadConfig};
 pub use real::Real;

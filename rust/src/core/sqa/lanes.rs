@@ -118,7 +118,7 @@ unsafe fn kernel(
 ) {
     use std::arch::x86_64::*;
 
-    use super::super::sa::{exp_neg8, xoshiro_step4};
+    use super::super::sa::{exp_neg8, load_lane_words, store_lane_words, uniforms8, xoshiro_step4};
     use super::super::sa::Real;
 
     let n = m.n();
@@ -139,16 +139,10 @@ unsafe fn kernel(
             }
         }
     }
-    let word = |w: usize, from: usize| {
-        _mm256_set_epi64x(rngs[from + 3].s[w] as i64, rngs[from + 2].s[w] as i64, rngs[from + 1].s[w] as i64, rngs[from].s[w] as i64)
-    };
-    let mut lo = [word(0, 0), word(1, 0), word(2, 0), word(3, 0)];
-    let mut hi = [word(0, 4), word(1, 4), word(2, 4), word(3, 4)];
+    let (mut lo, mut hi) = load_lane_words(rngs);
     let zero = _mm256_setzero_ps();
     let cut = _mm256_set1_ps(f32::CUTOFF);
     let sign = _mm256_set1_ps(-0.0);
-    let inv24 = _mm256_set1_ps(1.0 / 16_777_216.0);
-    let pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
 
     // The Metropolis decisions of the eight lanes for `delta`, drawing where
     // the scalar kernel draws.
@@ -159,8 +153,6 @@ unsafe fn kernel(
         hi: &mut [__m256i; 4],
         zero: __m256,
         cut: __m256,
-        inv24: __m256,
-        pack: __m256i,
     ) -> __m256 {
         let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(delta, zero);
         let draw = _mm256_and_ps(pos, _mm256_cmp_ps::<_CMP_NGT_UQ>(delta, cut));
@@ -168,14 +160,11 @@ unsafe fn kernel(
         let m_lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(dm));
         let m_hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(dm));
         let (mut nlo, mut nhi) = (*lo, *hi);
-        let a = _mm256_srli_epi64::<40>(xoshiro_step4(&mut nlo));
-        let b = _mm256_slli_epi64::<32>(_mm256_srli_epi64::<40>(xoshiro_step4(&mut nhi)));
+        let u = uniforms8(xoshiro_step4(&mut nlo), xoshiro_step4(&mut nhi));
         for w in 0..4 {
             lo[w] = _mm256_blendv_epi8(lo[w], nlo[w], m_lo);
             hi[w] = _mm256_blendv_epi8(hi[w], nhi[w], m_hi);
         }
-        let bits = _mm256_permutevar8x32_epi32(_mm256_or_si256(a, b), pack);
-        let u = _mm256_mul_ps(_mm256_cvtepi32_ps(bits), inv24);
         let e = exp_neg8(_mm256_and_ps(pos, _mm256_min_ps(delta, cut)));
         _mm256_or_ps(_mm256_cmp_ps::<_CMP_NGT_UQ>(delta, zero), _mm256_and_ps(draw, _mm256_cmp_ps::<_CMP_LT_OQ>(u, e)))
     }
@@ -209,7 +198,7 @@ unsafe fn kernel(
                 // delta = wc (sign (Q_ii + f_i)) + 2K sign (sign_a + sign_b): the scalar's operations.
                 let a = _mm256_mul_ps(vwc, _mm256_mul_ps(si, _mm256_add_ps(_mm256_set1_ps(*diag.get_unchecked(i)), fi)));
                 let delta = _mm256_add_ps(a, _mm256_mul_ps(vt2, _mm256_mul_ps(si, nb)));
-                let acc = decide(delta, &mut lo, &mut hi, zero, cut, inv24, pack);
+                let acc = decide(delta, &mut lo, &mut hi, zero, cut);
                 if _mm256_movemask_ps(acc) != 0 {
                     _mm256_storeu_ps(ss.add(o), _mm256_xor_ps(si, _mm256_and_ps(acc, sign)));
                     update(fs, m.row(i), _mm256_and_ps(acc, si));
@@ -224,7 +213,7 @@ unsafe fn kernel(
                     let o = (s * n + i) * LANES;
                     de = _mm256_add_ps(de, _mm256_mul_ps(_mm256_loadu_ps(sp.add(o)), _mm256_add_ps(q, _mm256_loadu_ps(fp.add(o)))));
                 }
-                let acc = decide(_mm256_mul_ps(vwc, de), &mut lo, &mut hi, zero, cut, inv24, pack);
+                let acc = decide(_mm256_mul_ps(vwc, de), &mut lo, &mut hi, zero, cut);
                 if _mm256_movemask_ps(acc) != 0 {
                     for s in 0..p {
                         let o = (s * n + i) * LANES;
@@ -236,15 +225,7 @@ unsafe fn kernel(
             }
         }
     }
-    let mut words = [[0u64; 4]; 4];
-    for (half, v) in [(0usize, &lo), (4, &hi)] {
-        for (w, vw) in v.iter().enumerate() {
-            _mm256_storeu_si256(words[w].as_mut_ptr() as *mut __m256i, *vw);
-        }
-        for l in 0..4 {
-            rngs[half + l].s = [words[0][l], words[1][l], words[2][l], words[3][l]];
-        }
-    }
+    store_lane_words(&lo, &hi, rngs);
     for l in 0..LANES {
         for t in 0..p * n {
             paths[l * p * n + t] = (sg[t * LANES + l] < 0.0) as u8;
