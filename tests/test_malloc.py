@@ -120,3 +120,24 @@ def test_the_long_jobs_tune_malloc_only_when_asked(monkeypatch, tmp_path):
         qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "c", tune_malloc="yes", **kw)
     with pytest.raises(TypeError, match="tune_malloc: expected a bool"):
         qfsel.evaluate(tune_malloc=1)
+
+
+@glibc
+def test_a_dask_worker_with_distributed_s_own_trim_setting_is_tuned(tmp_path):
+    """distributed starts its workers with MALLOC_TRIM_THRESHOLD_=65536 (every tensor above
+    128 KiB then mapped afresh); the job's worker plugin overrides that one setting."""
+    distributed = pytest.importorskip("distributed")
+    import torch
+
+    from tests._tiny_models import GapNet
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster, distributed.Client(cluster) as client:
+        before = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert list(before.values()) == [_malloc.DISTRIBUTED_TRIM_DEFAULT]
+        x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        s = qfsel.explain_dataset(GapNet(k=4, classes=3), x, ["act"], "gradcam", out=tmp_path / "s", batch_size=2,
+                                  backend="dask", scheduler=client, progress=False)
+        assert s.explained == 4
+        tuned = client.run(lambda: __import__("qfsel")._malloc._done)
+        assert list(tuned.values()) == [True]
