@@ -201,14 +201,17 @@ class BatchWorker:
         self.dtype = np.dtype(cfg["dtype"])
         self.store_raw = bool(cfg["store_raw"])
         h, w = manifest["heatmap_shape"]
-        # Output buffers, reused by every batch (NaN rows: failed images).
-        self._heat = {m: np.empty((self.bs, h, w), self.dtype) for m in cams}
-        self._raw = {(m, layer): np.empty((self.bs, lh, lw), self.dtype)
+        # Output buffers, reused by every batch (NaN rows: failed images); no batch is larger
+        # than the dataset (batch_size may be).
+        rows = min(self.bs, int(manifest["num_images"]))
+        self._heat = {m: np.empty((rows, h, w), self.dtype) for m in cams}
+        self._raw = {(m, layer): np.empty((rows, lh, lw), self.dtype)
                      for m in cams for layer, (lh, lw) in zip(self.layer_names, manifest["raw_shapes"])} \
             if self.store_raw else {}
         # Ablation relevance runs the model again: it may not overlap with the next capture.
         qfs = cams.get("qfs")
         self.overlap = not (isinstance(qfs, QFSCAM) and qfs.relevance == "ablation")
+        self.input_dtype = _input_dtype(model)
         self.explained_any = False  # whether this run has captured any image yet
         self.finished_any = False  # ... and explained any (in the finishing thread)
 
@@ -219,8 +222,8 @@ class BatchWorker:
     def capture(self, x: torch.Tensor | None) -> Capture | None:
         if x is None:
             return None
-        return capture(self.model, x.to(self.device, non_blocking=True), self.modules, self.targets, self.reshape,
-                       **self._capture_extra)
+        return capture(self.model, x.to(self.device, self.input_dtype, non_blocking=True), self.modules, self.targets,
+                       self.reshape, **self._capture_extra)
 
     # -- the capture of a batch in flight, saved until the batch is complete ----------------
     # Format: an 8-byte little-endian header length, a JSON header (per tensor: name, dtype,
@@ -271,7 +274,7 @@ class BatchWorker:
             layers = tuple(LayerCapture(name, module, t[f"act{i}"], t[f"grad{i}"])
                            for i, (name, module) in enumerate(zip(self.layer_names, self.modules)))
             targets = tuple(normalize_targets(self.targets, t["output"]))
-            cap = Capture(x[keep].to(self.device), layers, t["output"], t["scores"], targets, t["predicted"])
+            cap = Capture(x[keep].to(self.device, self.input_dtype), layers, t["output"], t["scores"], targets, t["predicted"])
         except Exception:  # noqa: BLE001  (a capture that cannot be read is computed again)
             return None
         for it, reason in zip(items, reasons):
@@ -445,6 +448,8 @@ def _check_device(device: Any) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:  # torch: "Expected one of cpu, cuda, ... device type ..."
         raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})") from None
+    if dev.type == "meta":  # moving the model there would drop its weights for good
+        raise ValueError(f"device: expected a device that holds data (such as 'cpu' or 'cuda:0'), got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: expected a device this torch can use, got {device!r} but torch.cuda.is_available() is False")
     return dev
@@ -553,6 +558,8 @@ def explain_dataset(
         ConnectionError: the Dask scheduler does not answer within ``timeout``.
     """
     t_start = time.perf_counter()
+    if not isinstance(methods, (str, list, tuple)):
+        raise TypeError(f"methods: expected a method name or a sequence of them (str, list or tuple), got {describe(methods)}")
     names = method_names(methods)
     _check_method_params(names, method_params)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -572,6 +579,7 @@ def explain_dataset(
             raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out: expected a folder path (str or os.PathLike), got {describe(out)}")
+    out = Path(out).expanduser()  # "~/store": the home folder (not a folder named "~")
     timeout = check_positive_real("timeout", timeout)
     n_workers = check_positive_int("n_workers", n_workers)
     if shard_batches is not None:
@@ -601,6 +609,7 @@ def explain_dataset(
     loadable.shape = shape
     # Probe one image: checks the layers now (before anything is written) and gives the map sizes.
     layer_modules = [m for _, m in resolved]
+    probe = probe.to(dtype=_input_dtype(module))
     try:
         cap = capture(module, probe[None].to(device), layer_modules, targets, reshape_transform,
                       output_selector=output_selector)
@@ -748,6 +757,15 @@ def _thin(samples: list[tuple[int, float]], keep: int) -> list[tuple[int, float]
     step = len(samples) / keep
     idx = sorted({int(i * step) for i in range(keep)} | {len(samples) - 1})
     return [samples[i] for i in idx]
+
+
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the model's images go in as: that of its first floating parameter (a float64 or
+    half-precision model), float32 for a model without one. (Images are loaded as float32.)"""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
 
 
 def _channels(model: nn.Module) -> int:

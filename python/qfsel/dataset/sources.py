@@ -33,6 +33,29 @@ def _check_size(name: str, resize: Any) -> tuple[int, int] | None:
     return (int(resize[0]), int(resize[1]))
 
 
+def _listed(p: Path) -> bool:
+    """Whether a folder entry can hold dataset images: not hidden (".ipynb_checkpoints", the
+    "._name" files macOS leaves on other file systems, ...) and not a qfsel results store (one
+    written inside the dataset folder: its preview.png is no dataset image)."""
+    from .store import MARKER
+
+    return not p.name.startswith(".") and not (p.is_dir() and (p / MARKER).exists())
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_SUFFIXES and _listed(p)
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """The image files under ``folder`` and its listed subfolders, sorted by path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if _listed(here / d)]
+        found.extend(here / f for f in filenames if _is_image(here / f) and (here / f).is_file())
+    return sorted(found)
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """The image files of a folder: class subfolders (labels by sorted folder name) or flat (label -1).
 
@@ -58,7 +81,7 @@ class ImageFolder(torch.utils.data.Dataset):
         resize: int | tuple[int, int] | None = None,
         channels: int = 3,
     ) -> None:
-        root = Path(root)
+        root = Path(root).expanduser()
         if not root.exists():
             raise FileNotFoundError(f"dataset: no such folder {root}")
         if not root.is_dir():
@@ -69,14 +92,14 @@ class ImageFolder(torch.utils.data.Dataset):
             raise ValueError(f"channels: expected 1 or 3, got {channels!r}")
         self.root, self.transform, self.channels = root, transform, channels
         self.resize = _check_size("resize", resize)
-        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and _listed(p))
         files: list[Path] = []
         labels: list[int] = []
-        top = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        top = sorted(p for p in root.iterdir() if p.is_file() and _is_image(p))
         if subdirs and not top:
             self.classes = [p.name for p in subdirs]
             for label, d in enumerate(subdirs):
-                found = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                found = _images_under(d)
                 files.extend(found)
                 labels.extend([label] * len(found))
         else:

@@ -205,7 +205,10 @@ class StoreWriter:
                     "choose a new or empty folder"
                 )
             if existing.exists() and not overwrite:
-                old = json.loads(existing.read_text())
+                try:
+                    old = read_manifest(path)
+                except ValueError as exc:
+                    raise ValueError(f"out: {exc}") from None
                 if old.get("config") == manifest["config"]:
                     writer = cls(path, old)
                     writer._open_arrays()
@@ -246,7 +249,7 @@ class StoreWriter:
         _makedirs(self.path / FAILURES)
         m = self.manifest
         n, (h, w) = m["num_images"], m["heatmap_shape"]
-        bs = m["config"]["batch_size"]
+        bs = min(m["config"]["batch_size"], n)  # (a chunk need not be larger than the dataset)
         group = zarr.open_group(str(self.path / HEATMAPS), mode="w")
         for method in m["config"]["methods"]:
             group.create_array(method, shape=(n, h, w), chunks=(bs, h, w), dtype=m["config"]["dtype"],
@@ -565,11 +568,34 @@ def open_results(path: str | os.PathLike[str]) -> Results:
     Raises:
         FileNotFoundError: ``path`` holds no store manifest.
     """
-    p = Path(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a store folder path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
+    p = Path(path).expanduser()
     manifest = p / MANIFEST
     if not manifest.is_file():
         raise FileNotFoundError(errno.ENOENT, f"path: no qfsel results store (no {MANIFEST}) at", str(p))
-    return Results(p, json.loads(manifest.read_text()))
+    return Results(p, read_manifest(p))
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the store at ``path``.
+
+    Raises:
+        ValueError: it is not JSON or lacks the configuration (edited by hand, a damaged disk).
+    """
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        ok = (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
+              and all(k in manifest for k in ("num_images", "num_batches")))
+        reason = "it lacks config, num_images or num_batches"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        ok, reason = False, f"{type(exc).__name__}: {exc}"
+    if not ok:
+        raise ValueError(
+            f"{path / MANIFEST} is not a valid qfsel store manifest ({reason}); explain_dataset(..., overwrite=True) "
+            "(--overwrite) writes the store anew"
+        )
+    return manifest
 
 
 def heatmap_chunk_files(path: str | os.PathLike[str]) -> dict[str, bytes]:
