@@ -34,7 +34,7 @@ from ..capture import Capture, LayerCapture, capture, check_output_selector, res
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
 from . import store as _store
-from .sources import Item, Loadable, collate_items, dataset_fingerprint, first_shape, resolve_dataset
+from .sources import BUNDLED, Item, Loadable, collate_items, dataset_fingerprint, first_shape, resolve_dataset
 
 __all__ = ["DatasetSummary", "explain_dataset"]
 
@@ -598,6 +598,7 @@ def explain_dataset(
     cams = build_explainers(module, [m for _, m in resolved], names, reshape_transform=reshape_transform,
                             upsample=upsample, output_selector=output_selector, **method_params)
 
+    _check_transform(dataset, transform, resize, bundle_transform is not None)
     channels = _channels(module)
     ds, description = resolve_dataset(dataset, transform=transform or bundle_transform, resize=resize, channels=channels)
     n = len(ds)
@@ -733,6 +734,22 @@ def explain_dataset(
     except OSError as exc:
         raise _store._write_error(Path(out), exc, num_batches - 1) from exc
     return summary
+
+
+def _check_transform(dataset: Any, transform: Any, resize: Any, bundled_model: bool) -> None:
+    """Refuses a ``transform`` or ``resize`` that would be ignored: they act on the files of an
+    image folder (``resize`` only through the default transform)."""
+    folder = isinstance(dataset, (str, os.PathLike)) and not (isinstance(dataset, str) and dataset in BUNDLED)
+    for name, value in (("transform", transform), ("resize", resize)):
+        if value is not None and not folder:
+            raise ValueError(f"{name}: only used for an image folder (it reads the files); the dataset is "
+                             f"{dataset!r:.60} ({type(dataset).__name__}): give its images at the model's size")
+    if resize is not None and transform is not None:
+        raise ValueError("resize: used only by the default transform; pass resize or transform, not both "
+                         "(resize in your transform)")
+    if resize is not None and bundled_model:
+        raise ValueError("resize: the bundled model's preprocessing sizes the images itself; pass resize or a "
+                         "bundled model name, not both")
 
 
 def _selector_config(selector: Any) -> Any:

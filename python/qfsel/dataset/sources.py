@@ -262,6 +262,20 @@ def _as_image_tensor(image: Any) -> torch.Tensor:
     return image
 
 
+def _as_label(label: Any) -> int:
+    """A class index from an int, a bool, a one-element tensor or array, or an integral float
+    (1.0); -1 (no label) for anything else (None, a string, a one-hot vector)."""
+    if isinstance(label, torch.Tensor):
+        label = label.item() if label.numel() == 1 else None
+    elif isinstance(label, np.ndarray):
+        label = label.item() if label.size == 1 else None
+    if isinstance(label, (float, np.floating)) and float(label).is_integer():
+        label = int(label)
+    if isinstance(label, (int, np.integer)) and -(2**63) <= int(label) < 2**63:  # (bool included; int64 in the store)
+        return int(label)
+    return -1
+
+
 class Loadable(torch.utils.data.Dataset):
     """Wraps a dataset so that ``__getitem__`` never raises: failures become :class:`Item` with a reason."""
 
@@ -275,9 +289,7 @@ class Loadable(torch.utils.data.Dataset):
         path = self.ds.path(i) if hasattr(self.ds, "path") else ""
         try:
             image, label = _split_item(self.ds[i])
-            if isinstance(label, torch.Tensor):
-                label = int(label.item()) if label.numel() == 1 else -1
-            label = int(label) if isinstance(label, (int, np.integer)) else -1
+            label = _as_label(label)
             image = _as_image_tensor(image)
             if image.ndim == 4 and image.shape[0] == 1:
                 image = image[0]

@@ -438,8 +438,9 @@ class Results:
         import pyarrow.parquet as pq
 
         done = self.done_batches()
-        if batches is not None:
-            done = sorted(set(done) & {int(b) for b in batches})
+        wanted = self._batches(batches)
+        if wanted is not None:
+            done = sorted(set(done) & wanted)
         tables = [pq.read_table(self.path / folder / _part_name(b)) for b in done]
         tables = [t for t in tables if t.num_rows]
         if not tables:
@@ -464,12 +465,32 @@ class Results:
         return self._table(FAILURES, _failures_schema()).to_pandas()
 
     def _method(self, method: str) -> str:
-        from ..cams import method_names
+        from ..cams import _ALIASES
 
-        name = method_names(method)[0]
+        if not isinstance(method, str):
+            raise TypeError(f"method: expected a method name (str), one of the store's methods {self.methods}; "
+                            f"got {type(method).__name__} {method!r:.60}")
+        name = _ALIASES.get(method.lower(), method.lower())
         if name not in self.methods:
             raise ValueError(f"method: expected one of the store's methods {self.methods}, got {method!r}")
         return name
+
+    def _layer(self, layer: str) -> str:
+        layers = list(self.manifest["config"]["target_layers"])
+        if layer not in layers:
+            raise ValueError(f"layer: expected one of the store's target layers {layers}, got {layer!r:.60}")
+        return layer
+
+    def _batches(self, batches: Any) -> set[int] | None:
+        """``batches`` (None, a batch number or an iterable of them) as a set."""
+        if batches is None:
+            return None
+        many = (batches,) if isinstance(batches, (int, np.integer)) else batches
+        if isinstance(batches, (str, bytes)) or not hasattr(many, "__iter__") or not all(
+                isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)) for b in many):
+            raise TypeError(f"batches: expected None, a batch number or an iterable of batch numbers (int), "
+                            f"got {type(batches).__name__} {batches!r:.60}")
+        return {int(b) for b in many}
 
     def heatmaps(self, method: str) -> Any:
         """The (N, H, W) heatmaps of ``method`` as a ``zarr.Array`` (index it to read; NaN rows:
@@ -484,7 +505,7 @@ class Results:
 
         if not self.manifest["config"]["store_raw"]:
             raise ValueError("raw_maps: this store has no raw maps (the job ran with store_raw=False)")
-        return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{layer}"]
+        return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{self._layer(layer)}"]
 
     def arrays(self, method: str) -> dict[str, Any]:
         """One method's results as arrays, the form metrics take (failed images left out).

@@ -1,0 +1,174 @@
+"""qfsel.explain_dataset and open_results on inputs a new user tries: other model dtypes,
+devices, paths with ~, image folders with hidden files or a store inside, arguments of the
+wrong kind, and a store read with wrong names. Each case failed (or silently did the wrong
+thing) before its fix."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import qfsel
+from qfsel.dataset import open_results
+from qfsel.dataset.store import heatmap_chunk_files
+from tests._tiny_models import GapNet
+
+KW = dict(num_workers=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.rand(6, 3, 10, 10, generator=torch.Generator().manual_seed(5))
+
+
+def _png_folder(root: Path, names, size=(10, 10)) -> None:
+    rng = np.random.default_rng(1)
+    for name in names:
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)).save(p)
+
+
+def test_meta_device_is_refused_and_leaves_the_model_alone(x, tmp_path):
+    # was: the model moved to "meta" for good (its weights gone), then torch's
+    # NotImplementedError "Cannot copy out of meta tensor" from deep inside the capture
+    model = GapNet(k=6)
+    before = copy.deepcopy(model.state_dict())
+    for device in ("meta", torch.device("meta")):
+        with pytest.raises(ValueError, match="device: expected a device that holds data"):
+            qfsel.explain_dataset(model, x, ["act"], methods="gradcam", device=device, out=tmp_path / "s", **KW)
+    after = model.state_dict()
+    assert all(t.device.type == "cpu" and torch.equal(t, before[k]) for k, t in after.items())
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_a_model_in_another_float_dtype_gets_its_dtype(x, tmp_path, dtype):
+    # was: images always went in as float32, so every image of a float64 (or half) model failed
+    model = GapNet(k=6).to(dtype)
+    s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", batch_size=4, sampler="exact", k=2,
+                              dtype="float32", **KW)
+    assert (s.explained, s.failed) == (6, 0)
+    res = open_results(tmp_path / "s")
+    want = qfsel.explain_all(model, x[:4].to(dtype), ["act"], methods=("gradcam",))["gradcam"].heatmaps
+    np.testing.assert_allclose(res.heatmaps("gradcam")[:4], want, rtol=1e-6, atol=1e-6)
+
+
+def test_batch_size_larger_than_the_dataset_allocates_for_the_dataset(x, tmp_path):
+    # was: MemoryError allocating output buffers of batch_size rows for a 6-image dataset
+    s = qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=tmp_path / "s", batch_size=10**9, methods="gradcam",
+                              **KW)
+    assert (s.explained, s.batches) == (6, 1)
+    assert open_results(tmp_path / "s").heatmaps("gradcam").shape == (6, 10, 10)
+
+
+def test_methods_of_the_wrong_type(x, tmp_path):
+    # was: TypeError "'NoneType' object is not iterable" from inside qfsel.cams
+    for bad in (None, 3, {"gradcam": 1}):
+        with pytest.raises(TypeError, match="methods: expected a method name or a sequence of them"):
+            qfsel.explain_dataset(GapNet(k=6), x, ["act"], methods=bad, out=tmp_path / "s", **KW)
+
+
+def test_tilde_paths_are_the_home_folder(x, tmp_path, monkeypatch):
+    # was: a folder literally named "~" in the working directory for some files of the store,
+    # pyarrow then looking in the home folder: FileNotFoundError after the job had run
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    _png_folder(tmp_path / "home" / "data", ["a.png", "b.png"])
+    s = qfsel.explain_dataset(GapNet(k=6), "~/data", ["act"], out="~/store", methods="gradcam", **KW)
+    assert s.explained == 2
+    assert (tmp_path / "home" / "store" / "manifest.json").is_file()
+    assert not any((tmp_path / "cwd").iterdir())
+    assert open_results("~/store").complete
+
+
+def test_hidden_files_and_a_store_inside_the_dataset_folder_are_not_images(tmp_path):
+    # was: .ipynb_checkpoints/, .DS_Store-style "._x.png" files were images (and failures), and
+    # a store written inside the dataset folder (its preview.png) became a class on the next run,
+    # which changed the dataset and refused to resume
+    data = tmp_path / "data"
+    _png_folder(data, ["cat/a.png", "cat/b.png", "dog/c.png", "dog/sub/d.png"])
+    _png_folder(data, ["cat/.ipynb_checkpoints/a-checkpoint.png", "dog/.hidden.png", ".cache/e.png"])
+    (data / "dog" / "._c.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    out = data / "results"
+    s = qfsel.explain_dataset(GapNet(k=6), data, ["act"], out=out, methods="gradcam", batch_size=3, **KW)
+    assert (s.images, s.explained, s.failed) == (4, 4, 0)
+    recs = open_results(out).records()
+    assert [Path(p).relative_to(data).as_posix() for p in recs["path"]] == [
+        "cat/a.png", "cat/b.png", "dog/c.png", "dog/sub/d.png"]
+    assert recs["label"].tolist() == [0, 0, 1, 1]
+    _png_folder(out, ["preview.png"])  # what the CLI's --preview writes
+    again = qfsel.explain_dataset(GapNet(k=6), data, ["act"], out=out, methods="gradcam", batch_size=3, **KW)
+    assert (again.batches_resumed, again.batches_run) == (2, 0)
+
+
+def test_transform_or_resize_that_would_be_ignored_is_refused(x, tmp_path):
+    # was: silently ignored (the images went in unresized / untransformed)
+    with pytest.raises(ValueError, match="resize: only used for an image folder"):
+        qfsel.explain_dataset(GapNet(k=6), x, ["act"], resize=5, out=tmp_path / "s", **KW)
+    with pytest.raises(ValueError, match="transform: only used for an image folder"):
+        qfsel.explain_dataset(GapNet(k=6), x, ["act"], transform=lambda im: im, out=tmp_path / "s", **KW)
+    _png_folder(tmp_path / "data", ["a.png"])
+    with pytest.raises(ValueError, match="resize: .*not both"):
+        qfsel.explain_dataset(GapNet(k=6), tmp_path / "data", ["act"], resize=5, transform=lambda im: im,
+                              out=tmp_path / "s", **KW)
+    with pytest.raises(TypeError, match="transform: expected a callable"):
+        qfsel.explain_dataset(GapNet(k=6), tmp_path / "data", ["act"], transform=3, out=tmp_path / "s", **KW)
+    assert not (tmp_path / "s").exists()
+
+
+def test_integral_float_labels_are_labels(tmp_path):
+    # was: a label 1.0 (or a 0-d float array) was recorded as -1 (no label)
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            img = torch.rand(3, 10, 10, generator=torch.Generator().manual_seed(i))
+            return img, [float(i), np.float32(i), torch.tensor(float(i))][i]
+
+    qfsel.explain_dataset(GapNet(k=6), Items(), ["act"], out=tmp_path / "s", methods="gradcam", **KW)
+    assert open_results(tmp_path / "s").records()["label"].tolist() == [0, 1, 2]
+
+
+def test_reading_a_store_with_wrong_names(x, tmp_path):
+    out = tmp_path / "s"
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", store_raw=True, batch_size=4, **KW)
+    res = open_results(out)
+    with pytest.raises(ValueError, match=r"method: expected one of the store's methods \['gradcam'\], got 'lime'"):
+        res.heatmaps("lime")  # was "methods: expected names from ..."
+    with pytest.raises(TypeError, match="method: expected a method name"):
+        res.heatmaps(3)  # was TypeError "'int' object is not iterable"
+    with pytest.raises(ValueError, match=r"layer: expected one of the store's target layers \['act'\], got 'conv'"):
+        res.raw_maps("gradcam", "conv")  # was zarr's KeyError 'gradcam/conv'
+    # was: batches="1" meant batch 1 (its characters), "10" batches 1 and 0; batches=1 a TypeError
+    assert res.records(batches=1)["index"].tolist() == [4, 5]
+    for bad in ("1", 1.0, [0, "1"], [True]):
+        with pytest.raises(TypeError, match="batches: expected"):
+            res.records(batches=bad)
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="path: expected a store folder path"):
+            open_results(bad)  # was pathlib's TypeError
+
+
+def test_a_corrupt_manifest_is_a_clear_error(x, tmp_path):
+    out = tmp_path / "s"
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", **KW)
+    (out / "manifest.json").write_text('{"config": {"meth')
+    with pytest.raises(ValueError, match="not a valid qfsel store manifest"):
+        open_results(out)  # was json's JSONDecodeError
+    with pytest.raises(ValueError, match="not a valid qfsel store manifest.*overwrite"):
+        qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", **KW)
+    (out / "manifest.json").write_text("[]")
+    with pytest.raises(ValueError, match="not a valid qfsel store manifest"):
+        open_results(out)  # was TypeError "list indices must be integers"
+    s = qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", overwrite=True, **KW)
+    assert s.explained == 6 and heatmap_chunk_files(out)
