@@ -571,6 +571,10 @@ def explain_dataset(
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "local" and scheduler is not None:
         raise ValueError('scheduler: only meaningful with backend="dask"; got a scheduler and backend="local"')
+    if backend == "dask":
+        from .dask_backend import check_scheduler
+
+        check_scheduler(scheduler)
     if targets is not None:
         targets = check_int("targets", targets, low=0)
     for flag, value in (("store_raw", store_raw), ("upsample", upsample), ("overwrite", overwrite),
@@ -604,7 +608,7 @@ def explain_dataset(
     n = len(ds)
     if n == 0:
         raise ValueError("dataset: expected at least one image, got an empty dataset")
-    loadable = Loadable(ds, None)
+    loadable = Loadable(ds, None, channels)
     probe = first_shape(loadable)
     shape = tuple(probe.shape)
     loadable.shape = shape

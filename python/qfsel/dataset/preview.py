@@ -81,7 +81,7 @@ def save_preview(
 
     channels = int(res.manifest["config"]["input_shape"][0])
     ds, _ = resolve_dataset(dataset, transform=transform, resize=resize, channels=channels)
-    items = Loadable(ds, None)
+    items = Loadable(ds, None, channels)
     images = []
     for i in indices:
         item = items[i]

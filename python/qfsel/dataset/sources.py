@@ -56,6 +56,26 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def _pixels_to_tensor(arr: np.ndarray, channels: int) -> torch.Tensor:
+    """A read image (uint8 (H, W, 3), or float grey (H, W) in [0, 1]) as a float32 (C, H, W)
+    tensor in [0, 1] with ``channels`` channels: grey repeated for RGB, RGB averaged for grey
+    (a grey image read as RGB keeps its exact values: a mean of three equal floats may not)."""
+    if channels == 1 and arr.ndim == 3 and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all():
+        arr = arr[..., 0]
+    if channels == 1 and arr.ndim == 2:
+        arr = arr.astype(np.float32) / np.float32(255.0) if arr.dtype == np.uint8 else arr.astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(arr))[None]
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / np.float32(255.0)
+    arr = arr.astype(np.float32)
+    if arr.ndim == 2:
+        arr = arr[..., None].repeat(3, axis=2)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    if channels == 1:
+        t = t.mean(dim=0, keepdim=True)
+    return t
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """The image files of a folder: class subfolders (labels by sorted folder name) or flat (label -1).
 
@@ -148,15 +168,7 @@ class ImageFolder(torch.utils.data.Dataset):
         image = _read_image(self.files[i])
         if self.transform is not None:
             return self.transform(image), self.labels[i]
-        arr = np.asarray(image)
-        if arr.dtype == np.uint8:
-            arr = arr.astype(np.float32) / np.float32(255.0)
-        arr = arr.astype(np.float32)
-        if arr.ndim == 2:
-            arr = arr[..., None].repeat(3, axis=2)
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-        if self.channels == 1:
-            t = t.mean(dim=0, keepdim=True)
+        t = _pixels_to_tensor(image, self.channels)
         if self.resize is not None and tuple(t.shape[1:]) != self.resize:
             t = F.interpolate(t[None], size=self.resize, mode="bilinear", align_corners=False, antialias=True)[0]
         return t.contiguous(), self.labels[i]
@@ -248,17 +260,31 @@ def _split_item(item: Any) -> tuple[Any, Any]:
     return item, -1
 
 
-def _as_image_tensor(image: Any) -> torch.Tensor:
-    """A tensor from a tensor, a numpy array or a PIL image; 8-bit images (PIL, uint8 tensors and
-    arrays) are scaled to [0, 1], PIL images brought from (H, W, C) to (C, H, W)."""
+def _as_image_tensor(image: Any, channels: int | None = None) -> torch.Tensor:
+    """A tensor from a tensor, a numpy array or a PIL image; 8-bit and 16-bit images (uint8 and
+    uint16 tensors and arrays) are scaled to [0, 1], booleans to 0 and 1, a (H, W) one gets a
+    channel axis. A PIL image of any mode is read as an image file is (grey, palette, RGBA,
+    16-bit ...) and brought to ``channels`` channels (default 3), (H, W, C) to (C, H, W)."""
     if not isinstance(image, torch.Tensor):
         if hasattr(image, "mode") and hasattr(image, "getbands"):  # a PIL image
-            arr = np.array(image)
-            image = torch.from_numpy(arr[:, :, None] if arr.ndim == 2 else arr).permute(2, 0, 1)
-        else:
-            image = torch.from_numpy(np.array(image))  # a copy: the caller's array may be read-only
+            from ..cli._common import _pil_array
+
+            return _pixels_to_tensor(_pil_array(image), channels or 3)
+        arr = np.array(image)  # a copy: the caller's array may be read-only
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"expected an image: a tensor, a numpy array of numbers or a PIL image; got "
+                            f"{type(image).__name__} {image!r:.40}")
+        if arr.dtype == np.uint16:  # (torch has few uint16 kernels)
+            arr = arr.astype(np.float32) / np.float32(65535.0)
+        image = torch.from_numpy(arr)
     if image.dtype == torch.uint8:
         image = image.float() / 255.0
+    elif image.dtype == torch.uint16:
+        image = image.float() / 65535.0
+    elif image.dtype == torch.bool:
+        image = image.float()
+    if image.ndim == 2:
+        image = image[None]
     return image
 
 
@@ -279,8 +305,8 @@ def _as_label(label: Any) -> int:
 class Loadable(torch.utils.data.Dataset):
     """Wraps a dataset so that ``__getitem__`` never raises: failures become :class:`Item` with a reason."""
 
-    def __init__(self, ds: Any, shape: tuple[int, ...] | None) -> None:
-        self.ds, self.shape = ds, shape
+    def __init__(self, ds: Any, shape: tuple[int, ...] | None, channels: int | None = None) -> None:
+        self.ds, self.shape, self.channels = ds, shape, channels
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -290,11 +316,12 @@ class Loadable(torch.utils.data.Dataset):
         try:
             image, label = _split_item(self.ds[i])
             label = _as_label(label)
-            image = _as_image_tensor(image)
+            image = _as_image_tensor(image, self.channels)
             if image.ndim == 4 and image.shape[0] == 1:
                 image = image[0]
             if image.ndim != 3 or not image.is_floating_point():
-                raise ValueError(f"expected a floating (C, H, W) image tensor, got {image.dtype} of shape {tuple(image.shape)}")
+                raise ValueError(f"expected a (C, H, W) or (H, W) image, floating, uint8, uint16 or bool; got "
+                                 f"{image.dtype} of shape {tuple(image.shape)}")
             if self.shape is not None and tuple(image.shape) != self.shape:
                 raise ValueError(
                     f"image of shape {tuple(image.shape)} (C, H, W) but the dataset's first image has shape {self.shape}; "
