@@ -264,3 +264,19 @@ def test_a_bad_scheduler_is_refused_before_the_store_is_written(x, tmp_path):
     with pytest.raises(TypeError, match="scheduler: expected an address"):
         qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=tmp_path / "s", backend="dask", scheduler=8786, **KW)
     assert not (tmp_path / "s").exists()
+
+
+def test_raw_maps_beyond_float16_range_are_kept(x, tmp_path):
+    # was: with the default dtype="float16" (documented as the heatmaps' dtype) raw maps above
+    # 65504 were stored as inf (numpy's overflow warning, an error under pytest)
+    model = GapNet(k=6)
+    with torch.no_grad():
+        model.conv.weight.mul_(1e6)
+        model.fc.weight.mul_(1e3)
+    qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", store_raw=True, methods="gradcam", **KW)
+    res = open_results(tmp_path / "s")
+    raw = res.raw_maps("gradcam", "act")
+    assert raw.dtype == np.float32 and res.heatmaps("gradcam").dtype == np.float16
+    want = qfsel.explain_all(model, x, ["act"], methods=("gradcam",))["gradcam"].raw_maps[0]
+    assert np.abs(want).max() > 1e5
+    np.testing.assert_array_equal(raw[:], want)

@@ -85,7 +85,7 @@ def register(sub: Any) -> None:
                    help="processes that load images (0: the main process; default: 2)")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16",
                    help="heatmap dtype in the store (default: float16)")
-    p.add_argument("--store-raw", action="store_true", help="also store the raw maps at layer resolution")
+    p.add_argument("--store-raw", action="store_true", help="also store the raw maps at layer resolution (float32)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store written with another configuration (default: refuse)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",

@@ -205,7 +205,8 @@ class BatchWorker:
         # than the dataset (batch_size may be).
         rows = min(self.bs, int(manifest["num_images"]))
         self._heat = {m: np.empty((rows, h, w), self.dtype) for m in cams}
-        self._raw = {(m, layer): np.empty((rows, lh, lw), self.dtype)
+        # Raw maps are not normalised: float32 whatever dtype is (float16 overflows at 65504).
+        self._raw = {(m, layer): np.empty((rows, lh, lw), _store.RAW_DTYPE)
                      for m in cams for layer, (lh, lw) in zip(self.layer_names, manifest["raw_shapes"])} \
             if self.store_raw else {}
         # Ablation relevance runs the model again: it may not overlap with the next capture.
@@ -522,7 +523,8 @@ def explain_dataset(
         targets: None (the predicted class) or one class index for all images.
         seed: the QUBO solver's seed (QFS-CAM), recorded in the manifest.
         dtype: heatmap dtype in the store, "float16" (default) or "float32".
-        store_raw: also store each method's raw maps per target layer (layer resolution).
+        store_raw: also store each method's raw maps per target layer (layer resolution,
+            float32: they are not normalised to [0, 1]).
         upsample: heatmaps at input size (default) or layer resolution.
         overwrite: replace a store written with another configuration (else refused).
         num_workers: DataLoader worker processes that load images (0: in the main process).

@@ -8,7 +8,8 @@ Layout of a store folder::
                             shapes, and at the end the summary of the run
       heatmaps.zarr/        one chunked array per method, (N, H, W), float16 by default,
                             one chunk per batch along the image axis (NaN for failed images)
-      raw.zarr/             optional: per method and target layer the raw maps (N, h, w)
+      raw.zarr/             optional: per method and target layer the raw maps (N, h, w),
+                            float32 (not normalised: float16 would overflow)
       records/part-BBBBBB.parquet    one row per (image, method) of batch BBBBBB
       failures/part-BBBBBB.parquet   unreadable images of batch BBBBBB (path, reason)
       inflight/part-BBBBBB.capture   while batch BBBBBB is being finished: its saved capture
@@ -63,6 +64,8 @@ INFLIGHT = "inflight"
 #: Captures larger than this (MiB) are not saved for a restart (see the module docs).
 MAX_SAVED_CAPTURE_MB = 256
 FORMAT_VERSION = 1
+#: dtype of the raw maps (``store_raw=True``) whatever the heatmaps' dtype.
+RAW_DTYPE = "float32"
 
 
 class ConfigMismatchError(QFSelError, ValueError):
@@ -259,7 +262,7 @@ class StoreWriter:
             for method in m["config"]["methods"]:
                 for layer, (lh, lw) in zip(m["config"]["target_layers"], m["raw_shapes"]):
                     raw.create_array(f"{method}/{layer}", shape=(n, lh, lw), chunks=(bs, lh, lw),
-                                     dtype=m["config"]["dtype"], fill_value=np.nan)
+                                     dtype=RAW_DTYPE, fill_value=np.nan)
         self.write_manifest()  # last: a store without a manifest is recreated on the next run
         self._open_arrays()
 
