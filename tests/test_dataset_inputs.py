@@ -280,3 +280,16 @@ def test_raw_maps_beyond_float16_range_are_kept(x, tmp_path):
     want = qfsel.explain_all(model, x, ["act"], methods=("gradcam",))["gradcam"].raw_maps[0]
     assert np.abs(want).max() > 1e5
     np.testing.assert_array_equal(raw[:], want)
+
+
+def test_a_methods_change_is_named_first_in_the_mismatch(x, tmp_path):
+    # was: "method_params: stored {...}, now {}; method_params.ablation_batch_size: ... and 6 more":
+    # the QFS-CAM parameters that went with qfs hid the change the user made
+    from qfsel.dataset import ConfigMismatchError
+
+    kw = dict(out=tmp_path / "s", sampler="exact", k=2, **KW)
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], **kw)
+    kw.pop("sampler"), kw.pop("k")
+    with pytest.raises(ConfigMismatchError, match=r"\(methods: stored \[\"qfs\", \"gradcam\", \"gradcam\+\+\"\], "
+                                                  r"now \[\"gradcam\"\]; method_params: stored \{.*, now \{\}\)"):
+        qfsel.explain_dataset(GapNet(k=6), x, ["act"], methods="gradcam", **kw)

@@ -357,24 +357,26 @@ class StoreWriter:
         return _write_error(self.path, exc, max(done) if done else None)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    a_all, b_all = _flatten(old), _flatten(new)
-    diffs = [k for k in sorted(set(a_all) | set(b_all)) if a_all.get(k) != b_all.get(k)]
+    """The differences of two configurations, top-level values first (methods, batch_size, ...),
+    then those inside dicts (method_params.beta, ...), each entry of a dict both sides have."""
+    items: list[tuple[str, Any, Any]] = []
+    nested: list[tuple[str, Any, Any]] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and a and b:
+            nested += [(f"{k}.{s}", a.get(s), b.get(s)) for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)]
+        else:
+            items.append((k, a, b))
+    items.sort(key=lambda d: isinstance(d[1], dict) or isinstance(d[2], dict))  # (stable: by name otherwise)
+    diffs = items + nested
     shown = []
-    for k in diffs[:4]:
-        a, b = json.dumps(a_all.get(k), sort_keys=True), json.dumps(b_all.get(k), sort_keys=True)
-        a, b = (x if len(x) <= 60 else x[:57] + "..." for x in (a, b))
-        shown.append(f"{k}: stored {a}, now {b}")
+    for k, a, b in diffs[:4]:
+        ta, tb = (json.dumps(v, sort_keys=True) for v in (a, b))
+        ta, tb = (t if len(t) <= 60 else t[:57] + "..." for t in (ta, tb))
+        shown.append(f"{k}: stored {ta}, now {tb}")
     more = f" and {len(diffs) - 4} more" if len(diffs) > 4 else ""
     return "; ".join(shown) + more
 
