@@ -293,3 +293,43 @@ def test_a_methods_change_is_named_first_in_the_mismatch(x, tmp_path):
     with pytest.raises(ConfigMismatchError, match=r"\(methods: stored \[\"qfs\", \"gradcam\", \"gradcam\+\+\"\], "
                                                   r"now \[\"gradcam\"\]; method_params: stored \{.*, now \{\}\)"):
         qfsel.explain_dataset(GapNet(k=6), x, ["act"], methods="gradcam", **kw)
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path):
+    # was: UnicodeEncodeError "surrogates not allowed" from the folder's fingerprint: one such
+    # file name stopped the whole job
+    _png_folder(tmp_path / "data", ["a.png"])
+    bad = os.fsencode(tmp_path / "data") + b"/b\xff c.png"
+    with open(bad, "wb") as fh:
+        fh.write((tmp_path / "data" / "a.png").read_bytes())
+    (tmp_path / "data" / "broken.png").write_bytes(b"no png")
+    with open(os.fsencode(tmp_path / "data") + b"/z\xfe.png", "wb") as fh:
+        fh.write(b"no png either")
+    s = qfsel.explain_dataset(GapNet(k=6), tmp_path / "data", ["act"], out=tmp_path / "s", methods="gradcam", **KW)
+    assert (s.explained, s.failed) == (2, 2)
+    res = open_results(tmp_path / "s")
+    assert [Path(p).name for p in res.records()["path"]] == ["a.png", "b\\xff c.png"]
+    assert [Path(p).name for p in res.failures()["path"]] == ["broken.png", "z\\xfe.png"]
+    assert "z\\xfe.png" in res.failures()["reason"][1]
+
+
+def test_a_datasets_own_path_method_of_any_kind(tmp_path):
+    # a Path, a string with a lone surrogate, a raising method, a path attribute that is no method
+    class WithPath(_Items):
+        def __init__(self, path):
+            super().__init__(lambda i: torch.rand(3, 10, 10, generator=torch.Generator().manual_seed(i)))
+            self._path = path
+
+        def path(self, i):
+            return self._path(i)
+
+    kinds = {"Path": (lambda i: Path("/d") / f"{i}.png", ["/d/0.png", "/d/1.png", "/d/2.png"]),
+             "surrogate": (lambda i: "x\ud800", ["x\\ud800"] * 3),
+             "raises": (lambda i: 1 / 0, [""] * 3)}
+    for name, (path, want) in kinds.items():
+        qfsel.explain_dataset(GapNet(k=6), WithPath(path), ["act"], out=tmp_path / name, methods="gradcam", **KW)
+        assert open_results(tmp_path / name).records()["path"].tolist() == want, name
+    attr = _Items(lambda i: torch.rand(3, 10, 10))
+    attr.path = "/some/folder"
+    qfsel.explain_dataset(GapNet(k=6), attr, ["act"], out=tmp_path / "attr", methods="gradcam", **KW)
+    assert open_results(tmp_path / "attr").records()["path"].tolist() == [""] * 3

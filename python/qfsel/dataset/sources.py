@@ -33,6 +33,20 @@ def _check_size(name: str, resize: Any) -> tuple[int, int] | None:
     return (int(resize[0]), int(resize[1]))
 
 
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8 for the store: the bytes of a file name that is not UTF-8 (which
+    Python keeps as lone surrogates) written as \\xNN."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name gives
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _listed(p: Path) -> bool:
     """Whether a folder entry can hold dataset images: not hidden (".ipynb_checkpoints", the
     "._name" files macOS leaves on other file systems, ...) and not a qfsel results store (one
@@ -157,7 +171,7 @@ class ImageFolder(torch.utils.data.Dataset):
         return len(self.files)
 
     def path(self, i: int) -> str:
-        return str(self.files[i])
+        return printable(str(self.files[i]))
 
     def label(self, i: int) -> int:
         return self.labels[i]
@@ -176,7 +190,7 @@ class ImageFolder(torch.utils.data.Dataset):
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for p in self.files:
-            h.update(str(p.relative_to(self.root)).encode() + b"\0")
+            h.update(os.fsencode(p.relative_to(self.root)) + b"\0")  # (a file name need not be UTF-8)
         return h.hexdigest()[:16]
 
 
@@ -312,7 +326,10 @@ class Loadable(torch.utils.data.Dataset):
         return len(self.ds)
 
     def __getitem__(self, i: int) -> Item:
-        path = self.ds.path(i) if hasattr(self.ds, "path") else ""
+        try:  # (a user's dataset may have a path method of its own)
+            path = printable(str(self.ds.path(i))) if callable(getattr(self.ds, "path", None)) else ""
+        except Exception:  # noqa: BLE001
+            path = ""
         try:
             image, label = _split_item(self.ds[i])
             label = _as_label(label)
@@ -329,7 +346,7 @@ class Loadable(torch.utils.data.Dataset):
                 )
             return Item(i, image.float().contiguous(), label, path, "")
         except Exception as exc:  # noqa: BLE001  (recorded in the failures table; the job goes on)
-            return Item(i, None, -1, path, f"{type(exc).__name__}: {exc}")
+            return Item(i, None, -1, path, printable(f"{type(exc).__name__}: {exc}"))
 
 
 def collate_items(items: Sequence[Item]) -> tuple[list[Item], torch.Tensor | None]:
