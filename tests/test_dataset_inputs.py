@@ -333,3 +333,25 @@ def test_a_datasets_own_path_method_of_any_kind(tmp_path):
     attr.path = "/some/folder"
     qfsel.explain_dataset(GapNet(k=6), attr, ["act"], out=tmp_path / "attr", methods="gradcam", **KW)
     assert open_results(tmp_path / "attr").records()["path"].tolist() == [""] * 3
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_users_random_state_is_left_alone(x, tmp_path, num_workers):
+    # was: the DataLoader drew its base seed from the global torch generator, so the user's next
+    # random numbers depended on whether (and how often) a job ran
+    torch.manual_seed(11)
+    want = torch.rand(3)
+    torch.manual_seed(11)
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=tmp_path / "s", batch_size=2, sampler="exact", k=2,
+                          num_workers=num_workers, progress=False)
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_a_job_started_under_inference_mode(x, tmp_path):
+    # (already fine before these fixes; the capture needs autograd: a regression guard)
+    model = GapNet(k=6)
+    with torch.inference_mode():
+        s = qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", methods="gradcam", **KW)
+    assert s.explained == 6
+    want = qfsel.explain_all(GapNet(k=6), x, ["act"], methods=("gradcam",))["gradcam"].heatmaps
+    np.testing.assert_allclose(open_results(tmp_path / "s").heatmaps("gradcam")[:], want, atol=1e-3)

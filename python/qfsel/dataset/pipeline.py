@@ -402,6 +402,8 @@ class BatchWorker:
             num_workers=num_workers,
             prefetch_factor=2 if num_workers else None,
             pin_memory=self.device.type == "cuda",
+            # its base seed from the job's seed, not from the user's global torch generator
+            generator=torch.Generator().manual_seed(int(self.manifest["seed"])),
         )
         explained = failed = 0
         pending: Future[tuple[int, int]] | None = None
