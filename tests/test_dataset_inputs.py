@@ -355,3 +355,14 @@ def test_a_job_started_under_inference_mode(x, tmp_path):
     assert s.explained == 6
     want = qfsel.explain_all(GapNet(k=6), x, ["act"], methods=("gradcam",))["gradcam"].heatmaps
     np.testing.assert_allclose(open_results(tmp_path / "s").heatmaps("gradcam")[:], want, atol=1e-3)
+
+
+def test_a_preview_of_another_dataset_is_refused(x, tmp_path):
+    # was: the images of whatever dataset was passed drawn under the store's heatmaps
+    out = tmp_path / "s"
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", **KW)
+    with pytest.raises(ValueError, match="dataset: not the dataset the job explained"):
+        qfsel.dataset.save_preview(out, torch.rand(6, 3, 10, 10), n=2)
+    with pytest.raises(ValueError, match="dataset: not the dataset the job explained"):
+        qfsel.dataset.save_preview(out, x[:4], n=2)
+    assert qfsel.dataset.save_preview(out, x, n=2).is_file()
