@@ -85,6 +85,13 @@ def test_tilde_paths_are_the_home_folder(x, tmp_path, monkeypatch):
     _png_folder(tmp_path / "home" / "data", ["a.png", "b.png"])
     s = qfsel.explain_dataset(GapNet(k=6), "~/data", ["act"], out="~/store", methods="gradcam", **KW)
     assert s.explained == 2
+    # the records' paths are absolute (valid when the store is read from another folder)
+    assert open_results("~/store").records()["path"].tolist() == [str(tmp_path / "home" / "data" / n)
+                                                                  for n in ("a.png", "b.png")]
+    monkeypatch.chdir(tmp_path / "home")
+    qfsel.explain_dataset(GapNet(k=6), "data", ["act"], out="relative", methods="gradcam", **KW)
+    assert open_results("relative").records()["path"].tolist() == open_results("store").records()["path"].tolist()
+    monkeypatch.chdir(tmp_path / "cwd")
     assert (tmp_path / "home" / "store" / "manifest.json").is_file()
     assert not any((tmp_path / "cwd").iterdir())
     assert open_results("~/store").complete

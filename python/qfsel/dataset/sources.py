@@ -124,6 +124,8 @@ class ImageFolder(torch.utils.data.Dataset):
             raise TypeError(f"transform: expected a callable or None, got {type(transform).__name__}")
         if channels not in (1, 3):
             raise ValueError(f"channels: expected 1 or 3, got {channels!r}")
+        # absolute: the records' paths stay valid when the store is read from another folder
+        root = root.absolute()
         self.root, self.transform, self.channels = root, transform, channels
         self.resize = _check_size("resize", resize)
         subdirs = sorted(p for p in root.iterdir() if p.is_dir() and _listed(p))
