@@ -373,3 +373,17 @@ def test_a_preview_of_another_dataset_is_refused(x, tmp_path):
     with pytest.raises(ValueError, match="dataset: not the dataset the job explained"):
         qfsel.dataset.save_preview(out, x[:4], n=2)
     assert qfsel.dataset.save_preview(out, x, n=2).is_file()
+
+
+def test_overwrite_removes_only_what_the_store_wrote(x, tmp_path):
+    # was: every entry of the folder deleted, a dataset or notes the user kept there included
+    out = tmp_path / "res"
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", **KW)
+    _png_folder(out / "imgs", ["0.png", "1.png", "2.png"])
+    (out / "notes.txt").write_text("mine")
+    _png_folder(out, ["preview.png"])
+    s = qfsel.explain_dataset(GapNet(k=6), out / "imgs", ["act"], out=out, methods="gradcam", overwrite=True, **KW)
+    assert (s.explained, s.failed) == (3, 0)
+    assert (out / "notes.txt").read_text() == "mine" and len(list((out / "imgs").iterdir())) == 3
+    assert not (out / "preview.png").exists()  # (the CLI's picture of the old results)
+    assert open_results(out).num_images == 3

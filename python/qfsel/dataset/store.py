@@ -191,6 +191,9 @@ class StoreWriter:
     def open(cls, path: str | os.PathLike[str], manifest: dict[str, Any], *, overwrite: bool) -> "StoreWriter":
         """Creates the store, or reopens one written with the same ``manifest["config"]``.
 
+        Replacing a store (``overwrite``, or one without a complete batch) deletes only the
+        store's own entries (:data:`STORE_ENTRIES`); other files in the folder are kept.
+
         Raises:
             ConfigMismatchError: the store holds complete batches of another configuration and
                 ``overwrite`` is False (one with no complete batch is replaced).
@@ -228,8 +231,8 @@ class StoreWriter:
             # The marker goes last, so a kill during the clean-up still leaves a folder we own.
             try:
                 for child in path.iterdir():
-                    if child.name == MARKER:
-                        continue
+                    if child.name == MARKER or not _written_by_store(child.name):
+                        continue  # (what the user keeps in the folder is not ours to delete)
                     if child.is_dir() and not child.is_symlink():
                         shutil.rmtree(child)
                     else:
@@ -355,6 +358,17 @@ class StoreWriter:
         """The error for a failed write, naming the last complete batch."""
         done = self.done_batches()
         return _write_error(self.path, exc, max(done) if done else None)
+
+
+#: What a store writes at its top level (and nothing else is deleted when it is replaced).
+STORE_ENTRIES = (MANIFEST, HEATMAPS, RAW, RECORDS, FAILURES, INFLIGHT, "preview.png")
+
+
+def _written_by_store(name: str) -> bool:
+    """Whether a top-level entry of a store folder is the store's: one of :data:`STORE_ENTRIES`
+    or a temporary file of one (``.manifest.json.XXXX.tmp``, left by a kill)."""
+    return name in STORE_ENTRIES or any(
+        name.startswith(f".{entry}.") and name.endswith(".tmp") for entry in STORE_ENTRIES + (MARKER,))
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
