@@ -387,3 +387,16 @@ def test_overwrite_removes_only_what_the_store_wrote(x, tmp_path):
     assert (out / "notes.txt").read_text() == "mine" and len(list((out / "imgs").iterdir())) == 3
     assert not (out / "preview.png").exists()  # (the CLI's picture of the old results)
     assert open_results(out).num_images == 3
+
+
+def test_a_sampler_object_does_not_prevent_resuming(x, tmp_path):
+    # was: the configuration kept repr(sampler), "<... ExactSolver object at 0x7f...>", which
+    # differs in every process: the same command was refused as "another configuration"; and
+    # the job's seed was passed to a sampler that takes none (dimod's SamplerUnknownArgWarning)
+    dimod = pytest.importorskip("dimod")
+    kw = dict(out=tmp_path / "s", k=2, methods="qfs", batch_size=4, **KW)
+    qfsel.explain_dataset(GapNet(k=6), x, ["act"], sampler=dimod.ExactSolver(), **kw)
+    stored = open_results(tmp_path / "s").manifest["config"]["method_params"]["sampler"]
+    assert stored == "dimod.reference.samplers.exact_solver.ExactSolver instance"
+    s = qfsel.explain_dataset(GapNet(k=6), x, ["act"], sampler=dimod.ExactSolver(), **kw)
+    assert (s.batches_resumed, s.batches_run) == (2, 0)

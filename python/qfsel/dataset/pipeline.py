@@ -167,7 +167,10 @@ def _jsonable_param(v: Any) -> Any:
         return {str(k): _jsonable_param(x) for k, x in sorted(v.items())}
     if isinstance(v, (list, tuple)):
         return [_jsonable_param(x) for x in v]
-    return repr(v)
+    text = repr(v)
+    if " at 0x" in text:  # object.__repr__ names a memory address: the same object differs per process
+        return f"{type(v).__module__}.{type(v).__qualname__} instance"
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,7 +603,9 @@ def explain_dataset(
     module.to(device)
     resolved = resolve_target_layers(module, target_layers)
     layer_names = [n for n, _ in resolved]
-    if "qfs" in names:
+    sampler = method_params.get("sampler")
+    if "qfs" in names and (not hasattr(sampler, "sample") or "seed" in getattr(sampler, "parameters", ())):
+        # (a dimod sampler object that takes no seed, e.g. dimod.ExactSolver, would warn per batch)
         method_params.setdefault("seed", seed)
     output_selector = check_output_selector(output_selector)
     cams = build_explainers(module, [m for _, m in resolved], names, reshape_transform=reshape_transform,
