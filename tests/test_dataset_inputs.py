@@ -400,3 +400,19 @@ def test_a_sampler_object_does_not_prevent_resuming(x, tmp_path):
     assert stored == "dimod.reference.samplers.exact_solver.ExactSolver instance"
     s = qfsel.explain_dataset(GapNet(k=6), x, ["act"], sampler=dimod.ExactSolver(), **kw)
     assert (s.batches_resumed, s.batches_run) == (2, 0)
+
+
+def test_cli_method_names_in_any_case_keep_the_qfs_options(tmp_path, capsys):
+    # was: --method QFS ran QFS-CAM (names are case-insensitive) but without --k / --sampler /
+    # --beta / --candidates, which the CLI passed only for a lower-case "qfs"
+    from qfsel.cli import main
+
+    _png_folder(tmp_path / "data", ["a.png", "b.png"], size=(28, 28))
+    rc = main(["explain-dataset", str(tmp_path / "data"), "--out", str(tmp_path / "s"), "--method", "QFS, GradCAM",
+               "--k", "2", "--sampler", "exact", "--beta", "0.5", "--num-workers", "0", "--no-progress",
+               "--preview", "0", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    config = open_results(tmp_path / "s").manifest["config"]
+    assert config["methods"] == ["qfs", "gradcam"]
+    assert (config["method_params"]["k"], config["method_params"]["sampler"], config["method_params"]["beta"]) == (
+        2, "exact", 0.5)

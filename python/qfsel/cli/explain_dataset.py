@@ -17,9 +17,12 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
     if args.preview < 0:
         raise UserError(f"--preview: expected a number of images >= 0, got {args.preview}")
     device = _device(args.device)
-    methods = ["qfs", "gradcam", "gradcam++"] if args.method == "all" else [m.strip() for m in args.method.split(",")]
+    from ..cams import method_names
+
+    methods = method_names(["qfs", "gradcam", "gradcam++"] if args.method.strip().lower() == "all"
+                           else [m.strip() for m in args.method.split(",")])  # ("QFS", "qfs-cam": qfs)
     qfs = {}
-    if "qfs" in methods or "qfs-cam" in methods:
+    if "qfs" in methods:
         qfs = {"beta": args.beta, "k": args.k, "sampler": args.sampler, "candidates": args.candidates}
     try:
         summary = explain_dataset(
