@@ -416,3 +416,41 @@ def test_cli_method_names_in_any_case_keep_the_qfs_options(tmp_path, capsys):
     assert config["methods"] == ["qfs", "gradcam"]
     assert (config["method_params"]["k"], config["method_params"]["sampler"], config["method_params"]["beta"]) == (
         2, "exact", 0.5)
+
+
+def test_arrays_and_images_labels_pairs_are_datasets(x, tmp_path):
+    # was: (images, labels) a dataset of two "images" (the whole tensors: every item failed); a
+    # numpy array fingerprinted by its length only, so another array of the same length resumed
+    # into the store (mixing two datasets' results); a uint16 tensor refused
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    kw = dict(methods="gradcam", batch_size=4, dtype="float32", **KW)
+    qfsel.explain_dataset(GapNet(k=6), torch.utils.data.TensorDataset(x, y), ["act"], out=tmp_path / "ref", **kw)
+    ref = open_results(tmp_path / "ref")
+    for name, data in {"tensors": (x, y), "arrays": (x.numpy(), y.numpy()), "list": [x, y]}.items():
+        qfsel.explain_dataset(GapNet(k=6), data, ["act"], out=tmp_path / name, **kw)
+        res = open_results(tmp_path / name)
+        assert res.records()["label"].tolist() == y.tolist(), name
+        assert heatmap_chunk_files(tmp_path / name) == heatmap_chunk_files(tmp_path / "ref"), name
+    ro = x.numpy().copy()
+    ro.setflags(write=False)
+    qfsel.explain_dataset(GapNet(k=6), ro, ["act"], out=tmp_path / "array", **kw)
+    from qfsel.dataset import ConfigMismatchError
+    with pytest.raises(ConfigMismatchError, match="dataset: stored"):
+        qfsel.explain_dataset(GapNet(k=6), np.flip(ro, 0).copy(), ["act"], out=tmp_path / "array", **kw)
+    with pytest.raises(ValueError, match="dataset: \\(images, labels\\) with 6 images but 5 labels"):
+        qfsel.explain_dataset(GapNet(k=6), (x, y[:5]), ["act"], out=tmp_path / "bad", **kw)
+    with pytest.raises(ValueError, match="needs integer labels, got torch.float32"):
+        qfsel.explain_dataset(GapNet(k=6), (x, y.float()), ["act"], out=tmp_path / "bad", **kw)
+    u16 = (x * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+    s = qfsel.explain_dataset(GapNet(k=6), torch.from_numpy(u16), ["act"], out=tmp_path / "u16", **kw)
+    assert (s.explained, s.failed) == (6, 0)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_dataloader_or_a_dict_is_refused_with_a_hint(x, tmp_path):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=2)
+    with pytest.raises(TypeError, match=r"got a DataLoader; pass its dataset \(loader.dataset\)"):
+        qfsel.explain_dataset(GapNet(k=6), loader, ["act"], out=tmp_path / "s", **KW)
+    with pytest.raises(TypeError, match=r"got a dict \(keys \['image', 'label'\]\)"):
+        qfsel.explain_dataset(GapNet(k=6), {"image": x, "label": x}, ["act"], out=tmp_path / "s", **KW)
+    assert not (tmp_path / "s").exists()

@@ -200,9 +200,9 @@ class TensorImages(torch.utils.data.Dataset):
     """A (N, C, H, W) tensor (and optional labels) as a dataset."""
 
     def __init__(self, images: torch.Tensor, labels: Any = None, name: str = "tensor") -> None:
-        if images.ndim != 4 or not (images.is_floating_point() or images.dtype == torch.uint8):
-            raise ValueError(f"dataset: expected a floating or uint8 (N, C, H, W) tensor, got {images.dtype} of shape "
-                             f"{tuple(images.shape)}")
+        if images.ndim != 4 or not (images.is_floating_point() or images.dtype in (torch.uint8, torch.uint16, torch.bool)):
+            raise ValueError(f"dataset: expected a floating, uint8, uint16 or bool (N, C, H, W) tensor, got "
+                             f"{images.dtype} of shape {tuple(images.shape)}")
         self.images = images
         self.labels = None if labels is None else torch.as_tensor(labels).long()
         self.name = name
@@ -231,8 +231,26 @@ def resolve_dataset(dataset: Any, *, transform: Any = None, resize: Any = None, 
             raise ValueError(f"dataset: unknown bundled dataset {dataset!r}; bundled: {', '.join(BUNDLED)}")
         folder = ImageFolder(dataset, transform, resize=resize, channels=channels)
         return folder, f"folder {folder.root}"
+    if isinstance(dataset, (torch.Tensor, np.ndarray)) and dataset.ndim == 4:
+        return TensorImages(_as_tensor(dataset)), "tensor"
+    if (isinstance(dataset, (tuple, list)) and len(dataset) == 2 and all(isinstance(a, (torch.Tensor, np.ndarray))
+                                                                          for a in dataset)
+            and dataset[0].ndim == 4 and dataset[1].ndim == 1):  # (images, labels)
+        images, labels = dataset
+        if len(labels) != len(images):
+            raise ValueError(f"dataset: (images, labels) with {len(images)} images but {len(labels)} labels")
+        if not (isinstance(labels, torch.Tensor) and not labels.is_floating_point()
+                or isinstance(labels, np.ndarray) and labels.dtype.kind in "iub"):
+            raise ValueError(f"dataset: (images, labels) needs integer labels, got {labels.dtype}")
+        return TensorImages(_as_tensor(images), _as_tensor(labels)), "tensor"
     if isinstance(dataset, torch.Tensor):
-        return TensorImages(dataset), "tensor"
+        return TensorImages(dataset), "tensor"  # (its shape is refused there)
+    if isinstance(dataset, torch.utils.data.DataLoader):
+        raise TypeError("dataset: expected a dataset, got a DataLoader; pass its dataset (loader.dataset): "
+                        "explain_dataset batches and loads the images itself (batch_size=, num_workers=)")
+    if isinstance(dataset, dict):
+        raise TypeError(f"dataset: expected a dataset, got a dict (keys {sorted(map(str, dataset))[:4]}); pass the "
+                        "images as a (N, C, H, W) tensor, as (images, labels), or a map-style torch Dataset")
     if isinstance(dataset, torch.utils.data.Dataset) or (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
         if isinstance(dataset, torch.utils.data.IterableDataset):
             raise TypeError("dataset: expected a map-style dataset (with __len__ and __getitem__), got an IterableDataset")
@@ -241,6 +259,20 @@ def resolve_dataset(dataset: Any, *, transform: Any = None, resize: Any = None, 
         "dataset: expected an image folder path, a bundled dataset name "
         f"({', '.join(BUNDLED)}), a (N, C, H, W) tensor or a map-style torch Dataset; got {type(dataset).__name__}"
     )
+
+
+def _as_tensor(a: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``a``'s memory (a memory-mapped array stays on disk); read-only arrays
+    too (torch warns that writing through the tensor is undefined: nothing writes)."""
+    if isinstance(a, torch.Tensor):
+        return a
+    if not a.flags.writeable:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(a)
+    return torch.from_numpy(a)
 
 
 def dataset_fingerprint(ds: Any) -> str:
