@@ -517,10 +517,12 @@ def explain_dataset(
         model: a torch model, or a bundled model name (``"narrow-mnist-16"``, ...) whose
             preprocessing then reads the image files.
         dataset: an image folder (class subfolders or flat), a bundled dataset
-            (``"mnist5k-train"``, ``"mnist5k-test"``), a (N, C, H, W) tensor, or a map-style
-            torch Dataset whose items are images, (image, label) pairs or dicts (the image
-            under "image" or "pixel_values", the label under "label" or "labels"); an image is
-            a float (C, H, W) tensor or array, a uint8 one or a PIL image (scaled to [0, 1]).
+            (``"mnist5k-train"``, ``"mnist5k-test"``), a (N, C, H, W) tensor or numpy array
+            (optionally as ``(images, labels)``), or a map-style torch Dataset whose items are
+            images, (image, label) pairs or dicts (the image under "image" or "pixel_values",
+            the label under "label" or "labels"); an image is a float (C, H, W) or (H, W)
+            tensor or array, a uint8, uint16 or bool one (scaled to [0, 1]), or a PIL image of
+            any mode (read as an image file is, brought to the model's channels).
         target_layers: layer name(s) or module(s); default for a bundled model: its layer.
         methods: names from :data:`qfsel.cams.METHODS`.
         out: the store folder (created).
