@@ -454,3 +454,12 @@ def test_a_dataloader_or_a_dict_is_refused_with_a_hint(x, tmp_path):
     with pytest.raises(TypeError, match=r"got a dict \(keys \['image', 'label'\]\)"):
         qfsel.explain_dataset(GapNet(k=6), {"image": x, "label": x}, ["act"], out=tmp_path / "s", **KW)
     assert not (tmp_path / "s").exists()
+
+
+def test_more_workers_than_batches(x, tmp_path):
+    # was: torch's UserWarning "This DataLoader will create 4 worker processes in total. Our
+    # suggested max number of worker in current system is 2" (an error under pytest) for a
+    # job with one batch: no more loader processes are started than there are batches
+    s = qfsel.explain_dataset(GapNet(k=6), x[:1], ["act"], out=tmp_path / "s", methods="gradcam", num_workers=4,
+                              batch_size=64, progress=False)
+    assert (s.explained, s.batches) == (1, 1)

@@ -398,6 +398,7 @@ class BatchWorker:
         pass of batch i + 1 overlaps the QUBO work and writing of batch i."""
         if not batches:
             return 0, 0
+        num_workers = min(num_workers, len(batches))  # (a process per batch at most: more would idle)
         loader = torch.utils.data.DataLoader(
             self.loadable,
             batch_sampler=[self.batch_indices(b) for b in batches],
