@@ -463,3 +463,24 @@ def test_more_workers_than_batches(x, tmp_path):
     s = qfsel.explain_dataset(GapNet(k=6), x[:1], ["act"], out=tmp_path / "s", methods="gradcam", num_workers=4,
                               batch_size=64, progress=False)
     assert (s.explained, s.batches) == (1, 1)
+
+
+def test_a_model_with_uninitialized_lazy_layers(x, tmp_path):
+    # was: torch's "Attempted to use an uninitialized parameter in <method 'requires_grad_' ...>"
+    class Lazy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.LazyConv2d(6, 3, padding=1)
+            self.act = torch.nn.ReLU()
+            self.fc = torch.nn.Linear(6, 3)
+
+        def forward(self, t):
+            return self.fc(self.act(self.conv(t)).mean((2, 3)))
+
+    model = Lazy()
+    with pytest.raises(ValueError, match=r"model: its parameter conv.weight is not initialized \(a lazy layer\); "
+                                         r"run the model once on a batch first"):
+        qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", **KW)
+    assert not (tmp_path / "s").exists()
+    model(x[:1])
+    assert qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", methods="gradcam", **KW).explained == 6

@@ -600,6 +600,10 @@ def explain_dataset(
         shard_batches = check_positive_int("shard_batches", shard_batches)  # 0 quietly meant the default
     device = None if device is None else _check_device(device)
     module, target_layers, bundle_transform, model_name = _resolve_model(model, target_layers)
+    for pname, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if isinstance(t, nn.parameter.UninitializedTensorMixin):
+            raise ValueError(f"model: its parameter {pname} is not initialized (a lazy layer); run the model once on "
+                             "a batch first (model(x)), so that its shapes are known")
     if device is None:
         first_param = next(module.parameters(), None)
         device = first_param.device if first_param is not None else torch.device("cpu")
