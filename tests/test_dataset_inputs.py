@@ -484,3 +484,17 @@ def test_a_model_with_uninitialized_lazy_layers(x, tmp_path):
     assert not (tmp_path / "s").exists()
     model(x[:1])
     assert qfsel.explain_dataset(model, x, ["act"], out=tmp_path / "s", methods="gradcam", **KW).explained == 6
+
+
+def test_dtype_as_a_numpy_or_torch_dtype(x, tmp_path):
+    # was: np.dtype("float16") passed the check (it equals "float16") and failed in json.dumps
+    # ("Object of type Float16DType is not JSON serializable") with the store half created
+    for i, dtype in enumerate([np.dtype("float16"), np.float32, torch.float16, "float32"]):
+        out = tmp_path / f"s{i}"
+        qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=out, methods="gradcam", dtype=dtype, **KW)
+        assert open_results(out).heatmaps("gradcam").dtype == np.dtype(dtype if i != 2 else "float16")
+        assert open_results(out).manifest["config"]["dtype"] in ("float16", "float32")
+    for bad in (np.float64, "f2", torch.bfloat16, 16):
+        with pytest.raises(ValueError, match=r"dtype: expected one of \('float16', 'float32'\)"):
+            qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=tmp_path / "bad", dtype=bad, **KW)
+    assert not (tmp_path / "bad").exists()

@@ -575,8 +575,7 @@ def explain_dataset(
     batch_size = check_positive_int("batch_size", batch_size)
     num_workers = check_int("num_workers", num_workers, low=0)
     seed = check_int("seed", seed, low=0)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+    dtype = _check_dtype(dtype)
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "local" and scheduler is not None:
@@ -754,6 +753,23 @@ def explain_dataset(
     except OSError as exc:
         raise _store._write_error(Path(out), exc, num_batches - 1) from exc
     return summary
+
+
+def _check_dtype(dtype: Any) -> str:
+    """``dtype`` ("float16", numpy's or torch's float16 / float32) as its name in :data:`DTYPES`."""
+    name = None
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    elif not isinstance(dtype, (int, float)):
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            pass
+    if name not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES} (or numpy's or torch's float16 / float32), got {dtype!r}")
+    return name
 
 
 def _check_transform(dataset: Any, transform: Any, resize: Any, bundled_model: bool) -> None:
