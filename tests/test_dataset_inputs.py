@@ -498,3 +498,10 @@ def test_dtype_as_a_numpy_or_torch_dtype(x, tmp_path):
         with pytest.raises(ValueError, match=r"dtype: expected one of \('float16', 'float32'\)"):
             qfsel.explain_dataset(GapNet(k=6), x, ["act"], out=tmp_path / "bad", dtype=bad, **KW)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_target_class_the_model_does_not_have(x, tmp_path):
+    # was: "target class 3 is out of range: ..." without naming the argument
+    with pytest.raises(ValueError, match="targets: target class 3 is out of range: the model output has 3 classes"):
+        qfsel.explain_dataset(GapNet(k=6, classes=3), x, ["act"], targets=3, out=tmp_path / "s", **KW)
+    assert not (tmp_path / "s").exists()

@@ -641,6 +641,8 @@ def explain_dataset(
             cap = capture(module, clean[None].to(device), layer_modules, targets, reshape_transform,
                           output_selector=output_selector)
         except ValueError:
+            if targets is not None and str(exc).startswith(f"target class {targets} is out of range"):
+                raise ValueError(f"targets: {exc}") from None
             raise exc from None
     raw_shapes: list[list[int]] = [[int(v) for v in layer.activations.shape[2:]] for layer in cap.layers]
     heat_shape = list(shape[1:]) if upsample else max(raw_shapes, key=lambda s: int(s[0]) * int(s[1]))
