@@ -112,6 +112,7 @@ def test_hidden_files_and_a_store_inside_the_dataset_folder_are_not_images(tmp_p
     assert [Path(p).relative_to(data).as_posix() for p in recs["path"]] == [
         "cat/a.png", "cat/b.png", "dog/c.png", "dog/sub/d.png"]
     assert recs["label"].tolist() == [0, 0, 1, 1]
+    assert open_results(out).manifest["classes"] == ["cat", "dog"]  # (label i is classes[i])
     _png_folder(out, ["preview.png"])  # what the CLI's --preview writes
     again = qfsel.explain_dataset(GapNet(k=6), data, ["act"], out=out, methods="gradcam", batch_size=3, **KW)
     assert (again.batches_resumed, again.batches_run) == (2, 0)

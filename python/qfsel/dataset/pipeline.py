@@ -671,6 +671,8 @@ def explain_dataset(
     manifest = {
         "config": config,
         "dataset_description": description,
+        # the class names of the records' labels (an image folder's subfolders, a Dataset's .classes)
+        "classes": _class_names(ds),
         "num_images": n,
         "num_batches": num_batches,
         "heatmap_shape": heat_shape,
@@ -755,6 +757,14 @@ def explain_dataset(
     except OSError as exc:
         raise _store._write_error(Path(out), exc, num_batches - 1) from exc
     return summary
+
+
+def _class_names(ds: Any) -> list[str] | None:
+    """The dataset's class names (label i is ``classes[i]``), when it has them."""
+    classes = getattr(ds, "classes", None)
+    if isinstance(classes, (list, tuple)) and classes and all(isinstance(c, str) for c in classes):
+        return list(classes)
+    return None
 
 
 def _check_dtype(dtype: Any) -> str:

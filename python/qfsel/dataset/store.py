@@ -5,7 +5,8 @@ Layout of a store folder::
     PATH/
       .qfsel-store          marker: this folder is a qfsel results store
       manifest.json         configuration (model, layers, methods, parameters, seed, version),
-                            shapes, and at the end the summary of the run
+                            shapes, the class names of the labels ("classes", when the dataset
+                            has them), and at the end the summary of the run
       heatmaps.zarr/        one chunked array per method, (N, H, W), float16 by default,
                             one chunk per batch along the image axis (NaN for failed images)
       raw.zarr/             optional: per method and target layer the raw maps (N, h, w),
