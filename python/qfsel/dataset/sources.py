@@ -20,6 +20,7 @@ __all__ = ["ImageFolder", "resolve_dataset", "Item", "collate_items"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 BUNDLED = ("mnist5k-train", "mnist5k-test")
+_UINT16 = getattr(torch, "uint16", None)  # (torch >= 2.3)
 
 
 def _check_size(name: str, resize: Any) -> tuple[int, int] | None:
@@ -200,7 +201,7 @@ class TensorImages(torch.utils.data.Dataset):
     """A (N, C, H, W) tensor (and optional labels) as a dataset."""
 
     def __init__(self, images: torch.Tensor, labels: Any = None, name: str = "tensor") -> None:
-        if images.ndim != 4 or not (images.is_floating_point() or images.dtype in (torch.uint8, torch.uint16, torch.bool)):
+        if images.ndim != 4 or not (images.is_floating_point() or images.dtype in (torch.uint8, _UINT16, torch.bool)):
             raise ValueError(f"dataset: expected a floating, uint8, uint16 or bool (N, C, H, W) tensor, got "
                              f"{images.dtype} of shape {tuple(images.shape)}")
         self.images = images
@@ -327,7 +328,7 @@ def _as_image_tensor(image: Any, channels: int | None = None) -> torch.Tensor:
         image = torch.from_numpy(arr)
     if image.dtype == torch.uint8:
         image = image.float() / 255.0
-    elif image.dtype == torch.uint16:
+    elif _UINT16 is not None and image.dtype == _UINT16:
         image = image.float() / 65535.0
     elif image.dtype == torch.bool:
         image = image.float()
