@@ -600,7 +600,7 @@ def explain_dataset(
     device = None if device is None else _check_device(device)
     module, target_layers, bundle_transform, model_name = _resolve_model(model, target_layers)
     for pname, t in list(module.named_parameters()) + list(module.named_buffers()):
-        if isinstance(t, nn.parameter.UninitializedTensorMixin):
+        if nn.parameter.is_lazy(t):
             raise ValueError(f"model: its parameter {pname} is not initialized (a lazy layer); run the model once on "
                              "a batch first (model(x)), so that its shapes are known")
     if device is None:

@@ -63,7 +63,7 @@ def _is_image(p: Path) -> bool:
 
 def _images_under(folder: Path) -> list[Path]:
     """The image files under ``folder`` and its listed subfolders, sorted by path."""
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
         dirnames[:] = [d for d in dirnames if _listed(here / d)]
