@@ -634,7 +634,7 @@ def test_arrays_for_metrics(tiny, tmp_path):
     whole = res.records("qfs")
     assert part["index"].tolist() == list(range(8, 22))
     assert part.equals(whole[whole["batch"].isin([1, 2])].reset_index(drop=True))
-    with pytest.raises(ValueError, match="methods: expected names from"):
+    with pytest.raises(ValueError, match=r"method: expected one of the store's methods \['qfs', 'gradcam', 'gradcam\+\+'\], got 'lime'"):
         res.heatmaps("lime")
     qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "g", batch_size=8, num_workers=0,
                           progress=False)

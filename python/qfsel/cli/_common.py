@@ -146,17 +146,26 @@ def _read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
-            if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
-                array = np.asarray(image, dtype=np.float64)
-                top = 65535.0 if image.mode in _SIXTEEN_BIT_MODES else 1.0
-                if not np.isfinite(array).all() or array.min() < 0 or array.max() > top:
-                    raise ValueError(
-                        f"{image.mode} pixels must lie in [0, {top:g}], got range [{array.min():.6g}, {array.max():.6g}]"
-                    )
-                return array / top
-            return np.asarray(image.convert("RGB"))
+            return _pil_array(image)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise OSError(f"cannot read image {path}: {exc}") from exc
+
+
+def _pil_array(image: Any) -> np.ndarray:
+    """A PIL image as uint8 RGB (H, W, 3); 16-bit and floating-point greyscale ones as float (H, W) in [0, 1].
+
+    Raises:
+        ValueError: 16-bit or floating-point pixels outside [0, 65535] or [0, 1].
+    """
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode in _SIXTEEN_BIT_MODES else 1.0
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > top:
+            raise ValueError(
+                f"{image.mode} pixels must lie in [0, {top:g}], got range [{array.min():.6g}, {array.max():.6g}]"
+            )
+        return array / top
+    return np.asarray(image.convert("RGB"))
 
 
 def _collect_images(paths: Sequence[str]) -> tuple[list[Path], list[dict[str, str]]]:

@@ -17,9 +17,12 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
     if args.preview < 0:
         raise UserError(f"--preview: expected a number of images >= 0, got {args.preview}")
     device = _device(args.device)
-    methods = ["qfs", "gradcam", "gradcam++"] if args.method == "all" else [m.strip() for m in args.method.split(",")]
+    from ..cams import method_names
+
+    methods = method_names(["qfs", "gradcam", "gradcam++"] if args.method.strip().lower() == "all"
+                           else [m.strip() for m in args.method.split(",")])  # ("QFS", "qfs-cam": qfs)
     qfs = {}
-    if "qfs" in methods or "qfs-cam" in methods:
+    if "qfs" in methods:
         qfs = {"beta": args.beta, "k": args.k, "sampler": args.sampler, "candidates": args.candidates}
     try:
         summary = explain_dataset(
@@ -85,7 +88,7 @@ def register(sub: Any) -> None:
                    help="processes that load images (0: the main process; default: 2)")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16",
                    help="heatmap dtype in the store (default: float16)")
-    p.add_argument("--store-raw", action="store_true", help="also store the raw maps at layer resolution")
+    p.add_argument("--store-raw", action="store_true", help="also store the raw maps at layer resolution (float32)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store written with another configuration (default: refuse)")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto",

@@ -138,6 +138,35 @@ def local_cluster(n_workers: int) -> Any:
                             dashboard_address="127.0.0.1:0")
 
 
+def check_scheduler(scheduler: Any) -> None:
+    """Raises for a ``scheduler`` that is not None, a ``distributed.Client`` or an address with a
+    known scheme and a port (before anything is written: a job that cannot start leaves no store).
+
+    Raises:
+        ModuleNotFoundError: the dask extra is not installed.
+        TypeError: another type.
+        ValueError: a malformed address.
+    """
+    try:
+        from distributed import Client
+        from distributed.comm.addressing import get_address_host_port, parse_address
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            'backend="dask" needs the dask extra: pip install "qfsel[dask]" (dask and distributed)'
+        ) from exc
+    if scheduler is None or isinstance(scheduler, Client):
+        return
+    if not isinstance(scheduler, str):
+        raise TypeError(f"scheduler: expected an address like 'tcp://host:8786', a distributed.Client or None, "
+                        f"got {type(scheduler).__name__}")
+    if parse_address(scheduler)[0] == "inproc":  # (an in-process address has no port)
+        return
+    try:
+        get_address_host_port(scheduler)
+    except ValueError as exc:
+        raise ValueError(f"scheduler: expected an address like 'tcp://host:8786', got {scheduler!r} ({exc})") from None
+
+
 def connect(scheduler: Any, n_workers: int, timeout: float) -> tuple[Any, Any]:
     """``(client, cluster or None)``: the given Client, a connection to an address, or a new
     LocalCluster on 127.0.0.1 with ``n_workers`` single-threaded worker processes."""
@@ -156,9 +185,7 @@ def connect(scheduler: Any, n_workers: int, timeout: float) -> tuple[Any, Any]:
         except BaseException:
             cluster.close()
             raise
-    if not isinstance(scheduler, str):
-        raise TypeError(f"scheduler: expected an address like 'tcp://host:8786', a distributed.Client or None, "
-                        f"got {type(scheduler).__name__}")
+    check_scheduler(scheduler)
     try:
         return Client(scheduler, timeout=timeout), None
     except (OSError, TimeoutError) as exc:

@@ -34,7 +34,7 @@ from ..capture import Capture, LayerCapture, capture, check_output_selector, res
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
 from . import store as _store
-from .sources import Item, Loadable, collate_items, dataset_fingerprint, first_shape, resolve_dataset
+from .sources import BUNDLED, Item, Loadable, collate_items, dataset_fingerprint, first_shape, resolve_dataset
 
 __all__ = ["DatasetSummary", "explain_dataset"]
 
@@ -167,7 +167,10 @@ def _jsonable_param(v: Any) -> Any:
         return {str(k): _jsonable_param(x) for k, x in sorted(v.items())}
     if isinstance(v, (list, tuple)):
         return [_jsonable_param(x) for x in v]
-    return repr(v)
+    text = repr(v)
+    if " at 0x" in text:  # object.__repr__ names a memory address: the same object differs per process
+        return f"{type(v).__module__}.{type(v).__qualname__} instance"
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,14 +204,18 @@ class BatchWorker:
         self.dtype = np.dtype(cfg["dtype"])
         self.store_raw = bool(cfg["store_raw"])
         h, w = manifest["heatmap_shape"]
-        # Output buffers, reused by every batch (NaN rows: failed images).
-        self._heat = {m: np.empty((self.bs, h, w), self.dtype) for m in cams}
-        self._raw = {(m, layer): np.empty((self.bs, lh, lw), self.dtype)
+        # Output buffers, reused by every batch (NaN rows: failed images); no batch is larger
+        # than the dataset (batch_size may be).
+        rows = min(self.bs, int(manifest["num_images"]))
+        self._heat = {m: np.empty((rows, h, w), self.dtype) for m in cams}
+        # Raw maps are not normalised: float32 whatever dtype is (float16 overflows at 65504).
+        self._raw = {(m, layer): np.empty((rows, lh, lw), _store.RAW_DTYPE)
                      for m in cams for layer, (lh, lw) in zip(self.layer_names, manifest["raw_shapes"])} \
             if self.store_raw else {}
         # Ablation relevance runs the model again: it may not overlap with the next capture.
         qfs = cams.get("qfs")
         self.overlap = not (isinstance(qfs, QFSCAM) and qfs.relevance == "ablation")
+        self.input_dtype = _input_dtype(model)
         self.explained_any = False  # whether this run has captured any image yet
         self.finished_any = False  # ... and explained any (in the finishing thread)
 
@@ -219,8 +226,8 @@ class BatchWorker:
     def capture(self, x: torch.Tensor | None) -> Capture | None:
         if x is None:
             return None
-        return capture(self.model, x.to(self.device, non_blocking=True), self.modules, self.targets, self.reshape,
-                       **self._capture_extra)
+        return capture(self.model, x.to(self.device, self.input_dtype, non_blocking=True), self.modules, self.targets,
+                       self.reshape, **self._capture_extra)
 
     # -- the capture of a batch in flight, saved until the batch is complete ----------------
     # Format: an 8-byte little-endian header length, a JSON header (per tensor: name, dtype,
@@ -271,7 +278,7 @@ class BatchWorker:
             layers = tuple(LayerCapture(name, module, t[f"act{i}"], t[f"grad{i}"])
                            for i, (name, module) in enumerate(zip(self.layer_names, self.modules)))
             targets = tuple(normalize_targets(self.targets, t["output"]))
-            cap = Capture(x[keep].to(self.device), layers, t["output"], t["scores"], targets, t["predicted"])
+            cap = Capture(x[keep].to(self.device, self.input_dtype), layers, t["output"], t["scores"], targets, t["predicted"])
         except Exception:  # noqa: BLE001  (a capture that cannot be read is computed again)
             return None
         for it, reason in zip(items, reasons):
@@ -391,6 +398,7 @@ class BatchWorker:
         pass of batch i + 1 overlaps the QUBO work and writing of batch i."""
         if not batches:
             return 0, 0
+        num_workers = min(num_workers, len(batches))  # (a process per batch at most: more would idle)
         loader = torch.utils.data.DataLoader(
             self.loadable,
             batch_sampler=[self.batch_indices(b) for b in batches],
@@ -398,6 +406,8 @@ class BatchWorker:
             num_workers=num_workers,
             prefetch_factor=2 if num_workers else None,
             pin_memory=self.device.type == "cuda",
+            # its base seed from the job's seed, not from the user's global torch generator
+            generator=torch.Generator().manual_seed(int(self.manifest["seed"])),
         )
         explained = failed = 0
         pending: Future[tuple[int, int]] | None = None
@@ -445,6 +455,8 @@ def _check_device(device: Any) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:  # torch: "Expected one of cpu, cuda, ... device type ..."
         raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got {device!r} ({exc})") from None
+    if dev.type == "meta":  # moving the model there would drop its weights for good
+        raise ValueError(f"device: expected a device that holds data (such as 'cpu' or 'cuda:0'), got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: expected a device this torch can use, got {device!r} but torch.cuda.is_available() is False")
     return dev
@@ -506,10 +518,12 @@ def explain_dataset(
         model: a torch model, or a bundled model name (``"narrow-mnist-16"``, ...) whose
             preprocessing then reads the image files.
         dataset: an image folder (class subfolders or flat), a bundled dataset
-            (``"mnist5k-train"``, ``"mnist5k-test"``), a (N, C, H, W) tensor, or a map-style
-            torch Dataset whose items are images, (image, label) pairs or dicts (the image
-            under "image" or "pixel_values", the label under "label" or "labels"); an image is
-            a float (C, H, W) tensor or array, a uint8 one or a PIL image (scaled to [0, 1]).
+            (``"mnist5k-train"``, ``"mnist5k-test"``), a (N, C, H, W) tensor or numpy array
+            (optionally as ``(images, labels)``), or a map-style torch Dataset whose items are
+            images, (image, label) pairs or dicts (the image under "image" or "pixel_values",
+            the label under "label" or "labels"); an image is a float (C, H, W) or (H, W)
+            tensor or array, a uint8, uint16 or bool one (scaled to [0, 1]), or a PIL image of
+            any mode (read as an image file is, brought to the model's channels).
         target_layers: layer name(s) or module(s); default for a bundled model: its layer.
         methods: names from :data:`qfsel.cams.METHODS`.
         out: the store folder (created).
@@ -517,7 +531,8 @@ def explain_dataset(
         targets: None (the predicted class) or one class index for all images.
         seed: the QUBO solver's seed (QFS-CAM), recorded in the manifest.
         dtype: heatmap dtype in the store, "float16" (default) or "float32".
-        store_raw: also store each method's raw maps per target layer (layer resolution).
+        store_raw: also store each method's raw maps per target layer (layer resolution,
+            float32: they are not normalised to [0, 1]).
         upsample: heatmaps at input size (default) or layer resolution.
         overwrite: replace a store written with another configuration (else refused).
         num_workers: DataLoader worker processes that load images (0: in the main process).
@@ -553,17 +568,22 @@ def explain_dataset(
         ConnectionError: the Dask scheduler does not answer within ``timeout``.
     """
     t_start = time.perf_counter()
+    if not isinstance(methods, (str, list, tuple)):
+        raise TypeError(f"methods: expected a method name or a sequence of them (str, list or tuple), got {describe(methods)}")
     names = method_names(methods)
     _check_method_params(names, method_params)
     batch_size = check_positive_int("batch_size", batch_size)
     num_workers = check_int("num_workers", num_workers, low=0)
     seed = check_int("seed", seed, low=0)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+    dtype = _check_dtype(dtype)
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "local" and scheduler is not None:
         raise ValueError('scheduler: only meaningful with backend="dask"; got a scheduler and backend="local"')
+    if backend == "dask":
+        from .dask_backend import check_scheduler
+
+        check_scheduler(scheduler)
     if targets is not None:
         targets = check_int("targets", targets, low=0)
     for flag, value in (("store_raw", store_raw), ("upsample", upsample), ("overwrite", overwrite),
@@ -572,35 +592,44 @@ def explain_dataset(
             raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out: expected a folder path (str or os.PathLike), got {describe(out)}")
+    out = Path(out).expanduser()  # "~/store": the home folder (not a folder named "~")
     timeout = check_positive_real("timeout", timeout)
     n_workers = check_positive_int("n_workers", n_workers)
     if shard_batches is not None:
         shard_batches = check_positive_int("shard_batches", shard_batches)  # 0 quietly meant the default
     device = None if device is None else _check_device(device)
     module, target_layers, bundle_transform, model_name = _resolve_model(model, target_layers)
+    for pname, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if nn.parameter.is_lazy(t):
+            raise ValueError(f"model: its parameter {pname} is not initialized (a lazy layer); run the model once on "
+                             "a batch first (model(x)), so that its shapes are known")
     if device is None:
         first_param = next(module.parameters(), None)
         device = first_param.device if first_param is not None else torch.device("cpu")
     module.to(device)
     resolved = resolve_target_layers(module, target_layers)
     layer_names = [n for n, _ in resolved]
-    if "qfs" in names:
+    sampler = method_params.get("sampler")
+    if "qfs" in names and (not hasattr(sampler, "sample") or "seed" in getattr(sampler, "parameters", ())):
+        # (a dimod sampler object that takes no seed, e.g. dimod.ExactSolver, would warn per batch)
         method_params.setdefault("seed", seed)
     output_selector = check_output_selector(output_selector)
     cams = build_explainers(module, [m for _, m in resolved], names, reshape_transform=reshape_transform,
                             upsample=upsample, output_selector=output_selector, **method_params)
 
+    _check_transform(dataset, transform, resize, bundle_transform is not None)
     channels = _channels(module)
     ds, description = resolve_dataset(dataset, transform=transform or bundle_transform, resize=resize, channels=channels)
     n = len(ds)
     if n == 0:
         raise ValueError("dataset: expected at least one image, got an empty dataset")
-    loadable = Loadable(ds, None)
+    loadable = Loadable(ds, None, channels)
     probe = first_shape(loadable)
     shape = tuple(probe.shape)
     loadable.shape = shape
     # Probe one image: checks the layers now (before anything is written) and gives the map sizes.
     layer_modules = [m for _, m in resolved]
+    probe = probe.to(dtype=_input_dtype(module))
     try:
         cap = capture(module, probe[None].to(device), layer_modules, targets, reshape_transform,
                       output_selector=output_selector)
@@ -612,6 +641,8 @@ def explain_dataset(
             cap = capture(module, clean[None].to(device), layer_modules, targets, reshape_transform,
                           output_selector=output_selector)
         except ValueError:
+            if targets is not None and str(exc).startswith(f"target class {targets} is out of range"):
+                raise ValueError(f"targets: {exc}") from None
             raise exc from None
     raw_shapes: list[list[int]] = [[int(v) for v in layer.activations.shape[2:]] for layer in cap.layers]
     heat_shape = list(shape[1:]) if upsample else max(raw_shapes, key=lambda s: int(s[0]) * int(s[1]))
@@ -640,6 +671,8 @@ def explain_dataset(
     manifest = {
         "config": config,
         "dataset_description": description,
+        # the class names of the records' labels (an image folder's subfolders, a Dataset's .classes)
+        "classes": _class_names(ds),
         "num_images": n,
         "num_batches": num_batches,
         "heatmap_shape": heat_shape,
@@ -726,6 +759,47 @@ def explain_dataset(
     return summary
 
 
+def _class_names(ds: Any) -> list[str] | None:
+    """The dataset's class names (label i is ``classes[i]``), when it has them."""
+    classes = getattr(ds, "classes", None)
+    if isinstance(classes, (list, tuple)) and classes and all(isinstance(c, str) for c in classes):
+        return list(classes)
+    return None
+
+
+def _check_dtype(dtype: Any) -> str:
+    """``dtype`` ("float16", numpy's or torch's float16 / float32) as its name in :data:`DTYPES`."""
+    name = None
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    elif not isinstance(dtype, (int, float)):
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            pass
+    if name not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES} (or numpy's or torch's float16 / float32), got {dtype!r}")
+    return name
+
+
+def _check_transform(dataset: Any, transform: Any, resize: Any, bundled_model: bool) -> None:
+    """Refuses a ``transform`` or ``resize`` that would be ignored: they act on the files of an
+    image folder (``resize`` only through the default transform)."""
+    folder = isinstance(dataset, (str, os.PathLike)) and not (isinstance(dataset, str) and dataset in BUNDLED)
+    for name, value in (("transform", transform), ("resize", resize)):
+        if value is not None and not folder:
+            raise ValueError(f"{name}: only used for an image folder (it reads the files); the dataset is "
+                             f"{dataset!r:.60} ({type(dataset).__name__}): give its images at the model's size")
+    if resize is not None and transform is not None:
+        raise ValueError("resize: used only by the default transform; pass resize or transform, not both "
+                         "(resize in your transform)")
+    if resize is not None and bundled_model:
+        raise ValueError("resize: the bundled model's preprocessing sizes the images itself; pass resize or a "
+                         "bundled model name, not both")
+
+
 def _selector_config(selector: Any) -> Any:
     """``output_selector`` for the manifest: a key or position as is, a callable by name."""
     if selector is None or isinstance(selector, (str, int)):
@@ -748,6 +822,15 @@ def _thin(samples: list[tuple[int, float]], keep: int) -> list[tuple[int, float]
     step = len(samples) / keep
     idx = sorted({int(i * step) for i in range(keep)} | {len(samples) - 1})
     return [samples[i] for i in idx]
+
+
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the model's images go in as: that of its first floating parameter (a float64 or
+    half-precision model), float32 for a model without one. (Images are loaded as float32.)"""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
 
 
 def _channels(model: nn.Module) -> int:

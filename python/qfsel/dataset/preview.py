@@ -53,10 +53,10 @@ def save_preview(
         The path written.
 
     Raises:
-        ValueError: the store has no explained image yet.
+        ValueError: the store has no explained image yet, or ``dataset`` is not the one it explained.
     """
     from ..viz import save_comparison_grid
-    from .sources import Loadable, resolve_dataset
+    from .sources import Loadable, dataset_fingerprint, resolve_dataset
     from .store import open_results
 
     n = check_positive_int("n", n)
@@ -81,7 +81,11 @@ def save_preview(
 
     channels = int(res.manifest["config"]["input_shape"][0])
     ds, _ = resolve_dataset(dataset, transform=transform, resize=resize, channels=channels)
-    items = Loadable(ds, None)
+    stored = res.manifest["config"].get("dataset")
+    if len(ds) != res.num_images or (stored is not None and dataset_fingerprint(ds) != stored):
+        raise ValueError(f"dataset: not the dataset the job explained ({len(ds)} images, fingerprint "
+                         f"{dataset_fingerprint(ds)}; the store: {res.num_images} images, fingerprint {stored})")
+    items = Loadable(ds, None, channels)
     images = []
     for i in indices:
         item = items[i]

@@ -5,10 +5,12 @@ Layout of a store folder::
     PATH/
       .qfsel-store          marker: this folder is a qfsel results store
       manifest.json         configuration (model, layers, methods, parameters, seed, version),
-                            shapes, and at the end the summary of the run
+                            shapes, the class names of the labels ("classes", when the dataset
+                            has them), and at the end the summary of the run
       heatmaps.zarr/        one chunked array per method, (N, H, W), float16 by default,
                             one chunk per batch along the image axis (NaN for failed images)
-      raw.zarr/             optional: per method and target layer the raw maps (N, h, w)
+      raw.zarr/             optional: per method and target layer the raw maps (N, h, w),
+                            float32 (not normalised: float16 would overflow)
       records/part-BBBBBB.parquet    one row per (image, method) of batch BBBBBB
       failures/part-BBBBBB.parquet   unreadable images of batch BBBBBB (path, reason)
       inflight/part-BBBBBB.capture   while batch BBBBBB is being finished: its saved capture
@@ -63,6 +65,8 @@ INFLIGHT = "inflight"
 #: Captures larger than this (MiB) are not saved for a restart (see the module docs).
 MAX_SAVED_CAPTURE_MB = 256
 FORMAT_VERSION = 1
+#: dtype of the raw maps (``store_raw=True``) whatever the heatmaps' dtype.
+RAW_DTYPE = "float32"
 
 
 class ConfigMismatchError(QFSelError, ValueError):
@@ -188,6 +192,9 @@ class StoreWriter:
     def open(cls, path: str | os.PathLike[str], manifest: dict[str, Any], *, overwrite: bool) -> "StoreWriter":
         """Creates the store, or reopens one written with the same ``manifest["config"]``.
 
+        Replacing a store (``overwrite``, or one without a complete batch) deletes only the
+        store's own entries (:data:`STORE_ENTRIES`); other files in the folder are kept.
+
         Raises:
             ConfigMismatchError: the store holds complete batches of another configuration and
                 ``overwrite`` is False (one with no complete batch is replaced).
@@ -205,7 +212,10 @@ class StoreWriter:
                     "choose a new or empty folder"
                 )
             if existing.exists() and not overwrite:
-                old = json.loads(existing.read_text())
+                try:
+                    old = read_manifest(path)
+                except ValueError as exc:
+                    raise ValueError(f"out: {exc}") from None
                 if old.get("config") == manifest["config"]:
                     writer = cls(path, old)
                     writer._open_arrays()
@@ -222,8 +232,8 @@ class StoreWriter:
             # The marker goes last, so a kill during the clean-up still leaves a folder we own.
             try:
                 for child in path.iterdir():
-                    if child.name == MARKER:
-                        continue
+                    if child.name == MARKER or not _written_by_store(child.name):
+                        continue  # (what the user keeps in the folder is not ours to delete)
                     if child.is_dir() and not child.is_symlink():
                         shutil.rmtree(child)
                     else:
@@ -246,7 +256,7 @@ class StoreWriter:
         _makedirs(self.path / FAILURES)
         m = self.manifest
         n, (h, w) = m["num_images"], m["heatmap_shape"]
-        bs = m["config"]["batch_size"]
+        bs = min(m["config"]["batch_size"], n)  # (a chunk need not be larger than the dataset)
         group = zarr.open_group(str(self.path / HEATMAPS), mode="w")
         for method in m["config"]["methods"]:
             group.create_array(method, shape=(n, h, w), chunks=(bs, h, w), dtype=m["config"]["dtype"],
@@ -256,7 +266,7 @@ class StoreWriter:
             for method in m["config"]["methods"]:
                 for layer, (lh, lw) in zip(m["config"]["target_layers"], m["raw_shapes"]):
                     raw.create_array(f"{method}/{layer}", shape=(n, lh, lw), chunks=(bs, lh, lw),
-                                     dtype=m["config"]["dtype"], fill_value=np.nan)
+                                     dtype=RAW_DTYPE, fill_value=np.nan)
         self.write_manifest()  # last: a store without a manifest is recreated on the next run
         self._open_arrays()
 
@@ -351,24 +361,37 @@ class StoreWriter:
         return _write_error(self.path, exc, max(done) if done else None)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+#: What a store writes at its top level (and nothing else is deleted when it is replaced).
+STORE_ENTRIES = (MANIFEST, HEATMAPS, RAW, RECORDS, FAILURES, INFLIGHT, "preview.png")
+
+
+def _written_by_store(name: str) -> bool:
+    """Whether a top-level entry of a store folder is the store's: one of :data:`STORE_ENTRIES`
+    or a temporary file of one (``.manifest.json.XXXX.tmp``, left by a kill)."""
+    return name in STORE_ENTRIES or any(
+        name.startswith(f".{entry}.") and name.endswith(".tmp") for entry in STORE_ENTRIES + (MARKER,))
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    a_all, b_all = _flatten(old), _flatten(new)
-    diffs = [k for k in sorted(set(a_all) | set(b_all)) if a_all.get(k) != b_all.get(k)]
+    """The differences of two configurations, top-level values first (methods, batch_size, ...),
+    then those inside dicts (method_params.beta, ...), each entry of a dict both sides have."""
+    items: list[tuple[str, Any, Any]] = []
+    nested: list[tuple[str, Any, Any]] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and a and b:
+            nested += [(f"{k}.{s}", a.get(s), b.get(s)) for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)]
+        else:
+            items.append((k, a, b))
+    items.sort(key=lambda d: isinstance(d[1], dict) or isinstance(d[2], dict))  # (stable: by name otherwise)
+    diffs = items + nested
     shown = []
-    for k in diffs[:4]:
-        a, b = json.dumps(a_all.get(k), sort_keys=True), json.dumps(b_all.get(k), sort_keys=True)
-        a, b = (x if len(x) <= 60 else x[:57] + "..." for x in (a, b))
-        shown.append(f"{k}: stored {a}, now {b}")
+    for k, a, b in diffs[:4]:
+        ta, tb = (json.dumps(v, sort_keys=True) for v in (a, b))
+        ta, tb = (t if len(t) <= 60 else t[:57] + "..." for t in (ta, tb))
+        shown.append(f"{k}: stored {ta}, now {tb}")
     more = f" and {len(diffs) - 4} more" if len(diffs) > 4 else ""
     return "; ".join(shown) + more
 
@@ -435,8 +458,9 @@ class Results:
         import pyarrow.parquet as pq
 
         done = self.done_batches()
-        if batches is not None:
-            done = sorted(set(done) & {int(b) for b in batches})
+        wanted = self._batches(batches)
+        if wanted is not None:
+            done = sorted(set(done) & wanted)
         tables = [pq.read_table(self.path / folder / _part_name(b)) for b in done]
         tables = [t for t in tables if t.num_rows]
         if not tables:
@@ -461,12 +485,32 @@ class Results:
         return self._table(FAILURES, _failures_schema()).to_pandas()
 
     def _method(self, method: str) -> str:
-        from ..cams import method_names
+        from ..cams import _ALIASES
 
-        name = method_names(method)[0]
+        if not isinstance(method, str):
+            raise TypeError(f"method: expected a method name (str), one of the store's methods {self.methods}; "
+                            f"got {type(method).__name__} {method!r:.60}")
+        name = _ALIASES.get(method.lower(), method.lower())
         if name not in self.methods:
             raise ValueError(f"method: expected one of the store's methods {self.methods}, got {method!r}")
         return name
+
+    def _layer(self, layer: str) -> str:
+        layers = list(self.manifest["config"]["target_layers"])
+        if layer not in layers:
+            raise ValueError(f"layer: expected one of the store's target layers {layers}, got {layer!r:.60}")
+        return layer
+
+    def _batches(self, batches: Any) -> set[int] | None:
+        """``batches`` (None, a batch number or an iterable of them) as a set."""
+        if batches is None:
+            return None
+        many = (batches,) if isinstance(batches, (int, np.integer)) else batches
+        if isinstance(batches, (str, bytes)) or not hasattr(many, "__iter__") or not all(
+                isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)) for b in many):
+            raise TypeError(f"batches: expected None, a batch number or an iterable of batch numbers (int), "
+                            f"got {type(batches).__name__} {batches!r:.60}")
+        return {int(b) for b in many}
 
     def heatmaps(self, method: str) -> Any:
         """The (N, H, W) heatmaps of ``method`` as a ``zarr.Array`` (index it to read; NaN rows:
@@ -481,7 +525,7 @@ class Results:
 
         if not self.manifest["config"]["store_raw"]:
             raise ValueError("raw_maps: this store has no raw maps (the job ran with store_raw=False)")
-        return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{layer}"]
+        return zarr.open_group(str(self.path / RAW), mode="r")[f"{self._method(method)}/{self._layer(layer)}"]
 
     def arrays(self, method: str) -> dict[str, Any]:
         """One method's results as arrays, the form metrics take (failed images left out).
@@ -565,11 +609,34 @@ def open_results(path: str | os.PathLike[str]) -> Results:
     Raises:
         FileNotFoundError: ``path`` holds no store manifest.
     """
-    p = Path(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a store folder path (str or os.PathLike), got {type(path).__name__} {path!r:.60}")
+    p = Path(path).expanduser()
     manifest = p / MANIFEST
     if not manifest.is_file():
         raise FileNotFoundError(errno.ENOENT, f"path: no qfsel results store (no {MANIFEST}) at", str(p))
-    return Results(p, json.loads(manifest.read_text()))
+    return Results(p, read_manifest(p))
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the store at ``path``.
+
+    Raises:
+        ValueError: it is not JSON or lacks the configuration (edited by hand, a damaged disk).
+    """
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        ok = (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
+              and all(k in manifest for k in ("num_images", "num_batches")))
+        reason = "it lacks config, num_images or num_batches"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        ok, reason = False, f"{type(exc).__name__}: {exc}"
+    if not ok:
+        raise ValueError(
+            f"{path / MANIFEST} is not a valid qfsel store manifest ({reason}); explain_dataset(..., overwrite=True) "
+            "(--overwrite) writes the store anew"
+        )
+    return manifest
 
 
 def heatmap_chunk_files(path: str | os.PathLike[str]) -> dict[str, bytes]:
