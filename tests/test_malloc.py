@@ -70,22 +70,46 @@ def test_the_environment_s_malloc_settings_are_left_alone(env):
 
 
 def test_skip_reasons(monkeypatch):
-    for k in list(os.environ):
-        if k.startswith("MALLOC_") or k in ("GLIBC_TUNABLES", "LD_PRELOAD"):
-            monkeypatch.delenv(k)
+    env: dict[str, str] = {"PATH": "/usr/bin"}
+    monkeypatch.setattr(_malloc, "_initial_environ", lambda: dict(env))
     if sys.platform.startswith("linux"):
         assert _malloc._skip_reason() is None
-    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    env["LD_PRELOAD"] = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
     assert "preloaded" in _malloc._skip_reason()
-    monkeypatch.delenv("LD_PRELOAD")
+    del env["LD_PRELOAD"]
     # a Dask nanny's own trim setting is overridden in a worker, a user's is not
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", _malloc.DISTRIBUTED_TRIM_DEFAULT)
+    env["MALLOC_TRIM_THRESHOLD_"] = _malloc.DISTRIBUTED_TRIM_DEFAULT
     assert "environment" in _malloc._skip_reason()
     assert _malloc._skip_reason(dask_worker=True) is None or not sys.platform.startswith("linux")
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    env["MALLOC_TRIM_THRESHOLD_"] = "1000000"
     assert "environment" in _malloc._skip_reason(dask_worker=True)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert "not Linux" in _malloc._skip_reason()
+
+
+_AFTER_START = r"""
+import os, sys
+sys.path.insert(0, {src!r})
+os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+os.environ.update({set_now!r})
+import qfsel
+print(qfsel.tune_malloc())
+"""
+
+
+@glibc
+@pytest.mark.parametrize("at_start, set_now, tuned", [
+    ({}, {"MALLOC_TRIM_THRESHOLD_": "65536"}, "True"),  # set after start: glibc never read it
+    ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, {}, "False"),  # read at start, even if removed since
+])
+def test_what_counts_is_the_environment_the_process_started_with(at_start, set_now, tuned):
+    """glibc reads MALLOC_* once, when the process starts; os.environ may change later
+    (distributed's nanny writes its workers' settings into the process that starts them)."""
+    src = os.path.dirname(os.path.dirname(qfsel.__file__))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", _AFTER_START.format(src=src, set_now=set_now)], capture_output=True,
+                         text=True, check=True, env={**clean, **at_start})
+    assert out.stdout.strip().splitlines()[-1] == tuned
 
 
 def test_tune_malloc_runs_once_and_remembers(monkeypatch):
@@ -129,8 +153,12 @@ def test_a_dask_worker_with_distributed_s_own_trim_setting_is_tuned(tmp_path):
     distributed = pytest.importorskip("distributed")
     import torch
 
+    from qfsel.dataset.dask_backend import restore_environ
     from tests._tiny_models import GapNet
 
+    before = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:  # (a respawned worker of another
+        del os.environ[key]                                            # test's cluster may have left some)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address="127.0.0.1:0") as cluster, distributed.Client(cluster) as client:
         before = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
@@ -141,3 +169,18 @@ def test_a_dask_worker_with_distributed_s_own_trim_setting_is_tuned(tmp_path):
         assert s.explained == 4
         tuned = client.run(lambda: __import__("qfsel")._malloc._done)
         assert list(tuned.values()) == [True]
+    restore_environ(before)
+
+
+def test_qfsel_s_local_cluster_leaves_this_process_s_environment_as_it_was():
+    """distributed's nanny writes its workers' environment (MALLOC_*, OMP_NUM_THREADS=1, ...)
+    into the process that starts them; qfsel's LocalCluster puts it back."""
+    pytest.importorskip("distributed")
+    from qfsel.dataset.dask_backend import local_cluster
+
+    before = dict(os.environ)
+    cluster = local_cluster(1)
+    try:
+        assert dict(os.environ) == before
+    finally:
+        cluster.close()

@@ -47,10 +47,23 @@ _OLD_GLIBC_MMAP_MAX = 32 << 20
 _done: bool | None = None  # None: not tried yet; else what the first call returned
 
 
+def _initial_environ() -> dict[str, str]:
+    """The environment this process started with, which is what glibc read: os.environ may
+    have changed since (distributed's nanny, for one, writes its workers' MALLOC_* settings into
+    the process that starts them)."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environ)
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
 def _skip_reason(dask_worker: bool = False) -> str | None:
     if not sys.platform.startswith("linux"):
         return f"not Linux ({sys.platform})"
-    env = dict(os.environ)
+    env = _initial_environ()
     if dask_worker and env.get("MALLOC_TRIM_THRESHOLD_") == DISTRIBUTED_TRIM_DEFAULT:
         del env["MALLOC_TRIM_THRESHOLD_"]  # distributed's, not the user's
     if any(v in env for v in _USER_SETTINGS) or "glibc.malloc." in env.get("GLIBC_TUNABLES", ""):

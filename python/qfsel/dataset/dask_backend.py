@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import uuid
 from pathlib import Path
@@ -133,9 +134,25 @@ def local_cluster(n_workers: int) -> Any:
     # dataset_report.py --only dask`: 1 worker 966 -> 2137 images/s with both at 64 MiB).
     # With dashboard_address=None distributed would still bind 8787 (and warn, or fail under
     # -W error, when another cluster holds it).
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in _worker_malloc_env().items()}):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address="127.0.0.1:0")
+    # distributed's nanny also writes the workers' environment into this process's
+    # (os.environ.update before each spawn): it is put back, so that the thresholds (and
+    # distributed's OMP_NUM_THREADS=1 and the like) do not reach this process's later children.
+    before = dict(os.environ)
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in _worker_malloc_env().items()}):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                dashboard_address="127.0.0.1:0")
+    finally:
+        restore_environ(before)
+
+
+def restore_environ(before: dict[str, str]) -> None:
+    """Puts ``os.environ`` back as it was in ``before`` (keys added since are removed)."""
+    for key in [k for k in os.environ if k not in before]:
+        del os.environ[key]
+    for key, value in before.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def check_scheduler(scheduler: Any) -> None:
