@@ -5,8 +5,8 @@ A CNN's forward pass on the CPU frees and allocates the same large activation te
 top of the heap is handed back to the kernel (trimmed) after a batch, and tensors above
 the mmap threshold are mapped afresh each time; the next batch then takes a page fault
 per 4 KiB and the kernel zeroes every page again. Measured here on 2 cores
-(``benches/dataset_report.py --only malloc``): about 40,000 page faults per 1,024 MNIST
-images and 1.3-1.5x fewer images/s than with the memory kept for reuse.
+(``benches/dataset_report.py --only malloc``): 45,000-100,000 page faults per 1,024 MNIST
+images, and 1.1-1.7x the images/s once the memory is kept for reuse.
 
 :func:`tune_malloc` sets fixed thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`)
 with ``mallopt``, so that those tensors come from the heap and are reused. Peak memory is

@@ -550,7 +550,7 @@ def explain_dataset(
         timeout: seconds to wait for the Dask scheduler to answer.
         progress: show a tqdm progress bar (images/s, ETA).
         tune_malloc: keep freed memory for reuse between batches (:func:`qfsel.tune_malloc`,
-            in this process and in every Dask worker; 1.3-1.5x images/s on the CPU here). It
+            in this process and in every Dask worker; 1.1-1.7x images/s on the CPU here). It
             changes glibc's malloc thresholds for the rest of the process; False leaves
             malloc alone. Not part of the configuration: results are the same either way.
         **method_params: QFS-CAM parameters (beta, k, sampler, candidates, ...).
