@@ -807,3 +807,25 @@ def test_k_larger_than_d_summarises_a_large_batch():
     with pytest.raises(ValueError, match=r"k=7 exceeds .*; 40 of 40 samples have d < k \(first: \[0, 1, 2, 3, 4, 5, 6, 7\]\); d ranges over") as info:
         QFSCAM(model, ["bn"], k=7, sampler="exact")(x)
     assert len(str(info.value)) < 600
+
+
+def test_a_sampler_object_without_a_seed_gets_none_and_one_warning():
+    """dimod.ExactSolver takes no seed: QFS-CAM says so once, when it is built, instead of dimod
+    warning SamplerUnknownArgWarning on every call; without a seed there is nothing to say."""
+    import warnings
+
+    import dimod
+
+    from qfsel import QFSelWarning
+
+    model, x = PaperNet(), images(2, seed=3)
+    with pytest.warns(QFSelWarning, match="takes no seed"):
+        cam = QFSCAM(model, ["bn"], sampler=dimod.ExactSolver(), seed=0, k=2)
+    assert "seed" not in cam._solve_params()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = cam.explain(x)
+        plain = QFSCAM(model, ["bn"], sampler=dimod.ExactSolver(), k=2).explain(x)
+        exact = QFSCAM(model, ["bn"], sampler="exact", k=2).explain(x)
+    assert [s.tolist() for s in got.selected] == [s.tolist() for s in plain.selected]
+    np.testing.assert_allclose(got.energies, exact.energies, rtol=1e-9, atol=1e-9)

@@ -506,3 +506,36 @@ def test_a_target_class_the_model_does_not_have(x, tmp_path):
     with pytest.raises(ValueError, match="targets: target class 3 is out of range: the model output has 3 classes"):
         qfsel.explain_dataset(GapNet(k=6, classes=3), x, ["act"], targets=3, out=tmp_path / "s", **KW)
     assert not (tmp_path / "s").exists()
+
+
+def test_what_changes_results_without_changing_shapes_is_part_of_the_configuration(x, tmp_path):
+    """Another transform, resize or reshape_transform, or other labels for the same images, is
+    another configuration (resuming would mix two jobs' results); the defaults add no key."""
+    from qfsel.dataset import ConfigMismatchError
+
+    model = GapNet(k=6)
+    labels = torch.arange(6) % 3
+    qfsel.explain_dataset(model, (x, labels), ["act"], "gradcam", out=tmp_path / "t", **KW)
+    config = open_results(tmp_path / "t").manifest["config"]
+    assert not {"transform", "resize", "reshape_transform"} & set(config)
+    with pytest.raises(ConfigMismatchError, match="dataset: stored"):
+        qfsel.explain_dataset(model, (x, (labels + 1) % 3), ["act"], "gradcam", out=tmp_path / "t", **KW)
+
+    _png_folder(tmp_path / "imgs", ["a.png", "b.png", "c.png"])
+
+    def brighter(image):  # (H, W, 3) uint8 pixels
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1) * 0.5
+
+    def darker(image):
+        return brighter(image) * 0.5
+
+    qfsel.explain_dataset(model, tmp_path / "imgs", ["act"], "gradcam", out=tmp_path / "f", transform=brighter, **KW)
+    assert open_results(tmp_path / "f").manifest["config"]["transform"].endswith("brighter")
+    with pytest.raises(ConfigMismatchError, match="transform: stored"):
+        qfsel.explain_dataset(model, tmp_path / "imgs", ["act"], "gradcam", out=tmp_path / "f", transform=darker, **KW)
+    qfsel.explain_dataset(model, tmp_path / "imgs", ["act"], "gradcam", out=tmp_path / "g", resize=10, **KW)
+    with pytest.raises(ConfigMismatchError, match="resize: stored 10, now null"):  # (the same size: only the key)
+        qfsel.explain_dataset(model, tmp_path / "imgs", ["act"], "gradcam", out=tmp_path / "g", **KW)
+    qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "r", **KW)
+    with pytest.raises(ConfigMismatchError, match="reshape_transform: stored null, now \"callable"):
+        qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "r", reshape_transform=lambda t: t, **KW)

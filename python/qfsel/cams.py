@@ -664,10 +664,19 @@ class QFSCAM(BaseCAM):
         # Refused here, not at the first explain(): an unknown sampler, a bad seed or a
         # parameter the sampler does not take.
         _validate_solver(sampler, self._solve_params())
+        if seed is not None and not _takes_seed(sampler):
+            warnings.warn(
+                QFSelWarning(
+                    f"seed={seed!r}: the sampler {type(sampler).__name__} takes no seed (its parameters: "
+                    f"{sorted(sampler.parameters)}), so it is not passed; its results are as reproducible "
+                    "as the sampler makes them"
+                ),
+                stacklevel=2,
+            )
 
     def _solve_params(self) -> dict[str, Any]:
         params = dict(self.sampler_params)
-        if self.seed is not None:
+        if self.seed is not None and _takes_seed(self.sampler):
             params.setdefault("seed", self.seed)
         return params
 
@@ -894,6 +903,13 @@ class _SelectedOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return select_output(self.model(x), self.output_selector)
+
+
+def _takes_seed(sampler: Any) -> bool:
+    """Whether ``seed`` may be passed to ``sampler``: every name qfsel routes takes it; a dimod
+    sampler object only when its ``parameters`` list it (dimod warns on every call otherwise)."""
+    params = getattr(sampler, "parameters", None)
+    return isinstance(sampler, str) or not isinstance(params, Mapping) or "seed" in params
 
 
 def _validate_solver(sampler: Any, params: Mapping[str, Any]) -> None:

@@ -667,6 +667,13 @@ def explain_dataset(
         "input_shape": list(shape),
         "qfsel_version": __version__,
     }
+    # What changes the images or the maps without changing their shapes; recorded only when
+    # given (a function by its name), so the stores of default jobs keep their configuration.
+    given: tuple[tuple[str, Any], ...] = (("transform", transform), ("resize", resize),
+                                          ("reshape_transform", reshape_transform))
+    for key, setting in given:
+        if setting is not None:
+            config[key] = _selector_config(setting) if callable(setting) else _jsonable_param(setting)
     num_batches = (n + batch_size - 1) // batch_size
     manifest = {
         "config": config,

@@ -217,6 +217,8 @@ class TensorImages(torch.utils.data.Dataset):
     def fingerprint(self) -> str:
         h = hashlib.sha256(str(tuple(self.images.shape)).encode())
         h.update(self.images.detach().cpu().contiguous().numpy().tobytes())
+        if self.labels is not None:  # other labels are another dataset (the records hold them)
+            h.update(b"labels\0" + self.labels.cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
 
