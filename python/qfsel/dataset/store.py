@@ -514,7 +514,9 @@ class Results:
 
     def heatmaps(self, method: str) -> Any:
         """The (N, H, W) heatmaps of ``method`` as a ``zarr.Array`` (index it to read; NaN rows:
-        failed or not yet computed images)."""
+        failed or not yet computed images). Only the rows of complete batches
+        (:meth:`done_batches`) count: a job killed while writing a batch may have left that
+        batch's rows written before its records, and the next run writes them again."""
         import zarr
 
         return zarr.open_group(str(self.path / HEATMAPS), mode="r")[self._method(method)]
