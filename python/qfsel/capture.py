@@ -231,6 +231,21 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(True)
 
 
+def _reshaped(transform: ReshapeTransform, name: str, output: torch.Tensor) -> Any:
+    """``transform(output)``; its failure raised as a ValueError naming the layer and the output.
+
+    A ValueError passes through the forward pass as it is (see :func:`_forward`): a RuntimeError
+    would be reported as a forward pass that failed on the input.
+    """
+    try:
+        return transform(output)
+    except Exception as err:
+        raise ValueError(
+            f"reshape_transform failed on the output of target layer {name!r}, {_shape_of(output)}: "
+            f"{type(err).__name__}: {err}; it must map that output to (B, K, H, W) feature maps"
+        ) from err
+
+
 class LayerHooks:
     """Forward hooks on target layers that keep each layer's output; a context manager.
 
@@ -261,7 +276,8 @@ class LayerHooks:
                     f"target layer {name!r} was called more than once in one forward pass "
                     "(a shared module); choose a layer that runs once"
                 )
-            view = self.reshape_transform(output) if self.reshape_transform is not None else output
+            transform = self.reshape_transform
+            view = output if transform is None else _reshaped(transform, name, output)
             if not isinstance(view, torch.Tensor) or view.ndim != 4:
                 shape = tuple(view.shape) if isinstance(view, torch.Tensor) else type(view).__name__
                 hint = (
