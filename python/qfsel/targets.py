@@ -41,14 +41,47 @@ Target = Callable[[torch.Tensor], torch.Tensor]
 TargetsLike = Union[None, int, Target, Sequence[Union[int, Target]], np.ndarray, torch.Tensor]
 
 
+def _integer(value: object) -> int | None:
+    """``value`` as a Python int when it is one integer: an int or numpy integer, or a 0-d integer
+    numpy array or torch tensor (``labels[i]``); None otherwise (bools included)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, torch.Tensor):
+        dtype = value.dtype
+        if value.ndim == 0 and not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool):
+            return int(value.item())
+    elif isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.integer):
+        return int(value.item())
+    return None
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        dtype = str(value.dtype).removeprefix("torch.")
+        return f"{type(value).__name__} of dtype {dtype} and shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"
+
+
 def _check_category(category: object) -> int:
-    if isinstance(category, (bool, np.bool_)) or not isinstance(category, (int, np.integer)):
+    value = _integer(category)
+    if value is None:
         raise TypeError(
-            f"category must be a non-negative int (a class index); got {type(category).__name__} {category!r}"
+            "category must be a non-negative int (a class index; a 0-d integer tensor or array is "
+            f"taken as one); got {_describe(category)}"
         )
-    if category < 0:
-        raise ValueError(f"category must be a non-negative int (a class index); got {category}")
-    return int(category)
+    if value < 0:
+        raise ValueError(f"category must be a non-negative int (a class index); got {value}")
+    return value
+
+
+def _refuse_class(value: object, where: str) -> None:
+    """A target class given where an instance is expected (``targets=ClassifierOutputTarget``)."""
+    if isinstance(value, type):
+        raise TypeError(
+            f"{where}: {value.__name__} is a class, not a target; pass an instance, e.g. {value.__name__}(3)"
+        )
 
 
 class ClassifierOutputTarget:
@@ -152,9 +185,10 @@ class RegressionOutputTarget:
     def __init__(self, index: int | tuple[int, ...] | None = None) -> None:
         if index is not None:
             items = index if isinstance(index, tuple) else (index,)
-            if not items or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
+            values = [_integer(v) for v in items]
+            if not items or any(v is None for v in values):
                 raise TypeError(f"index must be None, an int or a tuple of ints; got {index!r}")
-            index = tuple(int(v) for v in items) if isinstance(index, tuple) else int(index)
+            index = tuple(values) if isinstance(index, tuple) else values[0]  # type: ignore[assignment]
         self.index = index
 
     def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
@@ -217,7 +251,8 @@ def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[
         targets: None (each sample's predicted class, argmax over the last axis of
             its output), an int (that class for every sample), one callable (used
             for every sample), or a sequence / 1-D array of length B whose items are
-            ints or callables.
+            ints or callables. A 0-d integer tensor or array (``labels[i]``) counts as
+            an int.
         model_output: the batch output ``(B, ...)``; used for the batch size and,
             with ``targets=None``, the predicted classes.
 
@@ -225,7 +260,8 @@ def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[
         A list of B callables.
 
     Raises:
-        TypeError: an entry is neither an int nor a callable.
+        TypeError: an entry is neither an int nor a callable, or is a target class
+            rather than an instance (``ClassifierOutputTarget`` for ``ClassifierOutputTarget(3)``).
         ValueError: the sequence length is not B.
     """
     batch = int(model_output.shape[0])
@@ -236,8 +272,10 @@ def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[
                 f"got an output of shape {tuple(model_output.shape)}: pass explicit target callables"
             )
         return _predicted_class_targets(model_output.detach().argmax(dim=1).tolist())
-    if isinstance(targets, (int, np.integer)) and not isinstance(targets, (bool, np.bool_)):
-        return [ClassifierOutputTarget(int(targets)) for _ in range(batch)]
+    category = _integer(targets)
+    if category is not None:
+        return [ClassifierOutputTarget(category) for _ in range(batch)]
+    _refuse_class(targets, "targets")
     if callable(targets) and not isinstance(targets, (torch.Tensor, np.ndarray)):
         return [targets for _ in range(batch)]
     if isinstance(targets, torch.Tensor):
@@ -258,10 +296,12 @@ def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[
         raise ValueError(f"targets must have one entry per sample (B={batch}); got {len(targets)} entries")
     out: list[Target] = []
     for i, t in enumerate(targets):
-        if isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
-            out.append(ClassifierOutputTarget(int(t)))
-        elif callable(t):
+        category = int(t) if type(t) is int else _integer(t)
+        if category is not None:
+            out.append(ClassifierOutputTarget(category))
+        elif callable(t) and not isinstance(t, type):
             out.append(t)
         else:
+            _refuse_class(t, f"targets[{i}]")
             raise TypeError(f"targets[{i}] must be an int or a callable; got {type(t).__name__} {t!r}")
     return out

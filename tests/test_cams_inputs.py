@@ -1,0 +1,193 @@
+"""The explanation API on inputs the other tests do not cover: what a user coming from
+pytorch-grad-cam passes (tensor class labels, concurrent calls, GPU or autograd tensors to the
+overlay), and the failures that must name their cause."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests._tiny_models import GapNet, TokenNet, images, no_hooks_left, tokens_to_maps
+from qfsel import GradCAM, QFSCAM, show_cam_on_image
+from qfsel.capture import capture
+from qfsel.targets import (
+    BinaryClassifierOutputTarget,
+    ClassifierOutputSoftmaxTarget,
+    ClassifierOutputTarget,
+    RegressionOutputTarget,
+    normalize_targets,
+)
+
+
+# ---------------------------------------------------------------- reshape_transform failures
+def test_a_failing_reshape_transform_is_named_not_blamed_on_the_input():
+    model, x = TokenNet(), images(2)
+    wrong = lambda t: t.reshape(t.shape[0], 5, 5, -1)  # noqa: E731  (36 tokens are not 5 x 5)
+    with pytest.raises(ValueError, match=r"reshape_transform.*'tokens'.*\(2, 36, 4\)") as info:
+        GradCAM(model, ["tokens"], reshape_transform=wrong)(x, 0)
+    assert "channel count" not in str(info.value)  # not "check the input"
+    assert no_hooks_left(model)
+    # The same transform, right, works.
+    assert GradCAM(model, ["tokens"], reshape_transform=tokens_to_maps(6))(x, 0).shape == (2, 6, 6)
+
+
+# ---------------------------------------------------------------- targets as torch / numpy scalars
+def test_zero_dim_integer_tensors_are_class_indices():
+    model, x = GapNet(classes=4), images(3)
+    labels = torch.tensor([0, 2, 3])
+    cases = [
+        (list(labels), [0, 2, 3]),
+        ([ClassifierOutputTarget(t) for t in labels], [0, 2, 3]),
+        (list(labels.numpy()), [0, 2, 3]),
+        ([np.array(2), torch.tensor(1, dtype=torch.int32), 3], [2, 1, 3]),
+    ]
+    for targets, classes in cases:
+        got = capture(model, x, ["act"], targets)
+        want = capture(model, x, ["act"], classes)
+        assert torch.equal(got.layers[0].gradients, want.layers[0].gradients)
+        assert torch.equal(got.scores, want.scores)
+    # One 0-d tensor is one class for every sample, like an int.
+    assert torch.equal(capture(model, x, ["act"], torch.tensor(2)).scores, capture(model, x, ["act"], 2).scores)
+    assert ClassifierOutputTarget(torch.tensor(3)).category == 3 and type(ClassifierOutputTarget(np.int8(3)).category) is int
+    assert ClassifierOutputSoftmaxTarget(torch.tensor(1)).category == 1
+    assert BinaryClassifierOutputTarget(torch.tensor(1)).category == 1
+    assert RegressionOutputTarget(torch.tensor(1)).index == 1
+
+
+@pytest.mark.parametrize(
+    "category, err, pattern",
+    [
+        (torch.tensor(1.0), TypeError, "category must be a non-negative int.*float32"),
+        (torch.tensor(True), TypeError, "category must be a non-negative int"),
+        (torch.tensor([1]), TypeError, "category must be a non-negative int.*shape \\(1,\\)"),
+        (torch.tensor(-1), ValueError, "got -1"),
+        (np.array(1.5), TypeError, "category must be a non-negative int"),
+    ],
+)
+def test_tensor_categories_that_are_not_one_class_index_are_refused(category, err, pattern):
+    with pytest.raises(err, match=pattern):
+        ClassifierOutputTarget(category)
+
+
+def test_a_target_class_given_instead_of_an_instance_is_named():
+    model, x = GapNet(), images(2)
+    for targets in (ClassifierOutputTarget, [ClassifierOutputTarget, 1]):
+        with pytest.raises(TypeError, match=r"ClassifierOutputTarget is a class.*ClassifierOutputTarget\(3\)"):
+            capture(model, x, ["act"], targets)
+    with pytest.raises(TypeError, match="targets as an array must be 1-D"):
+        normalize_targets(torch.tensor([[1], [2]]), torch.zeros(2, 3))
+
+
+# ---------------------------------------------------------------- concurrent calls
+class _Gate(nn.Module):
+    """Identity; the first call from the thread named "first" waits until another pass starts or a timeout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.other = threading.Event(), threading.Event()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if threading.current_thread().name == "first" and not self.inside.is_set():
+            self.inside.set()
+            self.other.wait(timeout=0.3)
+        else:
+            self.other.set()
+        return x
+
+
+def _gated_gapnet() -> tuple[nn.Module, _Gate]:
+    net = GapNet(classes=4)
+    gate = _Gate()
+    model = nn.Sequential()
+    model.add_module("conv", net.conv)
+    model.add_module("act", net.act)
+    model.add_module("gate", gate)
+    model.add_module("pool", net.pool)
+    model.add_module("flat", nn.Flatten())
+    model.add_module("fc", net.fc)
+    model.add_module("drop", nn.Dropout(0.5))
+    return model, gate
+
+
+def test_two_threads_explaining_one_model_get_correct_results_and_leave_it_in_train_mode():
+    model, gate = _gated_gapnet()
+    x = images(3)
+    model.eval()
+    want = GradCAM(model, ["act"])(x, 2)
+    gate.inside.clear(), gate.other.clear()
+    model.train()
+    cam = GradCAM(model, ["act"])
+    results: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            results[threading.current_thread().name] = cam(x, 2)
+        except Exception as err:  # reported by the asserts below
+            results[threading.current_thread().name] = err
+
+    first = threading.Thread(target=run, name="first")
+    first.start()
+    assert gate.inside.wait(timeout=5)
+    second = threading.Thread(target=run, name="second")
+    second.start()
+    first.join(), second.join()
+    for name in ("first", "second"):
+        assert isinstance(results[name], np.ndarray), results[name]
+        np.testing.assert_array_equal(results[name], want)
+    assert all(m.training for m in model.modules())
+    assert all(p.requires_grad for p in model.parameters())
+    assert no_hooks_left(model)
+
+
+def test_a_plain_forward_in_another_thread_during_a_capture_is_not_hooked():
+    model, gate = _gated_gapnet()
+    model.eval()
+    x = images(3)
+    with torch.no_grad():
+        plain = model(x)
+    gate.inside.clear(), gate.other.clear()
+    seen: dict[str, object] = {}
+
+    def explain() -> None:
+        try:
+            seen["cam"] = GradCAM(model, ["act"])(x, 2)
+        except Exception as err:
+            seen["cam"] = err
+
+    first = threading.Thread(target=explain, name="first")
+    first.start()
+    assert gate.inside.wait(timeout=5)
+    with torch.no_grad():
+        other = model(x)  # this thread: no qfsel hook may fire here (none raises, none records)
+    first.join()
+    assert torch.equal(other, plain)
+    assert isinstance(seen["cam"], np.ndarray), seen["cam"]
+    assert no_hooks_left(model)
+
+
+# ---------------------------------------------------------------- the overlay takes tensors
+def test_show_cam_on_image_takes_autograd_and_bfloat16_tensors():
+    rng = np.random.default_rng(0)
+    img = rng.random((8, 8, 3)).astype(np.float32)
+    heat = rng.random((8, 8)).astype(np.float32)
+    want = show_cam_on_image(img, heat)
+    t = torch.from_numpy(heat)
+    np.testing.assert_array_equal(show_cam_on_image(img, t.clone().requires_grad_(True)), want)
+    np.testing.assert_array_equal(show_cam_on_image(torch.from_numpy(img).requires_grad_(True), heat), want)
+    bf = show_cam_on_image(img, t.to(torch.bfloat16))
+    assert bf.shape == (8, 8, 3) and bf.dtype == np.uint8
+
+
+# ---------------------------------------------------------------- models built under inference_mode
+def test_a_model_built_under_inference_mode_is_named_and_left_as_it_was():
+    with torch.inference_mode():
+        model = GapNet()
+    flags = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(ValueError, match="inference_mode"):
+        GradCAM(model, ["act"])(images(2), 0)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert no_hooks_left(model)
