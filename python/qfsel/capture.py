@@ -26,6 +26,8 @@ Design notes:
 * Hooks are removed in ``finally`` (a context manager that never swallows
   exceptions); the model is put in eval mode for the pass and every submodule's
   previous ``training`` flag is restored afterwards.
+* Passes are serialised (:data:`PASS_LOCK`): threads sharing an explainer or a model
+  get the results they would get alone, and the model's flags come back as they were.
 
 Example:
     >>> import torch
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -64,6 +67,7 @@ __all__ = [
     "ReshapeTransform",
     "capture",
     "OutputSelector",
+    "PASS_LOCK",
     "check_input",
     "check_output_selector",
     "eval_mode",
@@ -71,6 +75,14 @@ __all__ = [
     "resolve_target_layers",
     "select_output",
 ]
+
+#: Held by every pass that changes a model for its duration (its training and requires_grad
+#: flags, hooks on its layers): :func:`capture` and the re-runs of
+#: :func:`qfsel.scoring.ablation_relevance`. Two threads explaining at once (one explainer, or two
+#: on one model) would otherwise see each other's changes: hooks firing in the other pass, and a
+#: model left in eval mode (the second pass restores the flags the first one had set). Passes
+#: are serialised; qfsel's hooks also ignore forward passes run by other threads meanwhile.
+PASS_LOCK = threading.RLock()
 
 #: Maps a layer's output (and its gradient) to a (B, K, H, W) tensor.
 ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -263,9 +275,12 @@ class LayerHooks:
         self.reshape_transform = reshape_transform
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[Any] = []
+        self._thread = threading.get_ident()
 
     def _make_hook(self, name: str) -> Callable[..., torch.Tensor]:
-        def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor | None:
+            if threading.get_ident() != self._thread:
+                return None  # another thread's forward pass of the model: not this capture's
             if not isinstance(output, torch.Tensor):
                 raise TypeError(
                     f"target layer {name!r} returned a {type(output).__name__}, not a tensor; "
@@ -302,6 +317,7 @@ class LayerHooks:
         return hook
 
     def __enter__(self) -> LayerHooks:
+        self._thread = threading.get_ident()
         try:
             for name, module in self.layers:
                 self._handles.append(module.register_forward_hook(self._make_hook(name)))
@@ -606,13 +622,15 @@ def _capture(
             x = x.clone()
     hooks = LayerHooks(layers, reshape_transform)
     try:
-        with eval_mode(model), frozen_parameters(model), hooks, torch.inference_mode(False), torch.enable_grad():
+        # PASS_LOCK: one pass at a time (two threads would see each other's flags and hooks).
+        with PASS_LOCK, eval_mode(model), frozen_parameters(model), hooks, torch.inference_mode(False), \
+                torch.enable_grad():
             out, target_fns, score_vec, grads, predicted = _forward_backward(
                 model, x, layers, hooks, targets, output_selector
             )
     except _ForwardFailed as failed:
         # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
-        with eval_mode(model):
+        with PASS_LOCK, eval_mode(model):
             error = _forward_error(model, x, failed.err)
         raise error from failed.err
     raw = [hooks.outputs[n] for n, _ in layers]

@@ -28,12 +28,13 @@ Formulas (per sample, map p, position (i, j); N = H * W):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from qfsel.capture import eval_mode
+from qfsel.capture import PASS_LOCK, eval_mode
 from qfsel.targets import Target
 
 __all__ = [
@@ -119,16 +120,32 @@ def ablation_relevance(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    with PASS_LOCK:  # the re-runs hook the layer and put the model in eval mode (see PASS_LOCK)
+        return _ablation_relevance(model, layer, input_tensor, targets, scores, num_maps, batch_size)
+
+
+def _ablation_relevance(
+    model: nn.Module,
+    layer: nn.Module,
+    input_tensor: torch.Tensor,
+    targets: Sequence[Target],
+    scores: torch.Tensor,
+    num_maps: int,
+    batch_size: int,
+) -> torch.Tensor:
     b = int(input_tensor.shape[0])
     rows_total = b * num_maps
     drops = torch.empty(rows_total, dtype=scores.dtype, device=scores.device)
     x_all = input_tensor.detach()
+    thread = threading.get_ident()
     for start in range(0, rows_total, batch_size):
         rows = torch.arange(start, min(start + batch_size, rows_total), device=x_all.device)
         sample = rows // num_maps
         chan = rows % num_maps
 
-        def zero_channel(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+        def zero_channel(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+            if threading.get_ident() != thread:
+                return None  # another thread's forward pass of the model
             out = output.clone()
             out[torch.arange(out.shape[0], device=out.device), chan.to(out.device)] = 0
             return out
