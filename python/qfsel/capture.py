@@ -277,7 +277,7 @@ class LayerHooks:
         self._handles: list[Any] = []
         self._thread = threading.get_ident()
 
-    def _make_hook(self, name: str) -> Callable[..., torch.Tensor]:
+    def _make_hook(self, name: str) -> Callable[..., torch.Tensor | None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor | None:
             if threading.get_ident() != self._thread:
                 return None  # another thread's forward pass of the model: not this capture's

@@ -185,10 +185,10 @@ class RegressionOutputTarget:
     def __init__(self, index: int | tuple[int, ...] | None = None) -> None:
         if index is not None:
             items = index if isinstance(index, tuple) else (index,)
-            values = [_integer(v) for v in items]
-            if not items or any(v is None for v in values):
+            values = [v for v in map(_integer, items) if v is not None]
+            if not items or len(values) != len(items):
                 raise TypeError(f"index must be None, an int or a tuple of ints; got {index!r}")
-            index = tuple(values) if isinstance(index, tuple) else values[0]  # type: ignore[assignment]
+            index = tuple(values) if isinstance(index, tuple) else values[0]
         self.index = index
 
     def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
