@@ -34,9 +34,25 @@ from ._checks import check_positive_real, check_unit_interval
 __all__ = ["as_rgb", "comparison_grid", "overlay", "save_comparison_grid", "save_overlay", "show_cam_on_image"]
 
 
+def _as_array(value: Any) -> np.ndarray:
+    """``np.asarray(value)``; a torch tensor is detached and copied to the CPU first (a heatmap
+    of ``explain(..., as_tensor=True)`` on the GPU, an image that requires grad), and one of a
+    dtype numpy lacks (bfloat16) is read as float32. torch is not imported for numpy input."""
+    if hasattr(value, "detach") and hasattr(value, "cpu") and type(value).__module__.startswith("torch"):
+        value = value.detach().cpu()
+        try:
+            return value.numpy()
+        except TypeError:  # bfloat16: no numpy dtype
+            return value.float().numpy()
+    return np.asarray(value)
+
+
 def as_rgb(image: Any, name: str = "image") -> np.ndarray:
-    """Converts an (H, W) or (H, W, 3) image (uint8, or float in [0, 1]) to float (H, W, 3) in [0, 1]."""
-    arr = np.asarray(image)
+    """Converts an (H, W) or (H, W, 3) image (uint8, or float in [0, 1]) to float (H, W, 3) in [0, 1].
+
+    A numpy array, or a torch tensor (on any device) in the same layout.
+    """
+    arr = _as_array(image)
     if arr.dtype.kind not in "biuf":
         raise TypeError(
             f"{name}: expected an array of uint8 or float values, got {type(image).__name__} of dtype {arr.dtype}"
@@ -46,7 +62,7 @@ def as_rgb(image: Any, name: str = "image") -> np.ndarray:
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
         raise ValueError(
             f"{name}: expected (H, W) or (H, W, 3) channels-last, got shape {arr.shape} "
-            "(channels first? use image.transpose(1, 2, 0))"
+            f"(channels first? use image.{'permute' if arr is not image and hasattr(image, 'permute') else 'transpose'}(1, 2, 0))"
         )
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise ValueError(f"{name}: expected (H, W) or (H, W, 3), got shape {arr.shape}")
@@ -69,7 +85,7 @@ def as_rgb(image: Any, name: str = "image") -> np.ndarray:
 
 
 def _check_heatmap(heatmap: Any, shape: tuple[int, int], name: str = "heatmap") -> np.ndarray:
-    raw = np.asarray(heatmap)
+    raw = _as_array(heatmap)
     if raw.dtype.kind not in "biuf":
         raise TypeError(
             f"{name}: expected an (H, W) array of numbers in [0, 1], got {type(heatmap).__name__} of dtype {raw.dtype}"
@@ -117,7 +133,8 @@ def show_cam_on_image(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str
 
     Args:
         image: (H, W) or (H, W, 3), uint8 or float in [0, 1] (RGB order).
-        heatmap: (H, W) in [0, 1], e.g. ``cam(batch)[0]``.
+        heatmap: (H, W) in [0, 1], e.g. ``cam(batch)[0]``; numpy arrays or torch tensors
+            (on any device, e.g. from ``as_tensor=True``) for both.
         alpha: weight of the heatmap colour, in [0, 1] (pytorch-grad-cam's
             ``image_weight`` is ``1 - alpha``).
         cmap: a matplotlib colormap name.
