@@ -191,3 +191,6 @@ def test_a_model_built_under_inference_mode_is_named_and_left_as_it_was():
         GradCAM(model, ["act"])(images(2), 0)
     assert [p.requires_grad for p in model.parameters()] == flags
     assert no_hooks_left(model)
+    # The way out the message gives works.
+    model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
+    assert GradCAM(model, ["act"])(images(2), 0).shape == (2, 6, 6)

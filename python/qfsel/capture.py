@@ -240,7 +240,13 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         for p in changed:
-            p.requires_grad_(True)
+            try:
+                p.requires_grad_(True)
+            except RuntimeError:
+                # A parameter made under torch.inference_mode() (an inference tensor): its flag
+                # can only be set back inside inference mode.
+                with torch.inference_mode():
+                    p.requires_grad_(True)
 
 
 def _reshaped(transform: ReshapeTransform, name: str, output: torch.Tensor) -> Any:
@@ -502,6 +508,15 @@ def _failing_module(model: nn.Module, x: torch.Tensor) -> tuple[str, nn.Module, 
 
 
 def _forward_error(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> ValueError:
+    frozen = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_inference()]
+    if frozen:
+        return ValueError(
+            f"model: {len(frozen)} of its parameters and buffers (e.g. {frozen[0]!r}) were made under "
+            "torch.inference_mode(); autograd cannot differentiate through such tensors, and CAM "
+            "methods need gradients: build or load the model outside torch.inference_mode() (use "
+            f"torch.no_grad() there), or copy them, e.g. model.load_state_dict({{k: v.clone() for k, v in "
+            f"model.state_dict().items()}}, assign=True) outside it ({err})"
+        )
     param = next(model.parameters(), None)
     where = f"{x.dtype} on {x.device}" + (
         "" if param is None else f"; the model's parameters: {param.dtype} on {param.device}"
