@@ -194,3 +194,27 @@ def test_a_model_built_under_inference_mode_is_named_and_left_as_it_was():
     # The way out the message gives works.
     model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
     assert GradCAM(model, ["act"])(images(2), 0).shape == (2, 6, 6)
+
+
+# ---------------------------------------------------------------- class targets on (B, C, H, W) outputs
+def _segmenter() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), nn.Conv2d(5, 3, 1))  # 3 classes per pixel
+
+
+def test_class_targets_on_a_segmentation_output_use_its_class_axis():
+    model, x = _segmenter(), images(2, size=7)  # W = 7 > C = 3: the last axis is not the class axis
+    with torch.no_grad():
+        out = model(x)
+    cap = capture(model, x, ["1"], 2)
+    torch.testing.assert_close(cap.scores, out[:, 2].sum(dim=(1, 2)))
+    soft = capture(model, x, ["1"], [ClassifierOutputSoftmaxTarget(1)] * 2)
+    torch.testing.assert_close(soft.scores, torch.softmax(out, dim=1)[:, 1].sum(dim=(1, 2)))
+    with pytest.raises(ValueError, match=r"target class 5 is out of range: the model output has 3 classes.*\(3, 7, 7\)"):
+        capture(model, x, ["1"], 5)  # 5 < W: was taken as a column index
+
+
+def test_a_class_target_on_one_value_per_sample_points_to_the_binary_target():
+    model = nn.Sequential(GapNet(classes=1), nn.Flatten(0))  # (B,) logits
+    with pytest.raises(TypeError, match=r"BinaryClassifierOutputTarget\(1\)"):
+        capture(model, images(2), ["0.act"], 1)

@@ -87,6 +87,12 @@ def _refuse_class(value: object, where: str) -> None:
 class ClassifierOutputTarget:
     """The raw logit of one class.
 
+    For a model whose output has more axes per sample, laid out ``(B, C, ...)`` as PyTorch
+    lays out class scores (a segmentation model's ``(B, C, H, W)`` logits), the class axis is
+    the first axis of one sample's output and the score is the sum of class ``category``'s
+    values over the other axes (every pixel's logit for that class). Another layout needs a
+    callable target.
+
     Args:
         category: the class index.
 
@@ -103,7 +109,7 @@ class ClassifierOutputTarget:
         _check_class_index(model_output, self.category)
         if model_output.ndim == 1:
             return model_output[self.category]
-        return model_output[..., self.category].sum()
+        return model_output[self.category].sum()
 
     def __repr__(self) -> str:
         return f"ClassifierOutputTarget({self.category})"
@@ -116,7 +122,10 @@ class ClassifierOutputTarget:
 
 
 class ClassifierOutputSoftmaxTarget(ClassifierOutputTarget):
-    """The softmax probability of one class (softmax over the last axis).
+    """The softmax probability of one class (softmax over the class axis).
+
+    The class axis is as for :class:`ClassifierOutputTarget`: the only axis of a ``(C,)``
+    output, the first of a ``(C, H, W)`` one (summed over the pixels).
 
     Args:
         category: the class index.
@@ -129,10 +138,10 @@ class ClassifierOutputSoftmaxTarget(ClassifierOutputTarget):
 
     def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
         _check_class_index(model_output, self.category)
-        probs = torch.softmax(model_output, dim=-1)
+        probs = torch.softmax(model_output, dim=0)
         if probs.ndim == 1:
             return probs[self.category]
-        return probs[..., self.category].sum()
+        return probs[self.category].sum()
 
     def __repr__(self) -> str:
         return f"ClassifierOutputSoftmaxTarget({self.category})"
@@ -220,13 +229,26 @@ def _one_value(model_output: torch.Tensor, who: str, what: str) -> torch.Tensor:
 
 def _check_class_index(model_output: torch.Tensor, category: int) -> None:
     if not isinstance(model_output, torch.Tensor) or model_output.ndim == 0:
+        one_value = isinstance(model_output, torch.Tensor)
         raise TypeError(
             "a classifier target expects one sample's output as a tensor with a class axis; "
             f"got {type(model_output).__name__} of shape {tuple(getattr(model_output, 'shape', ()))}"
+            + (
+                " (one value per sample: for a one-logit binary classifier use "
+                "BinaryClassifierOutputTarget(1), for a regression RegressionOutputTarget())"
+                if one_value
+                else ""
+            )
         )
-    n = model_output.shape[-1]
+    n = model_output.shape[0]
     if category >= n:
-        raise ValueError(f"target class {category} is out of range: the model output has {n} classes")
+        layout = (
+            ""
+            if model_output.ndim == 1
+            else f" (the first axis of one sample's output of shape {tuple(model_output.shape)}, as in (B, C, H, W) "
+            "segmentation logits; for another layout pass a callable target)"
+        )
+        raise ValueError(f"target class {category} is out of range: the model output has {n} classes{layout}")
 
 
 def _predicted_class_targets(categories: Sequence[int]) -> list[Target]:
