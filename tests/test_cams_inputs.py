@@ -218,3 +218,25 @@ def test_a_class_target_on_one_value_per_sample_points_to_the_binary_target():
     model = nn.Sequential(GapNet(classes=1), nn.Flatten(0))  # (B,) logits
     with pytest.raises(TypeError, match=r"BinaryClassifierOutputTarget\(1\)"):
         capture(model, images(2), ["0.act"], 1)
+
+
+# ---------------------------------------------------------------- explain_all's arguments
+def test_explain_all_refuses_explainers_of_another_model_or_layers():
+    from qfsel import explain_all
+    from qfsel.cams import build_explainers
+
+    model, other, x = GapNet(), GapNet(seed=3), images(2)
+    made = build_explainers(model, ["act"], ["gradcam"])
+    with pytest.raises(ValueError, match="explainers.*another model"):
+        explain_all(other, x, ["act"], explainers=made)  # explained `model`, silently
+    with pytest.raises(ValueError, match=r"explainers.*target layers \['act'\].*\['conv'\]"):
+        explain_all(model, x, ["conv"], explainers=made)
+    # The same model and layers, given as names or modules, are fine.
+    for layers in (["act"], "act", model.act, [model.act]):
+        assert explain_all(model, x, layers, targets=0, explainers=made)["gradcam"].heatmaps.shape == (2, 6, 6)
+    with pytest.raises(TypeError, match=r"QFS-CAM parameters \['beta'\] given with explainers"):
+        explain_all(model, x, ["act"], explainers=made, beta=0.2)
+    with pytest.raises(TypeError, match="explainers: expected a mapping"):
+        explain_all(model, x, ["act"], explainers=[GradCAM(model, ["act"])])
+    with pytest.raises(TypeError, match="methods: expected a method name or a sequence of them.*got NoneType"):
+        explain_all(model, x, ["act"], methods=None)

@@ -920,6 +920,34 @@ def _validate_solver(sampler: Any, params: Mapping[str, Any]) -> None:
     validate_solver(sampler, params)
 
 
+def _check_explainers_match(cam: BaseCAM, model: nn.Module, target_layers: LayerSpec | Sequence[LayerSpec]) -> None:
+    """Refuses ``explainers`` built for another model or other target layers than :func:`explain_all`
+    was given (they would be explained instead, silently). Names and modules are compared with
+    the explainer's resolved layers, without a walk over the model."""
+    if model is not cam.model:
+        raise ValueError(
+            f"explainers: they were built for another model ({type(cam.model).__name__} at "
+            f"{id(cam.model):#x}) than the one given ({type(model).__name__} at {id(model):#x}); "
+            "pass the model they explain, or build them for this one with build_explainers"
+        )
+    specs = [target_layers] if isinstance(target_layers, (str, nn.Module)) else target_layers
+    have = cam.target_layers
+    same = isinstance(specs, Sequence) and len(specs) == len(have) and all(
+        spec == name if isinstance(spec, str) else spec is module for spec, (name, module) in zip(specs, have)
+    )
+    if not same:  # maybe another name of the same module: resolved, on this failure path only
+        try:
+            same = [m for _, m in resolve_target_layers(model, target_layers)] == [m for _, m in have]
+        except (TypeError, ValueError):
+            same = False
+    if not same:
+        given = [s if isinstance(s, str) else type(s).__name__ for s in specs] if isinstance(specs, Sequence) else specs
+        raise ValueError(
+            f"explainers: they explain target layers {[n for n, _ in have]}, but target_layers={given!r} "
+            "was given; pass the same layers, or build explainers for these ones"
+        )
+
+
 METHODS: dict[str, type[BaseCAM]] = {"qfs": QFSCAM, "gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
 """Method names accepted by :func:`explain_all` (``"qfs-cam"`` is an alias of ``"qfs"``)."""
 
@@ -933,6 +961,11 @@ def method_names(methods: str | Sequence[str]) -> list[str]:
         ValueError: an unknown name, a repeated name, or no method at all.
         TypeError: a name that is not a string.
     """
+    if not isinstance(methods, (str, Sequence, set, frozenset)):
+        raise TypeError(
+            f"methods: expected a method name or a sequence of them (e.g. ['gradcam', 'qfs']), got "
+            f"{type(methods).__name__}"
+        )
     items = [methods] if isinstance(methods, str) else list(methods)
     out: list[str] = []
     for m in items:
@@ -1011,7 +1044,8 @@ def explain_all(
             ``aug_smooth`` each augmented pass is captured once too, for every method.
         methods: names from :data:`METHODS` ("qfs", "gradcam", "gradcam++").
         explainers: explainers already built by :func:`build_explainers` (reused across
-            batches; ``methods``, ``output_selector`` and ``qfs_params`` are then ignored).
+            batches); ``model`` and ``target_layers`` must be theirs, ``methods``, ``upsample``
+            and ``output_selector`` are then ignored, and QFS-CAM parameters are refused.
         **qfs_params: keyword arguments of :class:`QFSCAM` (beta, k, sampler, seed, ...).
 
     Returns:
@@ -1028,6 +1062,11 @@ def explain_all(
         >>> sorted(res), res["qfs"].heatmaps.shape
         (['gradcam', 'gradcam++', 'qfs'], (2, 8, 8))
     """
+    if explainers is not None and not isinstance(explainers, Mapping):
+        raise TypeError(
+            "explainers: expected a mapping of method name -> explainer (as build_explainers returns), "
+            f"got {type(explainers).__name__}"
+        )
     cams = dict(explainers) if explainers is not None else build_explainers(
         model,
         target_layers,
@@ -1040,7 +1079,20 @@ def explain_all(
     if not cams:
         raise ValueError("explainers: expected at least one explainer, got an empty mapping")
     first = next(iter(cams.values()))
+    if not isinstance(first, BaseCAM):
+        raise TypeError(f"explainers[{next(iter(cams))!r}]: expected a qfsel CAM, got {type(first).__name__}")
     modules = [m for _, m in first.target_layers]
+    if explainers is not None:
+        _check_explainers_match(first, model, target_layers)
+        if qfs_params:
+            raise TypeError(
+                f"QFS-CAM parameters {sorted(qfs_params)} given with explainers, which were built with "
+                "their own: build the explainers with them (build_explainers(..., **qfs_params))"
+            )
+        if reshape_transform is not None and reshape_transform is not first.reshape_transform:
+            raise ValueError(
+                "reshape_transform: the explainers given were built with another one; build them with it"
+            )
     for name, cam in cams.items():
         if not isinstance(cam, BaseCAM):
             raise TypeError(f"explainers[{name!r}]: expected a qfsel CAM, got {type(cam).__name__}")
