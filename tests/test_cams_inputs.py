@@ -240,3 +240,18 @@ def test_explain_all_refuses_explainers_of_another_model_or_layers():
         explain_all(model, x, ["act"], explainers=[GradCAM(model, ["act"])])
     with pytest.raises(TypeError, match="methods: expected a method name or a sequence of them.*got NoneType"):
         explain_all(model, x, ["act"], methods=None)
+
+
+def test_from_capture_refuses_a_capture_of_other_layers_or_another_model():
+    from tests._tiny_models import TwoLayerNet
+
+    model, x = TwoLayerNet(), images(2, size=9)
+    cap = capture(model, x, ["act2"], 0)
+    assert GradCAM(model, [model.act2]).from_capture(cap).heatmaps.shape == (2, 9, 9)
+    for cam in (GradCAM(model, ["act1"]), GradCAM(model, ["act2", "act1"]), GradCAM(GapNet(), ["act"])):
+        with pytest.raises(ValueError, match=r"cap: it holds target layers \['act2'\]"):
+            cam.from_capture(cap)
+    with pytest.raises(TypeError, match="cap: expected a qfsel.capture.Capture.*Tensor"):
+        GradCAM(model, ["act2"]).from_capture(x)
+    with pytest.raises(TypeError, match="reshape_transform must be callable"):
+        capture(model, x, ["act2"], reshape_transform=3)

@@ -365,6 +365,17 @@ class BaseCAM:
         """
         _check_flag("eigen_smooth", eigen_smooth)
         _check_flag("as_tensor", as_tensor)
+        if not isinstance(cap, Capture):
+            raise TypeError(
+                f"cap: expected a qfsel.capture.Capture (from explainer.capture(...)), got {type(cap).__name__}"
+            )
+        if [layer.module for layer in cap.layers] != [m for _, m in self.target_layers]:
+            # Module identity (nn.Module compares by identity): a capture of other layers or of
+            # another model would be explained as if it were this explainer's.
+            raise ValueError(
+                f"cap: it holds target layers {[layer.name for layer in cap.layers]} of another model or "
+                f"explainer; this explainer's are {[n for n, _ in self.target_layers]} (use explainer.capture)"
+            )
         result = self._from_capture(cap, eigen_smooth)
         return result if as_tensor else result.numpy()
 

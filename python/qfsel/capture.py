@@ -614,6 +614,8 @@ def capture(
     """
     layers = resolve_target_layers(model, target_layers)
     check_output_selector(output_selector)
+    if reshape_transform is not None and not callable(reshape_transform):
+        raise TypeError(f"reshape_transform must be callable or None; got {type(reshape_transform).__name__}")
     return _capture(model, input_tensor, layers, targets, reshape_transform, output_selector)
 
 
