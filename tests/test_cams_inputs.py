@@ -255,3 +255,24 @@ def test_from_capture_refuses_a_capture_of_other_layers_or_another_model():
         GradCAM(model, ["act2"]).from_capture(x)
     with pytest.raises(TypeError, match="reshape_transform must be callable"):
         capture(model, x, ["act2"], reshape_transform=3)
+
+
+def test_show_cam_on_image_takes_pytorch_grad_cams_keywords():
+    rng = np.random.default_rng(1)
+    img = rng.random((6, 5, 3))
+    heat = rng.random((6, 5))
+    from matplotlib import colormaps
+
+    colour = colormaps["jet"](heat)[:, :, :3]
+    want = np.rint(np.clip(0.7 * img + 0.3 * colour, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(show_cam_on_image(img, heat, use_rgb=True, image_weight=0.7), want)
+    np.testing.assert_array_equal(show_cam_on_image(img, heat, alpha=0.3), want)
+    # use_rgb=False: BGR colours over a BGR image, as cv2.applyColorMap gives them.
+    bgr = np.rint(np.clip(0.7 * img[:, :, ::-1] + 0.3 * colour[:, :, ::-1], 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(show_cam_on_image(img[:, :, ::-1], heat, use_rgb=False, image_weight=0.7), bgr)
+    with pytest.raises(ValueError, match="pass one"):
+        show_cam_on_image(img, heat, alpha=0.3, image_weight=0.7)
+    with pytest.raises(ValueError, match="image_weight: expected a real number in \\[0, 1\\]"):
+        show_cam_on_image(img, heat, image_weight=1.5)
+    with pytest.raises(TypeError, match="use_rgb: expected a bool"):
+        show_cam_on_image(img, heat, use_rgb="yes")

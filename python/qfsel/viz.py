@@ -128,21 +128,53 @@ def overlay(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") 
     return np.clip((1.0 - alpha) * rgb + alpha * colour, 0.0, 1.0)
 
 
-def show_cam_on_image(image: Any, heatmap: Any, *, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+def show_cam_on_image(
+    image: Any,
+    heatmap: Any,
+    *,
+    alpha: float | None = None,
+    cmap: str = "jet",
+    use_rgb: bool = True,
+    image_weight: float | None = None,
+) -> np.ndarray:
     """:func:`overlay` as an 8-bit RGB picture, like pytorch-grad-cam's ``show_cam_on_image``.
+
+    pytorch-grad-cam's keywords work too: ``image_weight`` (the image's weight, ``1 - alpha``)
+    and ``use_rgb`` (False: the heatmap colours in BGR order, for an image in OpenCV's BGR
+    order; the result is then BGR as well).
 
     Args:
         image: (H, W) or (H, W, 3), uint8 or float in [0, 1] (RGB order).
         heatmap: (H, W) in [0, 1], e.g. ``cam(batch)[0]``; numpy arrays or torch tensors
             (on any device, e.g. from ``as_tensor=True``) for both.
-        alpha: weight of the heatmap colour, in [0, 1] (pytorch-grad-cam's
+        alpha: weight of the heatmap colour, in [0, 1]; default 0.5 (pytorch-grad-cam's
             ``image_weight`` is ``1 - alpha``).
         cmap: a matplotlib colormap name.
+        use_rgb: True (default): RGB colours; False: BGR (see above).
+        image_weight: the image's weight in [0, 1], instead of ``alpha``.
 
     Returns:
-        (H, W, 3) uint8 RGB, ready for ``PIL.Image.fromarray`` or ``imageio``.
+        (H, W, 3) uint8 RGB (BGR with ``use_rgb=False``), ready for ``PIL.Image.fromarray``.
     """
-    return np.rint(overlay(image, heatmap, alpha=alpha, cmap=cmap) * 255.0).astype(np.uint8)
+    if not isinstance(use_rgb, (bool, np.bool_)):
+        raise TypeError(f"use_rgb: expected a bool, got {type(use_rgb).__name__} {use_rgb!r}")
+    if image_weight is not None:
+        if alpha is not None:
+            raise ValueError(
+                f"alpha={alpha!r} and image_weight={image_weight!r} given: pass one (alpha = 1 - image_weight)"
+            )
+        alpha = 1.0 - check_unit_interval("image_weight", image_weight)
+    alpha = 0.5 if alpha is None else alpha
+    if use_rgb:
+        return np.rint(overlay(image, heatmap, alpha=alpha, cmap=cmap) * 255.0).astype(np.uint8)
+    from matplotlib import colormaps
+
+    alpha = check_unit_interval("alpha", alpha)
+    if cmap not in colormaps:
+        raise ValueError(f"cmap: expected a matplotlib colormap name, got {cmap!r}")
+    rgb = as_rgb(image)
+    colour = colormaps[cmap](_check_heatmap(heatmap, rgb.shape[:2]))[:, :, 2::-1]  # BGR
+    return np.rint(np.clip((1.0 - alpha) * rgb + alpha * colour, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def save_overlay(
