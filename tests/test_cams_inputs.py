@@ -234,6 +234,7 @@ def test_explain_all_refuses_explainers_of_another_model_or_layers():
     # The same model and layers, given as names or modules, are fine.
     for layers in (["act"], "act", model.act, [model.act]):
         assert explain_all(model, x, layers, targets=0, explainers=made)["gradcam"].heatmaps.shape == (2, 6, 6)
+    assert explain_all(None, x, None, targets=0, explainers=made)["gradcam"].heatmaps.shape == (2, 6, 6)
     with pytest.raises(TypeError, match=r"QFS-CAM parameters \['beta'\] given with explainers"):
         explain_all(model, x, ["act"], explainers=made, beta=0.2)
     with pytest.raises(TypeError, match="explainers: expected a mapping"):

@@ -931,16 +931,20 @@ def _validate_solver(sampler: Any, params: Mapping[str, Any]) -> None:
     validate_solver(sampler, params)
 
 
-def _check_explainers_match(cam: BaseCAM, model: nn.Module, target_layers: LayerSpec | Sequence[LayerSpec]) -> None:
+def _check_explainers_match(
+    cam: BaseCAM, model: nn.Module | None, target_layers: LayerSpec | Sequence[LayerSpec] | None
+) -> None:
     """Refuses ``explainers`` built for another model or other target layers than :func:`explain_all`
     was given (they would be explained instead, silently). Names and modules are compared with
     the explainer's resolved layers, without a walk over the model."""
-    if model is not cam.model:
+    if model is not None and model is not cam.model:
         raise ValueError(
             f"explainers: they were built for another model ({type(cam.model).__name__} at "
             f"{id(cam.model):#x}) than the one given ({type(model).__name__} at {id(model):#x}); "
             "pass the model they explain, or build them for this one with build_explainers"
         )
+    if target_layers is None:  # the explainers' own
+        return
     specs = [target_layers] if isinstance(target_layers, (str, nn.Module)) else target_layers
     have = cam.target_layers
     same = isinstance(specs, Sequence) and len(specs) == len(have) and all(
@@ -1055,7 +1059,7 @@ def explain_all(
             ``aug_smooth`` each augmented pass is captured once too, for every method.
         methods: names from :data:`METHODS` ("qfs", "gradcam", "gradcam++").
         explainers: explainers already built by :func:`build_explainers` (reused across
-            batches); ``model`` and ``target_layers`` must be theirs, ``methods``, ``upsample``
+            batches); ``model`` and ``target_layers`` must be theirs (or None), ``methods``, ``upsample``
             and ``output_selector`` are then ignored, and QFS-CAM parameters are refused.
         **qfs_params: keyword arguments of :class:`QFSCAM` (beta, k, sampler, seed, ...).
 
