@@ -952,7 +952,7 @@ def _check_explainers_match(
     )
     if not same:  # maybe another name of the same module: resolved, on this failure path only
         try:
-            same = [m for _, m in resolve_target_layers(model, target_layers)] == [m for _, m in have]
+            same = [m for _, m in resolve_target_layers(cam.model, target_layers)] == [m for _, m in have]
         except (TypeError, ValueError):
             same = False
     if not same:
