@@ -277,3 +277,21 @@ def test_show_cam_on_image_takes_pytorch_grad_cams_keywords():
         show_cam_on_image(img, heat, image_weight=1.5)
     with pytest.raises(TypeError, match="use_rgb: expected a bool"):
         show_cam_on_image(img, heat, use_rgb="yes")
+
+
+def test_a_target_layer_that_never_runs_is_explained():
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = self.conv(x).flatten(2).transpose(1, 2)
+            return self.fc(self.attn(t, t, t, need_weights=False)[0].mean(dim=1))
+
+    model = Attention()
+    with pytest.raises(ValueError, match=r"\['attn.out_proj'\] did not run.*out_proj"):
+        capture(model, images(2), ["attn.out_proj"], 0)
+    assert no_hooks_left(model)

@@ -665,7 +665,11 @@ def _forward_backward(
     out = _forward(model, x, output_selector)
     missing = [n for n, _ in layers if n not in hooks.outputs]
     if missing:
-        raise ValueError(f"target layers {missing} did not run in the model's forward pass")
+        raise ValueError(
+            f"target layers {missing} did not run in the model's forward pass: choose modules that "
+            "forward() calls (a module whose parent uses its weights directly never runs, e.g. "
+            "nn.MultiheadAttention's out_proj; a fused fast path can skip submodules too)"
+        )
     predicted: torch.Tensor | None = None
     if targets is None and out.ndim == 2 and out.requires_grad:
         # The predicted classes: one argmax serves the targets, the scores' gather and
