@@ -295,3 +295,42 @@ def test_a_target_layer_that_never_runs_is_explained():
     with pytest.raises(ValueError, match=r"\['attn.out_proj'\] did not run.*out_proj"):
         capture(model, images(2), ["attn.out_proj"], 0)
     assert no_hooks_left(model)
+
+
+# ---------------------------------------------------------------- batch statistics in eval mode
+class _BatchStatNet(nn.Module):
+    """conv -> ReLU ("act") -> BatchNorm2d(track_running_stats=False): batch statistics even in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.bn = nn.BatchNorm2d(4, track_running_stats=False)
+        self.fc = nn.Linear(4 * 36, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.act(self.conv(x))).flatten(1))
+
+
+def test_gradients_are_per_sample_when_the_model_mixes_the_batch():
+    model, x = _BatchStatNet().eval(), images(3)
+    cap = capture(model, x, ["act"], [0, 1, 2])
+    # Reference: d score_b / d A_b, the batch held fixed, one sample's score at a time.
+    seen = {}
+
+    def keep(module, inputs, output):
+        seen["a"] = output
+        return output.clone()
+
+    handle = model.act.register_forward_hook(keep)
+    out = model(x)
+    handle.remove()
+    want = torch.stack([torch.autograd.grad(out[b, b], seen["a"], retain_graph=True)[0][b] for b in range(3)])
+    torch.testing.assert_close(cap.layers[0].gradients, want)
+    torch.testing.assert_close(cap.scores, out.detach()[torch.arange(3), torch.arange(3)])
+    with pytest.raises(ValueError, match="ablation relevance.*track_running_stats=False"):
+        QFSCAM(model, ["act"], relevance="ablation", sampler="exact")(x, [0, 1, 2])
+    # Batch size 1: one backward pass, as before.
+    one = capture(model, x[:1], ["act"], [0])
+    assert one.layers[0].gradients.shape == (1, 4, 6, 6)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from qfsel.capture import PASS_LOCK, eval_mode
+from qfsel.capture import PASS_LOCK, _mixes_batch, eval_mode
 from qfsel.targets import Target
 
 __all__ = [
@@ -120,6 +120,13 @@ def ablation_relevance(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    if _mixes_batch(model):
+        raise ValueError(
+            "ablation relevance re-runs the model on batches of (sample, map) rows, but this model's "
+            "samples interact (a BatchNorm without running statistics, track_running_stats=False, "
+            "normalises with the batch's own even in eval mode), so the scores would depend on the rows "
+            "batched together: use relevance='gradcam' or 'taylor'"
+        )
     with PASS_LOCK:  # the re-runs hook the layer and put the model in eval mode (see PASS_LOCK)
         return _ablation_relevance(model, layer, input_tensor, targets, scores, num_maps, batch_size)
 
