@@ -48,7 +48,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -217,11 +217,19 @@ def resolve_target_layers(model: nn.Module, target_layers: LayerSpec | Sequence[
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Puts ``model`` in eval mode; restores every submodule's ``training`` flag on exit."""
+    with _eval_mode(model):
+        yield model
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[list[tuple[nn.Module, bool]]]:
+    """:func:`eval_mode`, yielding ``(module, previous training flag)`` for every module (one walk
+    over the model serves the flags and :func:`_mixes_batch`)."""
     flags = [(m, m.training) for m in model.modules()]
     if any(flag for _, flag in flags):  # a model already in eval mode is left as it is
         model.eval()
     try:
-        yield model
+        yield flags
     finally:
         for m, flag in flags:
             if m.training != flag:  # nn.Module.__setattr__ is slow: only the flags that changed
@@ -643,10 +651,10 @@ def _capture(
     hooks = LayerHooks(layers, reshape_transform)
     try:
         # PASS_LOCK: one pass at a time (two threads would see each other's flags and hooks).
-        with PASS_LOCK, eval_mode(model), frozen_parameters(model), hooks, torch.inference_mode(False), \
-                torch.enable_grad():
+        with PASS_LOCK, _eval_mode(model) as flags, frozen_parameters(model), hooks, \
+                torch.inference_mode(False), torch.enable_grad():
             out, target_fns, score_vec, grads, predicted = _forward_backward(
-                model, x, layers, hooks, targets, output_selector
+                model, x, layers, hooks, targets, output_selector, [m for m, _ in flags] if x.shape[0] > 1 else []
             )
     except _ForwardFailed as failed:
         # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
@@ -664,7 +672,9 @@ def _forward_backward(
     hooks: LayerHooks,
     targets: TargetsLike,
     output_selector: OutputSelector,
+    modules: Sequence[nn.Module] = (),
 ) -> tuple[torch.Tensor, list[Target], torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
+    """The pass; ``modules``: the model's modules, for :func:`_mixes_batch` (empty: not checked)."""
     out = _forward(model, x, output_selector)
     missing = [n for n, _ in layers if n not in hooks.outputs]
     if missing:
@@ -695,7 +705,7 @@ def _forward_backward(
     needs = [r for r in raw if r.requires_grad]
     grads_needed: Sequence[torch.Tensor | None] = ()
     if needs and score_vec.requires_grad:
-        if score_vec.shape[0] > 1 and _mixes_batch(model):
+        if score_vec.shape[0] > 1 and _mixes_batch(modules):
             grads_needed = _grads_one_sample_at_a_time(score_vec, needs)
         else:
             grads_needed = torch.autograd.grad(score_vec.sum(), needs, allow_unused=True)
@@ -704,13 +714,14 @@ def _forward_backward(
     return out, target_fns, score_vec, grads, predicted
 
 
-def _mixes_batch(model: nn.Module) -> bool:
-    """Whether samples interact in the model's eval-mode forward pass: a BatchNorm without running
-    statistics (``track_running_stats=False``) normalises with the batch's own, even in eval mode.
-    Then the gradient of the summed scores w.r.t. sample b's activations is not that of sample
-    b's score. One walk over the modules (a few microseconds for a small CNN)."""
+def _mixes_batch(modules: Iterable[nn.Module]) -> bool:
+    """Whether samples interact in a model's eval-mode forward pass, given its modules: a BatchNorm
+    without running statistics (``track_running_stats=False``) normalises with the batch's own,
+    even in eval mode. Then the gradient of the summed scores w.r.t. sample b's activations is
+    not that of sample b's score."""
     batch_norm = nn.modules.batchnorm._BatchNorm
-    return any(isinstance(m, batch_norm) and m.running_mean is None for m in model.modules())
+    # _buffers: nn.Module.__getattr__ costs about 0.5 us a buffer, a ResNet has dozens of BatchNorms.
+    return any(isinstance(m, batch_norm) and m._buffers.get("running_mean") is None for m in modules)
 
 
 def _grads_one_sample_at_a_time(

@@ -120,7 +120,7 @@ def ablation_relevance(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    if _mixes_batch(model):
+    if _mixes_batch(model.modules()):
         raise ValueError(
             "ablation relevance re-runs the model on batches of (sample, map) rows, but this model's "
             "samples interact (a BatchNorm without running statistics, track_running_stats=False, "
