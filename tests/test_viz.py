@@ -156,3 +156,15 @@ def test_save_overlay_with_a_title_labels_the_png(tmp_path):
     assert pixels[:28].std() > 0  # the title band holds text, not a flat colour
     with pytest.raises(TypeError, match="title"):
         save_overlay(tmp_path / "bad.png", img, heat, title=3)
+
+
+def test_an_image_a_hair_outside_the_unit_range_is_rounding():
+    """x * std + mean can land at 1.0000001 or -1e-8: clipped (the heatmaps' 1e-6 tolerance);
+    anything further out is still refused."""
+    img = np.full((4, 5, 3), 0.5)
+    img[0, 0, 0], img[1, 1, 1] = 1.0 + 5e-7, -5e-8
+    out = as_rgb(img)
+    assert out.min() == 0.0 and out.max() == 1.0 and out[2, 2, 2] == 0.5
+    img[0, 0, 0] = 1.01
+    with pytest.raises(ValueError, match=r"expected float values in \[0, 1\]"):
+        as_rgb(img)

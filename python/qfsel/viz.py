@@ -72,11 +72,14 @@ def as_rgb(image: Any, name: str = "image") -> np.ndarray:
         out = arr.astype(np.float64)
         if not np.isfinite(out).all():
             raise ValueError(f"{name}: expected float values in [0, 1] (or a uint8 image), got NaN or inf")
-        if out.size and (out.min() < 0 or out.max() > 1):
+        # a hair outside [0, 1] is rounding (e.g. an image un-normalised as x * std + mean): clipped,
+        # with the heatmaps' tolerance
+        if out.size and (out.min() < -1e-6 or out.max() > 1 + 1e-6):
             raise ValueError(
                 f"{name}: expected float values in [0, 1] (or a uint8 image), got range "
                 f"[{out.min():.3g}, {out.max():.3g}]"
             )
+        out = np.clip(out, 0.0, 1.0)
     else:
         raise TypeError(f"{name}: expected uint8 or float values, got dtype {arr.dtype}")
     if out.ndim == 2:
