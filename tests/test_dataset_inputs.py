@@ -539,3 +539,17 @@ def test_what_changes_results_without_changing_shapes_is_part_of_the_configurati
     qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "r", **KW)
     with pytest.raises(ConfigMismatchError, match="reshape_transform: stored null, now \"callable"):
         qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "r", reshape_transform=lambda t: t, **KW)
+
+
+def test_cli_qfs_options_without_qfs_are_refused(tmp_path, capsys):
+    """--k 2 with --method gradcam was silently ignored (the Python API raises for QFS-CAM
+    parameters without qfs)."""
+    from qfsel.cli import main
+
+    _png_folder(tmp_path / "data", ["a.png"], size=(28, 28))
+    rc = main(["explain-dataset", str(tmp_path / "data"), "--out", str(tmp_path / "s"), "--method", "gradcam",
+               "--k", "2", "--sampler", "exact", "--num-workers", "0", "--no-progress", "--preview", "0",
+               "--device", "cpu"])
+    assert rc == 2
+    assert "--k, --sampler: QFS-CAM options, but --method gradcam has no qfs" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

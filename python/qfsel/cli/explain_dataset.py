@@ -24,6 +24,14 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
     qfs = {}
     if "qfs" in methods:
         qfs = {"beta": args.beta, "k": args.k, "sampler": args.sampler, "candidates": args.candidates}
+    else:
+        # (as the Python API refuses QFS-CAM parameters without qfs; a flag left at its default
+        # cannot be told from one not given)
+        given = [flag for flag, value, default in (("--beta", args.beta, 0.7), ("--k", args.k, None),
+                                                    ("--sampler", args.sampler, "sa"),
+                                                    ("--candidates", args.candidates, None)) if value != default]
+        if given:
+            raise UserError(f"{', '.join(given)}: QFS-CAM options, but --method {args.method} has no qfs")
     try:
         summary = explain_dataset(
             args.model,
