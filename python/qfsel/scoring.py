@@ -127,44 +127,32 @@ def ablation_relevance(
             "normalises with the batch's own even in eval mode), so the scores would depend on the rows "
             "batched together: use relevance='gradcam' or 'taylor'"
         )
-    with PASS_LOCK:  # the re-runs hook the layer and put the model in eval mode (see PASS_LOCK)
-        return _ablation_relevance(model, layer, input_tensor, targets, scores, num_maps, batch_size)
-
-
-def _ablation_relevance(
-    model: nn.Module,
-    layer: nn.Module,
-    input_tensor: torch.Tensor,
-    targets: Sequence[Target],
-    scores: torch.Tensor,
-    num_maps: int,
-    batch_size: int,
-) -> torch.Tensor:
     b = int(input_tensor.shape[0])
     rows_total = b * num_maps
     drops = torch.empty(rows_total, dtype=scores.dtype, device=scores.device)
     x_all = input_tensor.detach()
     thread = threading.get_ident()
-    for start in range(0, rows_total, batch_size):
-        rows = torch.arange(start, min(start + batch_size, rows_total), device=x_all.device)
-        sample = rows // num_maps
-        chan = rows % num_maps
+    with PASS_LOCK:  # the re-runs hook the layer and put the model in eval mode (see PASS_LOCK)
+        for start in range(0, rows_total, batch_size):
+            rows = torch.arange(start, min(start + batch_size, rows_total), device=x_all.device)
+            sample = rows // num_maps
+            chan = rows % num_maps
 
-        def zero_channel(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
-            if threading.get_ident() != thread:
-                return None  # another thread's forward pass of the model
-            out = output.clone()
-            out[torch.arange(out.shape[0], device=out.device), chan.to(out.device)] = 0
-            return out
+            def zero_channel(module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+                if threading.get_ident() != thread:
+                    return None  # another thread's forward pass of the model
+                out = output.clone()
+                out[torch.arange(out.shape[0], device=out.device), chan.to(out.device)] = 0
+                return out
 
-        handle = layer.register_forward_hook(zero_channel)
-        try:
-            with eval_mode(model), torch.no_grad():
-                out = model(x_all[sample])
-        finally:
-            handle.remove()
-        s = torch.stack([targets[int(i)](out[j]).reshape(()) for j, i in enumerate(sample.tolist())])
-        drops[start : start + len(rows)] = scores[sample.to(scores.device)] - s.to(scores.dtype)
+            handle = layer.register_forward_hook(zero_channel)
+            try:
+                with eval_mode(model), torch.no_grad():
+                    out = model(x_all[sample])
+            finally:
+                handle.remove()
+            s = torch.stack([targets[int(i)](out[j]).reshape(()) for j, i in enumerate(sample.tolist())])
+            drops[start : start + len(rows)] = scores[sample.to(scores.device)] - s.to(scores.dtype)
     return drops.reshape(b, num_maps)
 
 
