@@ -38,6 +38,7 @@ from qfsel.capture import (
     ReshapeTransform,
     _capture,
     check_output_selector,
+    check_reshape_transform,
     resolve_target_layers,
     select_output,
 )
@@ -276,9 +277,7 @@ class BaseCAM:
     ) -> None:
         self.model = model
         self.target_layers = resolve_target_layers(model, target_layers)
-        if reshape_transform is not None and not callable(reshape_transform):
-            raise TypeError(f"reshape_transform must be callable or None; got {type(reshape_transform).__name__}")
-        self.reshape_transform = reshape_transform
+        self.reshape_transform = check_reshape_transform(reshape_transform)
         if not isinstance(upsample, bool):
             raise TypeError(f"upsample must be a bool; got {type(upsample).__name__}")
         self.upsample = upsample

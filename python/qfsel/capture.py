@@ -73,6 +73,7 @@ __all__ = [
     "PASS_LOCK",
     "check_input",
     "check_output_selector",
+    "check_reshape_transform",
     "eval_mode",
     "frozen_parameters",
     "resolve_target_layers",
@@ -385,6 +386,13 @@ def check_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
 OutputSelector = Union[None, str, int, Callable[[Any], torch.Tensor]]
 
 
+def check_reshape_transform(reshape_transform: object) -> ReshapeTransform | None:
+    """Checks ``reshape_transform`` (None or a callable); returns it."""
+    if reshape_transform is not None and not callable(reshape_transform):
+        raise TypeError(f"reshape_transform must be callable or None; got {type(reshape_transform).__name__}")
+    return reshape_transform
+
+
 def check_output_selector(output_selector: object) -> OutputSelector:
     """Checks ``output_selector`` (see :data:`OutputSelector`); returns it."""
     if output_selector is None or isinstance(output_selector, str) or callable(output_selector):
@@ -625,8 +633,7 @@ def capture(
     """
     layers = resolve_target_layers(model, target_layers)
     check_output_selector(output_selector)
-    if reshape_transform is not None and not callable(reshape_transform):
-        raise TypeError(f"reshape_transform must be callable or None; got {type(reshape_transform).__name__}")
+    check_reshape_transform(reshape_transform)
     return _capture(model, input_tensor, layers, targets, reshape_transform, output_selector)
 
 
@@ -654,7 +661,7 @@ def _capture(
         with PASS_LOCK, _eval_mode(model) as flags, frozen_parameters(model), hooks, \
                 torch.inference_mode(False), torch.enable_grad():
             out, target_fns, score_vec, grads, predicted = _forward_backward(
-                model, x, layers, hooks, targets, output_selector, [m for m, _ in flags] if x.shape[0] > 1 else []
+                model, x, layers, hooks, targets, output_selector, (m for m, _ in flags)
             )
     except _ForwardFailed as failed:
         # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
@@ -672,9 +679,10 @@ def _forward_backward(
     hooks: LayerHooks,
     targets: TargetsLike,
     output_selector: OutputSelector,
-    modules: Sequence[nn.Module] = (),
+    modules: Iterable[nn.Module] = (),
 ) -> tuple[torch.Tensor, list[Target], torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
-    """The pass; ``modules``: the model's modules, for :func:`_mixes_batch` (empty: not checked)."""
+    """The pass; ``modules``: the model's modules, for :func:`_mixes_batch` (read only for B > 1;
+    empty: not checked)."""
     out = _forward(model, x, output_selector)
     missing = [n for n, _ in layers if n not in hooks.outputs]
     if missing:

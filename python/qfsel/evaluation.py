@@ -478,11 +478,9 @@ def evaluate(
         The metrics as a dict (also written to ``metrics.json``).
     """
     from ._malloc import tune_malloc as _tune_malloc
-    from .cams import method_names
+    from .cams import _check_flag, method_names
 
-    if not isinstance(tune_malloc, bool):
-        raise TypeError(f"tune_malloc: expected a bool, got {type(tune_malloc).__name__}")
-    if tune_malloc:
+    if _check_flag("tune_malloc", tune_malloc):
         _tune_malloc()
     t_start = time.perf_counter()
     methods = method_names(methods)

@@ -318,7 +318,7 @@ def normalize_targets(targets: TargetsLike, model_output: torch.Tensor) -> list[
         raise ValueError(f"targets must have one entry per sample (B={batch}); got {len(targets)} entries")
     out: list[Target] = []
     for i, t in enumerate(targets):
-        category = int(t) if type(t) is int else _integer(t)
+        category = _integer(t)
         if category is not None:
             out.append(ClassifierOutputTarget(category))
         elif callable(t) and not isinstance(t, type):

@@ -267,9 +267,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"qfsel: error: {message}\n")
 
 
+#: The default of ``--beta`` (QFS-CAM's, the paper's).
+BETA_DEFAULT = 0.7
+
+
 def _add_qfs_options(parser: argparse.ArgumentParser, *, sampler_default: str | None) -> None:
-    parser.add_argument("--beta", type=float, default=0.7,
-                        help="QFS-CAM weight of relevance against redundancy, in [0, 1] (default: 0.7)")
+    parser.add_argument("--beta", type=float, default=BETA_DEFAULT,
+                        help=f"QFS-CAM weight of relevance against redundancy, in [0, 1] (default: {BETA_DEFAULT})")
     parser.add_argument("--k", type=int, default=None,
                         help="QFS-CAM selects exactly K maps (default: as many as minimise the energy)")
     if sampler_default is not None:

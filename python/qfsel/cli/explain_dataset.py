@@ -6,7 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from ._common import UserError, _add_qfs_options, _check_candidates, _check_common, _device
+from ._common import BETA_DEFAULT, UserError, _add_qfs_options, _check_candidates, _check_common, _device
+
+#: The default of this command's ``--sampler``.
+SAMPLER_DEFAULT = "sa"
 
 
 def _cmd_explain_dataset(args: argparse.Namespace) -> int:
@@ -27,8 +30,8 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
     else:
         # (as the Python API refuses QFS-CAM parameters without qfs; a flag left at its default
         # cannot be told from one not given)
-        given = [flag for flag, value, default in (("--beta", args.beta, 0.7), ("--k", args.k, None),
-                                                    ("--sampler", args.sampler, "sa"),
+        given = [flag for flag, value, default in (("--beta", args.beta, BETA_DEFAULT), ("--k", args.k, None),
+                                                    ("--sampler", args.sampler, SAMPLER_DEFAULT),
                                                     ("--candidates", args.candidates, None)) if value != default]
         if given:
             raise UserError(f"{', '.join(given)}: QFS-CAM options, but --method {args.method} has no qfs")
@@ -88,7 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument("--layer", default=None, help="explained layer (default: the model's own)")
     p.add_argument("--method", default="all",
                    help="comma-separated methods from qfs, gradcam, gradcam++, or all (default: all)")
-    _add_qfs_options(p, sampler_default="sa")
+    _add_qfs_options(p, sampler_default=SAMPLER_DEFAULT)
     p.add_argument("--candidates", type=int, default=None, metavar="N",
                    help="QFS-CAM keeps only the N most relevant positive maps before the QUBO")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward/backward pass (default: 32)")
