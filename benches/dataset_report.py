@@ -21,6 +21,7 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import subprocess
@@ -156,8 +157,9 @@ def section_torchcam(rounds_small: int = 30, rounds_large: int = 8) -> None:
 
     print("\n### qfsel's GradCAM against torchcam's GradCAM (same model, batch, layer; predicted class)\n")
     print("| model, batch | torchcam (ms) | qfsel, layer resolution (ms) | qfsel / torchcam speed | "
-          "qfsel, upsampled to input (ms) | CPU ms torchcam / qfsel | CPU speed | correlation of the first maps |")
-    print("|---|---|---|---|---|---|---|---|")
+          "qfsel, upsampled to input (ms) | CPU ms torchcam / qfsel | CPU speed | correlation of the first maps | "
+          "qfsel, channels_last=False (ms) | torchcam on a channels-last model (ms) | qfsel / that |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     bundle = load_model("narrow-mnist-16")
     cases = [("narrow-mnist-16, 64", bundle.model, bundle.default_layer, mnist5k("test")[0][:64]),
              ("EfficientNet-Lite0, 8", efficientnet_lite0(), "_head_act",
@@ -175,6 +177,7 @@ def section_torchcam(rounds_small: int = 30, rounds_large: int = 8) -> None:
         theirs_maps = theirs()[0]  # hooks enabled at construction
         mine_low = GradCAM(model, [layer], upsample=False)
         mine = GradCAM(model, [layer])
+        own_layout = GradCAM(model, [layer], upsample=False, channels_last=False)
         low = mine_low(x)
         # torchcam's hooks act only during its own calls (disabled hooks return at once)
         extractor.disable_hooks()
@@ -186,11 +189,29 @@ def section_torchcam(rounds_small: int = 30, rounds_large: int = 8) -> None:
             finally:
                 extractor.disable_hooks()
 
-        (t_theirs, t_low, t_up), (c_theirs, c_low, _) = _interleaved_wall_cpu(
-            [theirs_hooked, lambda: mine_low(x), lambda: mine(x)], rounds_small if x.shape[-1] < 100 else rounds_large)
+        # What a torchcam user can do by hand: the model's weights in channels-last layout (a
+        # copy, so that qfsel's model is the user's own), the input converted on each call.
+        model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        extractor_cl = TorchcamGradCAM(model_cl, target_layer=layer, input_shape=tuple(x.shape[1:]))
+        extractor_cl.disable_hooks()
+
+        def theirs_cl():
+            extractor_cl.enable_hooks()
+            try:
+                scores = model_cl(x.contiguous(memory_format=torch.channels_last))
+                maps = extractor_cl(scores.argmax(1).tolist(), scores)
+                model_cl.zero_grad(set_to_none=True)
+                return maps
+            finally:
+                extractor_cl.disable_hooks()
+
+        (t_theirs, t_low, t_up, t_own, t_tcl), (c_theirs, c_low, *_) = _interleaved_wall_cpu(
+            [theirs_hooked, lambda: mine_low(x), lambda: mine(x), lambda: own_layout(x), theirs_cl],
+            rounds_small if x.shape[-1] < 100 else rounds_large)
         agree = float(np.corrcoef(low.reshape(len(x), -1)[0], theirs_maps.detach().reshape(len(x), -1)[0].numpy())[0, 1])
         print(f"| {name} | {t_theirs * 1e3:.1f} | {t_low * 1e3:.1f} | {t_theirs / t_low:.2f}x | {t_up * 1e3:.1f} |"
-              f" {c_theirs * 1e3:.1f} / {c_low * 1e3:.1f} | {c_theirs / c_low:.2f}x | {agree:.4f} |")
+              f" {c_theirs * 1e3:.1f} / {c_low * 1e3:.1f} | {c_theirs / c_low:.2f}x | {agree:.4f} |"
+              f" {t_own * 1e3:.1f} | {t_tcl * 1e3:.1f} | {t_tcl / t_low:.2f}x |")
 
 
 _CHILD = r"""

@@ -553,3 +553,23 @@ def test_cli_qfs_options_without_qfs_are_refused(tmp_path, capsys):
     assert rc == 2
     assert "--k, --sampler: QFS-CAM options, but --method gradcam has no qfs" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_the_pass_layout_is_part_of_the_configuration_when_given(x, tmp_path):
+    """channels_last=False gives other float rounding than the default channels-last CPU pass:
+    another configuration; the default adds no key. The stored maps are the explainers'."""
+    from qfsel.dataset import ConfigMismatchError
+
+    model = GapNet(k=6)
+    qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "d", **KW)
+    assert "channels_last" not in open_results(tmp_path / "d").manifest["config"]
+    qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "c", channels_last=False, **KW)
+    res = open_results(tmp_path / "c")
+    assert res.manifest["config"]["channels_last"] is False
+    with pytest.raises(ConfigMismatchError, match="channels_last: stored false, now null"):
+        qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "c", **KW)
+    with pytest.raises(TypeError, match="channels_last must be None"):
+        qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "e", channels_last="off", **KW)
+    assert not (tmp_path / "e").exists()
+    want = qfsel.GradCAM(model, ["act"], channels_last=False)(x)
+    np.testing.assert_allclose(np.asarray(res.heatmaps("gradcam")[:], dtype=np.float32), want, rtol=0, atol=2e-3)

@@ -37,6 +37,7 @@ from qfsel.capture import (
     OutputSelector,
     ReshapeTransform,
     _capture,
+    check_channels_last,
     check_output_selector,
     check_reshape_transform,
     resolve_target_layers,
@@ -262,6 +263,10 @@ class BaseCAM:
             a key or attribute name (``"logits"`` for Hugging Face image classifiers,
             whose outputs are dict-like), a tuple position (``0``), or a callable
             mapping the output to a (B, ...) tensor. None (default): the output itself.
+        channels_last: the memory layout of the model's pass (see :mod:`qfsel.capture`). None
+            (default): channels-last on the CPU, where convolutions run 1.2-1.4x faster in it (the
+            results agree to float rounding, about 1e-6 relative); True: on every device; False:
+            the input's own layout.
     """
 
     method: ClassVar[str] = "base"
@@ -274,6 +279,7 @@ class BaseCAM:
         reshape_transform: ReshapeTransform | None = None,
         upsample: bool = True,
         output_selector: OutputSelector = None,
+        channels_last: bool | None = None,
     ) -> None:
         self.model = model
         self.target_layers = resolve_target_layers(model, target_layers)
@@ -282,6 +288,7 @@ class BaseCAM:
             raise TypeError(f"upsample must be a bool; got {type(upsample).__name__}")
         self.upsample = upsample
         self.output_selector = check_output_selector(output_selector)
+        self.channels_last = check_channels_last(channels_last)
 
     # -- context manager (pytorch-grad-cam's ``with GradCAM(...) as cam``) -------------------
     def __enter__(self) -> BaseCAM:
@@ -313,7 +320,7 @@ class BaseCAM:
         """One forward/backward pass of this explainer's model and target layers (see :func:`~qfsel.capture.capture`)."""
         # The layers and the selector were resolved and checked when the explainer was built.
         return _capture(self.model, input_tensor, self.target_layers, targets, self.reshape_transform,
-                        self.output_selector)
+                        self.output_selector, self.channels_last)
 
     def explain(
         self,
@@ -597,7 +604,7 @@ class QFSCAM(BaseCAM):
         candidates: keep only the N most relevant positive maps before the QUBO.
         seed: passed to ``qfsel.solve``.
         sampler_params: extra keyword arguments for ``qfsel.solve``.
-        reshape_transform, upsample, output_selector: see :class:`BaseCAM`.
+        reshape_transform, upsample, output_selector, channels_last: see :class:`BaseCAM`.
         ablation_batch_size: rows per forward pass for ``relevance="ablation"``.
 
     Raises:
@@ -638,10 +645,12 @@ class QFSCAM(BaseCAM):
         reshape_transform: ReshapeTransform | None = None,
         upsample: bool = True,
         output_selector: OutputSelector = None,
+        channels_last: bool | None = None,
         ablation_batch_size: int = 64,
     ) -> None:
         super().__init__(
-            model, target_layers, reshape_transform=reshape_transform, upsample=upsample, output_selector=output_selector
+            model, target_layers, reshape_transform=reshape_transform, upsample=upsample,
+            output_selector=output_selector, channels_last=channels_last,
         )
         self.beta = check_unit_interval("beta", beta)
         self.k = None if k is None else check_positive_int("k", k)
@@ -1004,6 +1013,7 @@ def build_explainers(
     reshape_transform: ReshapeTransform | None = None,
     upsample: bool = True,
     output_selector: OutputSelector = None,
+    channels_last: bool | None = None,
     **qfs_params: Any,
 ) -> dict[str, BaseCAM]:
     """One explainer per method name, all on the same model and target layers.
@@ -1024,6 +1034,7 @@ def build_explainers(
             reshape_transform=reshape_transform,
             upsample=upsample,
             output_selector=output_selector,
+            channels_last=channels_last,
             **extra,
         )
     return cams
@@ -1039,6 +1050,7 @@ def explain_all(
     reshape_transform: ReshapeTransform | None = None,
     upsample: bool = True,
     output_selector: OutputSelector = None,
+    channels_last: bool | None = None,
     explainers: Mapping[str, BaseCAM] | None = None,
     aug_smooth: bool = False,
     eigen_smooth: bool = False,
@@ -1053,13 +1065,13 @@ def explain_all(
 
     Args:
         model, input_tensor, target_layers, targets, reshape_transform, upsample,
-            output_selector: as for :class:`BaseCAM` and :meth:`BaseCAM.explain`.
+            output_selector, channels_last: as for :class:`BaseCAM` and :meth:`BaseCAM.explain`.
         aug_smooth, eigen_smooth, as_tensor: as for :meth:`BaseCAM.explain`; with
             ``aug_smooth`` each augmented pass is captured once too, for every method.
         methods: names from :data:`METHODS` ("qfs", "gradcam", "gradcam++").
         explainers: explainers already built by :func:`build_explainers` (reused across
-            batches); ``model`` and ``target_layers`` must be theirs (or None), ``methods``, ``upsample``
-            and ``output_selector`` are then ignored, and QFS-CAM parameters are refused.
+            batches); ``model`` and ``target_layers`` must be theirs (or None), ``methods``, ``upsample``,
+            ``output_selector`` and ``channels_last`` are then ignored, and QFS-CAM parameters are refused.
         **qfs_params: keyword arguments of :class:`QFSCAM` (beta, k, sampler, seed, ...).
 
     Returns:
@@ -1088,6 +1100,7 @@ def explain_all(
         reshape_transform=reshape_transform,
         upsample=upsample,
         output_selector=output_selector,
+        channels_last=channels_last,
         **qfs_params,
     )
     if not cams:
@@ -1115,9 +1128,10 @@ def explain_all(
             or [m for _, m in cam.target_layers] != modules
             or cam.reshape_transform is not first.reshape_transform
             or cam.output_selector != first.output_selector
+            or cam.channels_last != first.channels_last
         ):
             raise ValueError(
                 f"explainers[{name!r}]: every explainer must share one model, target layers, "
-                "reshape_transform and output_selector"
+                "reshape_transform, output_selector and channels_last"
             )
     return _explain_with(cams, input_tensor, targets, aug_smooth, eigen_smooth, as_tensor)

@@ -29,6 +29,15 @@ Design notes:
 * Hooks are removed in ``finally`` (a context manager that never swallows
   exceptions); the model is put in eval mode for the pass and every submodule's
   previous ``training`` flag is restored afterwards.
+* On the CPU the pass runs in the channels-last memory layout (``channels_last=None``, the
+  default): PyTorch's convolutions, pooling and normalisation layers are 1.2-1.4x faster in it
+  on the CPU (docs/benchmarks.md, section 7). The input is handed over channels-last (or, for a
+  single-channel input, whose layout is ambiguous, the first Conv2d's output is converted); the
+  user's model and its parameters are not touched, and the captured activations and gradients are
+  handed back in the usual contiguous layout. The results agree with a contiguous pass to float
+  rounding (about 1e-6 relative). A model whose forward pass fails in that layout (e.g. one that
+  calls ``.view`` where ``.reshape`` is needed) is run in the contiguous layout instead, then and
+  for every later pass. ``channels_last=False`` switches it off; ``True`` uses it on every device.
 * Passes are serialised (:data:`PASS_LOCK`): threads sharing an explainer or a model
   get the results they would get alone, and the model's flags come back as they were.
 
@@ -48,6 +57,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -71,6 +82,7 @@ __all__ = [
     "capture",
     "OutputSelector",
     "PASS_LOCK",
+    "check_channels_last",
     "check_input",
     "check_output_selector",
     "check_reshape_transform",
@@ -93,6 +105,10 @@ ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
 LayerSpec = Union[str, nn.Module]
 
 _LISTED_NAMES = 20
+
+#: Models whose forward pass failed in the channels-last layout and worked in the contiguous one
+#: (see the module docstring): the error, by model. Weak keys: a model that is deleted drops out.
+_NOT_CHANNELS_LAST: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -353,6 +369,56 @@ class LayerHooks:
         self.remove()
 
 
+def check_channels_last(channels_last: object) -> bool | None:
+    """``channels_last``: None (channels-last on the CPU), True (on every device) or False."""
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise TypeError(
+            "channels_last must be None (channels-last memory layout on the CPU), True (on every "
+            f"device) or False (the input's own layout); got {channels_last!r}"
+        )
+    return channels_last
+
+
+def _wants_channels_last(model: nn.Module, x: torch.Tensor, channels_last: bool | None) -> bool:
+    if channels_last is False or x.ndim != 4 or (channels_last is None and x.device.type != "cpu"):
+        return False
+    return model not in _NOT_CHANNELS_LAST
+
+
+@contextlib.contextmanager
+def _channels_last_layout(modules: Iterable[nn.Module], x: torch.Tensor, on: bool) -> Iterator[torch.Tensor]:
+    """Yields the input to run the pass on: ``x`` itself, or, when ``on``, ``x`` in channels-last
+    layout. A single-channel ``x`` is the same in both layouts (PyTorch keeps its outputs
+    contiguous): then the first Conv2d output that is contiguous is converted instead, by a forward
+    hook that acts once. Every later layer keeps the layout of its input."""
+    if not on:
+        yield x
+        return
+    if x.shape[1] > 1:
+        yield x.contiguous(memory_format=torch.channels_last)
+        return
+    thread, pending = threading.get_ident(), [True]
+
+    def convert(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor | None:
+        if not pending[0] or threading.get_ident() != thread:
+            return None
+        pending[0] = False
+        if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[1] > 1 and output.is_contiguous():
+            return output.contiguous(memory_format=torch.channels_last)
+        return None
+
+    handles = []
+    try:
+        # Registered before the target layers' hooks: a target Conv2d's hook sees the converted output.
+        for m in modules:
+            if isinstance(m, nn.Conv2d):
+                handles.append(m.register_forward_hook(convert))
+        yield x
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def check_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
     """Checks that ``input_tensor`` is a non-empty floating (B, C, H, W) batch.
 
@@ -601,6 +667,7 @@ def capture(
     targets: TargetsLike = None,
     reshape_transform: ReshapeTransform | None = None,
     output_selector: OutputSelector = None,
+    channels_last: bool | None = None,
 ) -> Capture:
     """Runs one forward and one backward pass and returns activations and gradients.
 
@@ -618,6 +685,9 @@ def capture(
             (e.g. a Hugging Face ``ImageClassifierOutput``), which part is explained:
             a key or attribute name (``"logits"``), a tuple position, or a callable
             (see :func:`select_output`). None: the model returns a tensor.
+        channels_last: the memory layout of the pass (see the module docstring). None
+            (default): channels-last on the CPU, 1.2-1.4x faster there, same results to float
+            rounding; True: on every device; False: the input's own layout.
 
     Returns:
         A :class:`Capture` (its ``output`` is the selected tensor).
@@ -634,7 +704,8 @@ def capture(
     layers = resolve_target_layers(model, target_layers)
     check_output_selector(output_selector)
     check_reshape_transform(reshape_transform)
-    return _capture(model, input_tensor, layers, targets, reshape_transform, output_selector)
+    check_channels_last(channels_last)
+    return _capture(model, input_tensor, layers, targets, reshape_transform, output_selector, channels_last)
 
 
 def _capture(
@@ -644,8 +715,10 @@ def _capture(
     targets: TargetsLike,
     reshape_transform: ReshapeTransform | None,
     output_selector: OutputSelector,
+    channels_last: bool | None = None,
 ) -> Capture:
-    """:func:`capture` with target layers already resolved and the selector already checked."""
+    """:func:`capture` with target layers already resolved and the selector (and ``channels_last``)
+    already checked."""
     check_input(model, input_tensor)
     # Gradients are needed even when the caller is inside torch.no_grad() or
     # torch.inference_mode(): both are switched off for this pass. An inference
@@ -655,21 +728,40 @@ def _capture(
         x = input_tensor.detach()
         if x.is_inference():
             x = x.clone()
-    hooks = LayerHooks(layers, reshape_transform)
-    try:
-        # PASS_LOCK: one pass at a time (two threads would see each other's flags and hooks).
-        with PASS_LOCK, _eval_mode(model) as flags, frozen_parameters(model), hooks, \
-                torch.inference_mode(False), torch.enable_grad():
-            out, target_fns, score_vec, grads, predicted = _forward_backward(
-                model, x, layers, hooks, targets, output_selector, (m for m, _ in flags)
+    use_cl = _wants_channels_last(model, x, channels_last)
+    cl_error: RuntimeError | None = None
+    while True:
+        hooks = LayerHooks(layers, reshape_transform)
+        try:
+            # PASS_LOCK: one pass at a time (two threads would see each other's flags and hooks).
+            with PASS_LOCK, _eval_mode(model) as flags, frozen_parameters(model), \
+                    _channels_last_layout((m for m, _ in flags), x, use_cl) as x_pass, hooks, \
+                    torch.inference_mode(False), torch.enable_grad():
+                out, target_fns, score_vec, grads, predicted = _forward_backward(
+                    model, x_pass, layers, hooks, targets, output_selector, (m for m, _ in flags)
+                )
+            break
+        except _ForwardFailed as failed:
+            if use_cl:
+                # Maybe the layout (a .view that needs a contiguous tensor): once more in the
+                # input's own layout; remembered for the model only if that pass works.
+                use_cl, cl_error = False, failed.err
+                continue
+            # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
+            with PASS_LOCK, eval_mode(model):
+                error = _forward_error(model, x, failed.err)
+            raise error from failed.err
+    if cl_error is not None:
+        _NOT_CHANNELS_LAST[model] = str(cl_error)
+        if channels_last:
+            warnings.warn(
+                f"channels_last=True: the model's forward pass fails in the channels-last layout "
+                f"({str(cl_error).splitlines()[0]}); it runs in the input's own layout instead",
+                RuntimeWarning, stacklevel=3,
             )
-    except _ForwardFailed as failed:
-        # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
-        with PASS_LOCK, eval_mode(model):
-            error = _forward_error(model, x, failed.err)
-        raise error from failed.err
     raw = [hooks.outputs[n] for n, _ in layers]
-    return _assemble(layers, x, raw, grads, out, target_fns, score_vec, reshape_transform, predicted)
+    return _assemble(layers, x, raw, grads, out, target_fns, score_vec, reshape_transform, predicted,
+                     contiguous=use_cl)
 
 
 def _forward_backward(
@@ -797,7 +889,10 @@ def _assemble(
     score_vec: torch.Tensor,
     reshape_transform: ReshapeTransform | None,
     predicted: torch.Tensor | None = None,
+    contiguous: bool = False,
 ) -> Capture:
+    """The :class:`Capture`; ``contiguous``: activations and gradients handed back contiguous (a
+    channels-last pass gives them in its layout)."""
     captured: list[LayerCapture] = []
     for (name, module), r, g in zip(layers, raw, grads):
         g = torch.zeros_like(r) if g is None else g
@@ -805,6 +900,8 @@ def _assemble(
         if reshape_transform is not None:
             a, g = reshape_transform(a), reshape_transform(g)
         a, g = a.detach(), g.detach()
+        if contiguous:
+            a, g = a.contiguous(), g.contiguous()
         if a.shape[0] != x.shape[0]:
             raise ValueError(
                 f"target layer {name!r} gives feature maps of shape {tuple(a.shape)} for a batch of "

@@ -55,6 +55,7 @@ def _cmd_explain_dataset(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             progress=not args.no_progress,
             tune_malloc=not args.no_tune_malloc,
+            channels_last=args.channels_last,
             **qfs,
         )
     except TypeError as exc:
@@ -116,6 +117,10 @@ def register(sub: Any) -> None:
     p.add_argument("--no-tune-malloc", action="store_true",
                    help="leave glibc's malloc thresholds alone (default: keep freed memory for reuse "
                         "between batches, see qfsel.tune_malloc)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="memory layout of the model's pass: channels-last (on every device) or the "
+                        "images' own (--no-channels-last); default: channels-last on the CPU, "
+                        "where it is 1.2-1.4x faster")
     p.add_argument("--preview", type=int, default=6, metavar="N",
                    help="write OUT/preview.png with N explained images (spread over the dataset) and "
                         "every method's heatmap (0: none; default: 6)")

@@ -62,7 +62,8 @@ class QFSelWorkerPlugin(_plugin_base()):  # type: ignore[misc]
         model = spec["model"].to(spec["device"])
         cams = build_explainers(model, spec["layer_names"], spec["names"],
                                 reshape_transform=spec["reshape_transform"], upsample=spec["upsample"],
-                                output_selector=spec["output_selector"], **spec["method_params"])
+                                output_selector=spec["output_selector"], channels_last=spec.get("channels_last"),
+                                **spec["method_params"])
         spec["model"], spec["cams"] = model, cams
         if not hasattr(worker, "qfsel_jobs"):
             setattr(worker, "qfsel_jobs", {})
@@ -232,6 +233,7 @@ def run_dask(
     timeout: float,
     on_batch: Callable[[int, int], None],
     tune_malloc: bool = True,
+    channels_last: bool | None = None,
 ) -> None:
     """Runs the batches ``todo`` as shards on Dask workers (see the module docstring)."""
     try:
@@ -254,7 +256,7 @@ def run_dask(
             "model": copy.deepcopy(model).cpu() if device != "cpu" else model, "loadable": loadable, "names": names,
             "layer_names": layer_names, "method_params": method_params, "reshape_transform": reshape_transform,
             "output_selector": output_selector, "upsample": upsample, "targets": targets, "device": device,
-            "tune_malloc": tune_malloc,
+            "tune_malloc": tune_malloc, "channels_last": channels_last,
         })
         plugin = QFSelWorkerPlugin(key, payload)
         client.register_plugin(plugin, name=plugin.name)
