@@ -655,3 +655,41 @@ def test_a_model_error_names_the_dataset_images(tmp_path):
     s = qfsel.explain_dataset(model, x, ["act"], "gradcam", out=tmp_path / "s", batch_size=3, num_workers=0,
                               progress=False)
     assert (s.explained, s.failed) == (5, 1)
+
+
+def test_chunk_files_are_the_bytes_zarr_writes(tmp_path):
+    """The store writes a batch's chunk itself (zarr's write path costs ~2.8 ms a chunk): the same
+    file, the same bytes as zarr's, the short last chunk padded with the fill value as zarr pads it;
+    codecs it does not know are left to zarr."""
+    import os
+
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    from qfsel.dataset.store import _ChunkFiles, _write_rows
+
+    rng = np.random.default_rng(0)
+    for dtype, compressors in (("float16", "auto"), ("float32", "auto"), ("float32", None)):
+        by_zarr = zarr.open_group(str(tmp_path / f"z-{dtype}-{compressors}"), mode="w")
+        by_us = zarr.open_group(str(tmp_path / f"q-{dtype}-{compressors}"), mode="w")
+        kw = dict(shape=(10, 3, 5), chunks=(4, 3, 5), dtype=dtype, fill_value=np.nan, compressors=compressors)
+        za, qa = by_zarr.create_array("m", **kw), by_us.create_array("m", **kw)
+        files = _ChunkFiles.for_array(tmp_path / f"q-{dtype}-{compressors}" / "m", qa)
+        assert files is not None
+        for start in (0, 4, 8):  # the last chunk holds 2 rows
+            rows = rng.standard_normal((min(4, 10 - start), 3, 5)).astype(dtype)
+            rows[0, 0, 0] = np.nan
+            za[start : start + rows.shape[0]] = rows
+            assert files.write(start, rows)
+        for key in ("c/0/0/0", "c/1/0/0", "c/2/0/0"):
+            assert (tmp_path / f"q-{dtype}-{compressors}" / "m" / key).read_bytes() == \
+                (tmp_path / f"z-{dtype}-{compressors}" / "m" / key).read_bytes()
+        np.testing.assert_array_equal(zarr.open_array(str(tmp_path / f"q-{dtype}-{compressors}" / "m"))[:], za[:])
+        assert not [f for f in os.listdir(tmp_path / f"q-{dtype}-{compressors}" / "m" / "c" / "0" / "0")
+                    if f.endswith(".tmp")]
+        assert not files.write(2, rows[:2])  # not a whole chunk: refused (the caller lets zarr write it)
+    other = zarr.open_group(str(tmp_path / "blosc"), mode="w").create_array(
+        "m", shape=(4, 2), chunks=(2, 2), dtype="float32", fill_value=np.nan, compressors=[BloscCodec()])
+    assert _ChunkFiles.for_array(tmp_path / "blosc" / "m", other) is None
+    _write_rows(other, None, 2, np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(other[2:], np.ones((2, 2)))

@@ -31,6 +31,13 @@ up to two batches. A saved capture is read back only by a job of the same config
 job replaces the store or is refused). Each batch
 writes only its own chunks, so several processes (the Dask backend) write one store without
 locks.
+
+A batch's chunk is written whole, encoded with the array's own codecs (zarr's default: raw
+little-endian bytes, then Zstandard) to the file zarr names it, through a temporary file and a
+rename (:class:`_ChunkFiles`): the same bytes zarr writes, read back by zarr as usual, at a tenth
+of the cost of zarr's own asynchronous write path (about 2.8 ms per chunk of 64 MNIST heatmaps
+here, a third of the finishing work of a batch). An array with other codecs (another zarr
+version's defaults) is written by zarr.
 """
 
 from __future__ import annotations
@@ -178,6 +185,71 @@ def _part_name(batch: int, suffix: str = PARQUET) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+class _ChunkFiles:
+    """Writes whole chunks along axis 0 of a zarr v3 array in a local folder, encoded as zarr
+    encodes them: the array's codecs must be little-endian bytes, optionally followed by
+    Zstandard (zarr's default); :meth:`for_array` gives None for anything else."""
+
+    def __init__(self, folder: Path, arr: Any, zstd: Any) -> None:
+        md = arr.metadata
+        self.folder, self.shape, self.chunk = folder, tuple(arr.shape), tuple(md.chunk_grid.chunk_shape)
+        self.dtype = np.dtype(arr.dtype).newbyteorder("<")
+        self.fill = md.fill_value
+        self.key = md.chunk_key_encoding.encode_chunk_key
+        self.zstd = zstd
+        self._made: set[Path] = set()
+
+    @classmethod
+    def for_array(cls, folder: Path, arr: Any) -> "_ChunkFiles | None":
+        try:
+            from zarr.codecs import BytesCodec, ZstdCodec
+            from zarr.core.chunk_grids import RegularChunkGrid
+            from zarr.storage import LocalStore
+
+            md = arr.metadata
+            codecs = tuple(md.codecs)
+            if (getattr(md, "zarr_format", None) != 3 or not isinstance(md.chunk_grid, RegularChunkGrid)
+                    or not isinstance(arr.store_path.store, LocalStore)
+                    or tuple(md.chunk_grid.chunk_shape[1:]) != tuple(arr.shape[1:])
+                    or not codecs or type(codecs[0]) is not BytesCodec
+                    or getattr(codecs[0].endian, "value", codecs[0].endian) != "little"
+                    or len(codecs) > 2 or (len(codecs) == 2 and type(codecs[1]) is not ZstdCodec)):
+                return None
+            zstd = None
+            if len(codecs) == 2:
+                from numcodecs import Zstd
+
+                zstd = Zstd(level=codecs[1].level, checksum=codecs[1].checksum)
+            return cls(folder, arr, zstd)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            return None  # another zarr: its own write path
+
+    def write(self, start: int, rows: np.ndarray) -> bool:
+        """Writes ``rows`` as the chunk starting at ``start``; False (nothing written) when they
+        are not one whole chunk (the last one may be short: it is padded with the fill value)."""
+        c = self.chunk[0]
+        n = rows.shape[0]
+        if start % c or not (n == c or (start + n == self.shape[0] and n < c)) or rows.shape[1:] != self.shape[1:]:
+            return False
+        data = np.ascontiguousarray(rows, dtype=self.dtype)
+        if n < c:
+            padded = np.full((c,) + self.shape[1:], self.fill, dtype=self.dtype)
+            padded[:n] = data
+            data = padded
+        encoded = data.tobytes() if self.zstd is None else bytes(self.zstd.encode(data.tobytes()))
+        target = self.folder / self.key((start // c,) + (0,) * (len(self.shape) - 1))
+        if target.parent not in self._made:
+            _makedirs(target.parent)
+            self._made.add(target.parent)
+        _atomic_write_bytes(target, encoded)
+        return True
+
+
+def _write_rows(arr: Any, files: "_ChunkFiles | None", start: int, rows: np.ndarray) -> None:
+    if files is None or not files.write(start, rows):
+        arr[start : start + rows.shape[0]] = rows
+
+
 class StoreWriter:
     """Creates or reopens a store and writes one batch at a time (used by the pipeline)."""
 
@@ -186,6 +258,7 @@ class StoreWriter:
         self.manifest = manifest
         self._arrays: dict[str, Any] = {}
         self._raw: dict[tuple[str, str], Any] = {}
+        self._files: dict[Any, _ChunkFiles | None] = {}
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -275,10 +348,13 @@ class StoreWriter:
 
         group = zarr.open_group(str(self.path / HEATMAPS), mode="r+")
         self._arrays = {m: group[m] for m in self.manifest["config"]["methods"]}
+        self._files = {m: _ChunkFiles.for_array(self.path / HEATMAPS / m, a) for m, a in self._arrays.items()}
         if self.manifest["config"]["store_raw"]:
             raw = zarr.open_group(str(self.path / RAW), mode="r+")
             self._raw = {(m, layer): raw[f"{m}/{layer}"] for m in self.manifest["config"]["methods"]
                          for layer in self.manifest["config"]["target_layers"]}
+            self._files.update({key: _ChunkFiles.for_array(self.path / RAW / key[0] / key[1], a)
+                                for key, a in self._raw.items()})
 
     def write_manifest(self) -> None:
         _atomic_write_bytes(self.path / MANIFEST, (json.dumps(self.manifest, indent=2, sort_keys=True) + "\n").encode())
@@ -341,11 +417,9 @@ class StoreWriter:
         start = batch * bs
         try:
             for method, arr in self._arrays.items():
-                rows = heatmaps[method]
-                arr[start : start + rows.shape[0]] = rows
+                _write_rows(arr, self._files.get(method), start, heatmaps[method])
             for key, arr in self._raw.items():
-                rows = raw[key]
-                arr[start : start + rows.shape[0]] = rows
+                _write_rows(arr, self._files.get(key), start, raw[key])
             fail_table = pa.Table.from_pydict(failures, schema=_failures_schema())
             _atomic_write_bytes(self.path / FAILURES / _part_name(batch), _parquet_bytes(fail_table))
             table = pa.Table.from_pydict(records, schema=_records_schema())
