@@ -94,9 +94,9 @@ def test_heatmap_helpers():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
 def test_min_max_normalize_is_the_hand_formula_bit_for_bit(dtype):
     """(raw - min) / (max - min) per sample, zeros for a flat map (all zero, constant, or a span
-    below FLAT_TOLERANCE of its magnitude), then clamped: the fast path skips the masked fills
+    below flat_tolerance(dtype) of its magnitude), then clamped: the fast path skips the masked fills
     only when no map is flat, and gives the same bits either way."""
-    from qfsel.heatmap import FLAT_TOLERANCE, _min_max_normalize
+    from qfsel.heatmap import _min_max_normalize, flat_tolerance
 
     g = torch.Generator().manual_seed(1)
     raw = torch.relu(torch.randn(6, 5, 7, generator=g, dtype=torch.float64)).to(dtype)
@@ -106,7 +106,7 @@ def test_min_max_normalize_is_the_hand_formula_bit_for_bit(dtype):
         lo = maps.flatten(1).amin(dim=1)[:, None, None]
         hi = maps.flatten(1).amax(dim=1)[:, None, None]
         span = hi - lo
-        flat = (span <= FLAT_TOLERANCE * torch.maximum(lo.abs(), hi.abs())).reshape(-1)
+        flat = (span <= flat_tolerance(dtype) * torch.maximum(lo.abs(), hi.abs())).reshape(-1)
         expect = ((maps - lo) / torch.where(span == 0, torch.ones_like(span), span)).clamp(0, 1)
         expect[flat] = 0
         norm, got_flat = min_max_normalize(maps)
@@ -151,3 +151,38 @@ def test_min_max_normalize_of_non_negative_maps_needs_no_magnitude_of_the_minimu
         assert torch.equal(f.isnan(), s.isnan()) and torch.equal(torch.nan_to_num(f), torch.nan_to_num(s))
     assert fast[1].tolist() == [False, True, True, False, False, True, False]  # inf <= inf * tol
     assert fast[2].tolist() == [True, True, True, False, True, False, True]
+
+
+def test_the_flat_tolerance_is_the_rounding_of_the_dtype_and_the_number_of_maps():
+    from qfsel.heatmap import FLAT_TOLERANCE, flat_tolerance
+
+    eps32 = torch.finfo(torch.float32).eps
+    assert flat_tolerance(torch.float32) == 8 * eps32
+    assert flat_tolerance(torch.float32, 1280) == pytest.approx(8 * eps32 * 1280 ** 0.5)
+    assert flat_tolerance(torch.float64, 1280) == FLAT_TOLERANCE  # float64 rounding is far below it
+    assert flat_tolerance(torch.float16) == 8 * torch.finfo(torch.float16).eps
+    # a float32 map constant up to a few ulps is flat; one with a 1e-4 relative span is not
+    base = torch.full((2, 3, 3), 0.0016242135, dtype=torch.float32)
+    base[0, 1, 1] = torch.nextafter(torch.nextafter(base[0, 1, 1], torch.tensor(1.0)), torch.tensor(1.0))
+    base[1, 0, 0] *= 1 + 1e-4
+    assert min_max_normalize(base, terms=16)[1].tolist() == [True, False]
+
+
+def test_a_layer_with_constant_activations_gives_a_flat_map_in_any_layout():
+    """Saturated activations (ReLU6 at its cap) make every map constant: the weighted sum is then
+    constant up to rounding, which min-max normalisation must not draw as a heatmap (it did, as
+    noise that differed between memory layouts)."""
+    from qfsel import GradCAM
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 640, 1), torch.nn.ReLU6(), torch.nn.Conv2d(640, 640, 1),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(640, 4)).eval()
+    with torch.no_grad():
+        model[0].bias.fill_(100.0)  # every activation saturates at 6
+    x = torch.rand(4, 3, 3, 3)
+    from qfsel.exceptions import QFSelWarning
+
+    for layout in (None, False):
+        with pytest.warns(QFSelWarning, match="flat .* sample index\\(es\\) \\[0, 1, 2, 3\\]"):
+            res = GradCAM(model, ["2"], channels_last=layout).explain(x)
+        assert res.flat.all() and not res.heatmaps.any()

@@ -392,7 +392,8 @@ class BaseCAM:
         for layer in cap.layers:
             w, sel = self.layer_weights(layer, cap)
             raw = cam_map(layer.activations, w, eigen_smooth)
-            norm, flat, finite = _min_max_normalize(raw, nonnegative=True)  # cam_map ends in a ReLU
+            # cam_map ends in a ReLU; a sum of K weighted maps: its rounding decides what is flat
+            norm, flat, finite = _min_max_normalize(raw, nonnegative=True, terms=layer.activations.shape[1])
             if not bool(finite.all()):
                 idx = torch.nonzero(~finite).flatten().tolist()
                 raise ValueError(
