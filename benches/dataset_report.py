@@ -2,9 +2,11 @@
 
 Usage (prints markdown tables; ``--only`` picks sections)::
 
-    .venv/bin/python -m benches.dataset_report [--only methods,qfs,torchcam,qubo,dask,memory,malloc] [--threads 1]
+    .venv/bin/python -m benches.dataset_report [--only layout,methods,qfs,torchcam,qubo,dask,memory,malloc] [--threads 1]
 
 Sections:
+  layout    qfsel's GradCAM with the capture in channels-last layout (the CPU default) against the
+            input's own layout, on seven CNN families (benches/cnn_families.py).
   methods   explain_dataset with all three methods (one capture per batch) against calling
             GradCAM, GradCAM++ and QFS-CAM separately on the same batches (MNIST CNN).
   qfs       QFS-CAM alone against qfsel's GradCAM alone, on the same pipeline (explain_dataset):
@@ -143,6 +145,22 @@ def section_qfs() -> None:
         tg, tq = _interleaved([grad, qfs], 5 if data.shape[-1] < 100 else 3)
         n = data.shape[0]
         print(f"| {name} | {n}, {batch} | {n / tg:.1f} | {n / tq:.1f} | {tg / tq:.2f}x |")
+
+
+def section_layout(rounds: int = 7) -> None:
+    from benches.cnn_families import families
+    from qfsel.cams import GradCAM
+
+    print("\n### The capture's memory layout: GradCAM with channels_last=None (channels-last on the CPU, "
+          "the default) against channels_last=False (the input's own layout), same model and batch\n")
+    print("| family, batch | own layout (ms) | channels-last (ms) | speed | largest map difference |")
+    print("|---|---|---|---|---|")
+    for name, model, layer, x in families():
+        model.eval()
+        cl, own = GradCAM(model, [layer], upsample=False), GradCAM(model, [layer], upsample=False, channels_last=False)
+        diff = float(np.abs(cl(x) - own(x)).max())
+        t_own, t_cl = _interleaved([lambda: own(x), lambda: cl(x)], rounds)
+        print(f"| {name} | {t_own * 1e3:.1f} | {t_cl * 1e3:.1f} | {t_own / t_cl:.2f}x | {diff:.1e} |")
 
 
 def section_torchcam(rounds_small: int = 30, rounds_large: int = 8) -> None:
@@ -360,7 +378,7 @@ def section_malloc() -> None:
         print(f"| {name} | {r0:.1f} | {f0:.0f} | {r1:.1f} | {f1:.0f} | {r1 / r0:.2f}x |")
 
 
-SECTIONS = {"methods": section_methods, "qfs": section_qfs, "torchcam": section_torchcam, "qubo": section_qubo,
+SECTIONS = {"layout": section_layout, "methods": section_methods, "qfs": section_qfs, "torchcam": section_torchcam, "qubo": section_qubo,
             "malloc": section_malloc, "dask": section_dask, "memory": section_memory}
 
 
