@@ -549,7 +549,7 @@ def explain_dataset(
             attribute name or position of the logits, or a callable (as for
             :class:`qfsel.cams.BaseCAM`).
         channels_last: the memory layout of the model's pass (as for :class:`qfsel.cams.BaseCAM`):
-            None (default) channels-last on the CPU, 1.2-1.4x faster there; True on every
+            None (default) channels-last on the CPU, up to 1.55x faster there; True on every
             device; False the input's own layout. Part of the configuration when given (the
             maps differ in float rounding).
         backend: "local" (this process) or "dask" (shards of batches on Dask workers).
