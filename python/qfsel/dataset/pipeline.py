@@ -35,7 +35,8 @@ from ..capture import (Capture, LayerCapture, capture, check_channels_last, chec
 from ..cams import QFSCAM, BaseCAM, build_explainers, method_names
 from ..exceptions import QFSelWarning
 from . import store as _store
-from .sources import BUNDLED, Item, Loadable, collate_items, dataset_fingerprint, first_shape, resolve_dataset
+from .sources import (BUNDLED, Item, Loadable, collate_items, dataset_fingerprint, first_shape, label_note,
+                      resolve_dataset)
 
 __all__ = ["DatasetSummary", "explain_dataset"]
 
@@ -529,7 +530,9 @@ def explain_dataset(
             images, (image, label) pairs or dicts (the image under "image" or "pixel_values",
             the label under "label" or "labels"); an image is a float (C, H, W) or (H, W)
             tensor or array, a uint8, uint16 or bool one (scaled to [0, 1]), or a PIL image of
-            any mode (read as an image file is, brought to the model's channels).
+            any mode (read as an image file is, brought to the model's channels). A label is a
+            class index, a one-hot vector, or a class name of the Dataset's ``classes`` list;
+            others are recorded as -1 (no label), with a warning.
         target_layers: layer name(s) or module(s); default for a bundled model: its layer.
         methods: names from :data:`qfsel.cams.METHODS`.
         out: the store folder (created).
@@ -635,7 +638,11 @@ def explain_dataset(
     n = len(ds)
     if n == 0:
         raise ValueError("dataset: expected at least one image, got an empty dataset")
-    loadable = Loadable(ds, None, channels)
+    classes = _class_names(ds)
+    loadable = Loadable(ds, None, channels, classes)
+    note = label_note(ds, loadable.class_index)
+    if note:
+        warnings.warn(note, QFSelWarning, stacklevel=2)
     probe = first_shape(loadable)
     shape = tuple(probe.shape)
     loadable.shape = shape
@@ -692,7 +699,7 @@ def explain_dataset(
         "config": config,
         "dataset_description": description,
         # the class names of the records' labels (an image folder's subfolders, a Dataset's .classes)
-        "classes": _class_names(ds),
+        "classes": classes,
         "num_images": n,
         "num_batches": num_batches,
         "heatmap_shape": heat_shape,

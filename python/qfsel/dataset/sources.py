@@ -339,13 +339,24 @@ def _as_image_tensor(image: Any, channels: int | None = None) -> torch.Tensor:
     return image
 
 
-def _as_label(label: Any) -> int:
-    """A class index from an int, a bool, a one-element tensor or array, or an integral float
-    (1.0); -1 (no label) for anything else (None, a string, a one-hot vector)."""
-    if isinstance(label, torch.Tensor):
-        label = label.item() if label.numel() == 1 else None
-    elif isinstance(label, np.ndarray):
-        label = label.item() if label.size == 1 else None
+def _as_label(label: Any, class_index: dict[str, int] | None = None) -> int:
+    """A class index from an int, a bool, a one-element tensor or array, an integral float (1.0),
+    a one-hot vector (the index of its single 1), or a class name found in ``class_index`` (the
+    dataset's ``classes``); -1 (no label) for anything else (None, another string, a multi-hot
+    vector). See :func:`label_note` for the warning a job gives about the latter."""
+    if isinstance(label, str):
+        return class_index.get(label, -1) if class_index else -1
+    if isinstance(label, (torch.Tensor, np.ndarray, list, tuple)):
+        try:
+            arr = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+        except (TypeError, ValueError, RuntimeError):
+            return -1
+        if arr.size == 1:
+            label = arr.reshape(-1)[0].item()
+        elif arr.ndim == 1 and arr.dtype.kind in "biuf" and bool(np.isin(arr, (0, 1)).all()) and int(arr.sum()) == 1:
+            return int(np.argmax(arr))  # one-hot
+        else:
+            return -1
     if isinstance(label, (float, np.floating)) and float(label).is_integer():
         label = int(label)
     if isinstance(label, (int, np.integer)) and -(2**63) <= int(label) < 2**63:  # (bool included; int64 in the store)
@@ -353,11 +364,32 @@ def _as_label(label: Any) -> int:
     return -1
 
 
+def label_note(ds: Any, class_index: dict[str, int] | None) -> str | None:
+    """A warning's text when the dataset's first item has a label that is recorded as -1 (no
+    label) although it is there (a string that is no class name, a multi-hot vector, ...); None
+    when its label is a class index or absent."""
+    try:
+        _, label = _split_item(ds[0])
+    except Exception:  # noqa: BLE001  (an unreadable first item: the job records it)
+        return None
+    if label is None or (isinstance(label, (int, np.integer)) and int(label) == -1) or _as_label(label, class_index) != -1:
+        return None
+    kind = type(label).__name__
+    hint = ("give the dataset a `classes` list holding its label names" if isinstance(label, str) and not class_index
+            else "return class indices (ints) as labels")
+    return (f"dataset: the label of item 0 ({label!r:.60}, a {kind}) is not a class index"
+            f"{' nor one of the dataset classes' if class_index else ''}; such labels are recorded as -1 "
+            f"(no label). To keep them, {hint}")
+
+
 class Loadable(torch.utils.data.Dataset):
     """Wraps a dataset so that ``__getitem__`` never raises: failures become :class:`Item` with a reason."""
 
-    def __init__(self, ds: Any, shape: tuple[int, ...] | None, channels: int | None = None) -> None:
+    def __init__(self, ds: Any, shape: tuple[int, ...] | None, channels: int | None = None,
+                 classes: Sequence[str] | None = None) -> None:
         self.ds, self.shape, self.channels = ds, shape, channels
+        #: class name -> label, for datasets whose items carry their class names as labels
+        self.class_index = {c: i for i, c in enumerate(classes)} if classes else None
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -369,7 +401,7 @@ class Loadable(torch.utils.data.Dataset):
             path = ""
         try:
             image, label = _split_item(self.ds[i])
-            label = _as_label(label)
+            label = _as_label(label, self.class_index)
             image = _as_image_tensor(image, self.channels)
             if image.ndim == 4 and image.shape[0] == 1:
                 image = image[0]
