@@ -546,3 +546,14 @@ def test_explain_candidates_all_means_no_cap(digits, tmp_path):
                  "--out", str(out)]) == 0
     report = json.loads((out / "explanations.json").read_text())
     assert report["candidates"] is None and report["images"][0]["methods"]["qfs"]["candidates"] > 2
+
+
+def test_explain_tunes_malloc_unless_told_not_to(digits, tmp_path, monkeypatch):
+    from qfsel import _malloc
+
+    _, paths, _ = digits
+    calls = []
+    monkeypatch.setattr(_malloc, "tune_malloc", lambda: calls.append(1) or True)
+    base = ["explain", str(paths[0]), "--method", "gradcam", "--device", "cpu", "--out", str(tmp_path / "o")]
+    assert main(base) == 0 and calls == [1]
+    assert main(base + ["--no-tune-malloc"]) == 0 and calls == [1]

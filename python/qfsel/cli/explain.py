@@ -58,6 +58,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"--{exc}") from exc
     bundle.model.to(device)
+    if not args.no_tune_malloc:
+        from .._malloc import tune_malloc
+
+        tune_malloc()  # one batch after another: keep the freed activations for reuse
 
     candidates = _effective_candidates(args.candidates, bundle.default_candidates)
     if args.k is not None and candidates is not None and args.k > candidates:
@@ -208,4 +212,7 @@ def register(sub: Any) -> None:
     ex.add_argument("--out", default=_DEFAULT_OUT, metavar="DIR",
                     help=f"output folder; files of the same names in it are replaced, and listed on stderr "
                          f"(default: ./{_DEFAULT_OUT})")
+    ex.add_argument("--no-tune-malloc", action="store_true",
+                    help="leave glibc's malloc thresholds alone (default: keep freed memory for reuse "
+                         "between batches, see qfsel.tune_malloc)")
     ex.set_defaults(func=_cmd_explain)
