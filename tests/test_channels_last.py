@@ -253,3 +253,29 @@ def test_the_first_pass_check_runs_once_per_model_and_passes_a_model_that_agrees
     model, x = _stack(3), torch.rand(2, 3, 8, 8)
     capture(model, x, ["6"])
     assert model in _CHANNELS_LAST_OK and model not in _NOT_CHANNELS_LAST
+
+
+@pytest.mark.parametrize("cin", [3, 1], ids=["rgb-input", "one-channel-input"])
+def test_ablation_relevance_re_runs_the_model_in_the_layout_of_the_capture(cin):
+    """The drops are score(capture) - score(re-run): both in one layout, so that they are not
+    shifted by the rounding difference of two layouts (and the re-runs are as fast)."""
+    seen: list[str] = []
+
+    def pre(m, inputs):
+        t = inputs[0]
+        seen.append("contiguous" if t.is_contiguous() else "channels_last" if t.is_contiguous(memory_format=CL) else "other")
+
+    x = torch.rand(2, cin, 8, 8, generator=torch.Generator().manual_seed(9))
+    sel = {}
+    for layout in (None, False):
+        model = _stack(cin, seed=9)
+        handle = model[6].register_forward_pre_hook(pre)
+        seen.clear()
+        res = QFSCAM(model, ["5"], relevance="ablation", k=2, sampler="exact", ablation_batch_size=8,
+                     channels_last=layout).explain(x)
+        handle.remove()
+        sel[layout] = [s.tolist() for s in res.selected]
+        # the capture, 2 x 12 ablated rows in three re-runs (and, first, the layout check)
+        want = ["channels_last", "contiguous"] + ["channels_last"] * 3 if layout is None else ["contiguous"] * 4
+        assert seen == want
+    assert sel[None] == sel[False]
