@@ -206,3 +206,5 @@ def test_the_flat_tolerance_never_flattens_a_map_with_visible_structure():
     for bad, err in (("16", TypeError), (0, ValueError), (2.5, TypeError), (True, TypeError)):
         with pytest.raises(err, match="terms"):
             min_max_normalize(ramp, terms=bad)
+    with pytest.raises(TypeError, match="dtype: expected a torch.dtype"):
+        flat_tolerance(np.float32)

@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from qfsel._checks import check_positive_int
+from qfsel._checks import check_positive_int, describe
 
 __all__ = ["aggregate_layers", "cam_map", "eigen_map", "flat_tolerance", "min_max_normalize", "upsample",
            "weighted_map"]
@@ -42,8 +42,11 @@ def flat_tolerance(dtype: torch.dtype, terms: int = 1) -> float:
     1280 maps: 3.4e-5; float64: 1e-12.
 
     Raises:
+        TypeError: ``dtype`` is not a torch.dtype.
         TypeError, ValueError: ``terms`` is not an integer >= 1.
     """
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype: expected a torch.dtype (e.g. torch.float32), got {describe(dtype)}")
     terms = check_positive_int("terms", terms)
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
     return min(MAX_FLAT_TOLERANCE, max(FLAT_TOLERANCE, 8.0 * eps * math.sqrt(terms)))
