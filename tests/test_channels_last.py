@@ -279,3 +279,11 @@ def test_ablation_relevance_re_runs_the_model_in_the_layout_of_the_capture(cin):
         want = ["channels_last", "contiguous"] + ["channels_last"] * 3 if layout is None else ["contiguous"] * 4
         assert seen == want
     assert sel[None] == sel[False]
+
+
+def test_an_error_that_is_not_the_layouts_is_raised_as_it_is_and_not_remembered():
+    model, x = _stack(3), torch.rand(2, 3, 8, 8)
+    with pytest.raises(TypeError, match=r"targets\[0\] must map one sample's output to a scalar tensor"):
+        capture(model, x, ["6"], targets=[lambda o: o, lambda o: o])  # tried in both layouts
+    assert model not in _NOT_CHANNELS_LAST
+    assert _layouts_seen(model, model[4], x) == ["channels_last", "contiguous"]
