@@ -541,6 +541,10 @@ def test_one_forward_one_backward_and_no_graph_before_the_first_target_layer(mon
     monkeypatch.setattr(torch.autograd, "grad", lambda *a, **kw: backwards.append(1) or real_grad(*a, **kw))
     monkeypatch.setattr(torch.autograd, "backward", lambda *a, **kw: backwards.append(1) or real_backward(*a, **kw))
     x.requires_grad_(False)
+    capture(model, x, ["b", "a"])
+    # the model's first channels-last pass is checked by one forward pass without gradients
+    assert len(forwards) == 2 and len(backwards) == 1
+    forwards.clear(), backwards.clear(), recorded.clear()
     cap = capture(model, x, ["b", "a"])
     assert len(forwards) == 1 and len(backwards) == 1
     assert recorded == [False]  # the stem runs before any target layer: nothing of it is recorded

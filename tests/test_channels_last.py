@@ -63,6 +63,8 @@ def _layouts_seen(model: nn.Module, module: nn.Module, x: torch.Tensor, **kw) ->
 def test_the_cpu_pass_runs_channels_last_by_default_and_hands_back_contiguous_maps(cin):
     model = _stack(cin)
     x = torch.rand(4, cin, 12, 12, generator=torch.Generator().manual_seed(cin))
+    # the model's first channels-last pass is checked against a forward pass in its own layout
+    assert _layouts_seen(model, model[4], x) == ["channels_last", "contiguous"]
     assert _layouts_seen(model, model[4], x) == ["channels_last"]
     assert _layouts_seen(model, model[4], x, channels_last=True) == ["channels_last"]
     assert _layouts_seen(model, model[4], x, channels_last=False) == ["contiguous"]
@@ -134,7 +136,7 @@ def test_a_model_that_fails_in_both_layouts_reports_its_error_and_is_not_remembe
         capture(model, torch.rand(2, 5, 8, 8), ["6"])  # wrong channel count: fails either way
     assert model not in _NOT_CHANNELS_LAST
     x = torch.rand(2, 3, 8, 8)
-    assert _layouts_seen(model, model[4], x) == ["channels_last"]
+    assert _layouts_seen(model, model[4], x) == ["channels_last", "contiguous"]
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, 0.0])
@@ -154,3 +156,134 @@ def test_explain_all_refuses_explainers_of_different_layouts():
         explain_all(model, x, ["6"], explainers=cams)
     res = explain_all(model, x, ["6"], methods=("gradcam",), channels_last=False)
     np.testing.assert_array_equal(res["gradcam"].heatmaps, GradCAM(model, ["6"], channels_last=False)(x))
+
+
+class _Guarded(nn.Module):
+    """A model that refuses a non-contiguous input itself (an assert or a ValueError)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind, self.body = kind, _stack(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "assert":
+            assert x.is_contiguous(), "expects a contiguous input"
+        elif not x.is_contiguous():
+            raise ValueError("expects a contiguous input")
+        return self.body(x)
+
+
+@pytest.mark.parametrize("kind", ["assert", "ValueError"])
+def test_a_model_that_refuses_a_channels_last_input_runs_in_its_own_layout(kind):
+    model, x = _Guarded(kind), torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    want = capture(model, x, ["body.6"], channels_last=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = capture(model, x, ["body.6"])  # it raised AssertionError / ValueError here
+    assert "contiguous input" in _NOT_CHANNELS_LAST[model]
+    assert torch.equal(got.layers[0].gradients, want.layers[0].gradients)
+
+
+class _ViewGrad(torch.autograd.Function):
+    """Doubles its input; its backward flattens the gradient with ``.view``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.view(g.shape[0], -1).view(g.shape) * 2
+
+
+class _ViewGradNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.conv, self.act = nn.Conv2d(3, 6, 3, padding=1), nn.ReLU()
+        self.conv2, self.fc = nn.Conv2d(6, 4, 3, padding=1), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(_ViewGrad.apply(self.act(self.conv(x)))).mean((2, 3)))
+
+
+def test_a_backward_pass_that_fails_channels_last_runs_in_its_own_layout():
+    model, x = _ViewGradNet(), torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    want = capture(model, x, ["act"], channels_last=False)
+    got = capture(model, x, ["act"])  # the backward's .view raised a bare RuntimeError here
+    assert "view" in _NOT_CHANNELS_LAST[model]
+    assert torch.equal(got.layers[0].gradients, want.layers[0].gradients)
+
+
+class _StridedNet(nn.Module):
+    """Reads its input's memory as if it were contiguous (``torch.as_strided`` with strides of its
+    own): no error in channels-last, other numbers."""
+
+    def __init__(self, cin: int = 3) -> None:
+        super().__init__()
+        self.body = _stack(cin, seed=8)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        b, c, h, w = x.shape
+        return self.body(torch.as_strided(x, (b, c, h, w), (c * h * w, h * w, w, 1)))
+
+
+def test_a_model_that_reads_its_input_as_contiguous_is_caught_by_the_first_pass_check():
+    model, x = _StridedNet(), torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(8))
+    want = capture(model, x, ["body.6"], channels_last=False)
+    model.calls = 0
+    got = capture(model, x, ["body.6"])  # the maps of a scrambled input before
+    assert model.calls == 3  # channels-last, the check in the input's own layout, the pass again
+    assert "differs" in _NOT_CHANNELS_LAST[model]
+    for a, b in ((got.layers[0].activations, want.layers[0].activations),
+                 (got.layers[0].gradients, want.layers[0].gradients), (got.output, want.output)):
+        assert torch.equal(a, b)
+    model.calls = 0
+    capture(model, x, ["body.6"])
+    assert model.calls == 1
+    with pytest.warns(RuntimeWarning, match="channels_last=True.*differs.*own layout"):
+        capture(_StridedNet(), x, ["body.6"], channels_last=True)
+
+
+def test_the_first_pass_check_runs_once_per_model_and_passes_a_model_that_agrees():
+    from qfsel.capture import _CHANNELS_LAST_OK
+
+    model, x = _stack(3), torch.rand(2, 3, 8, 8)
+    capture(model, x, ["6"])
+    assert model in _CHANNELS_LAST_OK and model not in _NOT_CHANNELS_LAST
+
+
+@pytest.mark.parametrize("cin", [3, 1], ids=["rgb-input", "one-channel-input"])
+def test_ablation_relevance_re_runs_the_model_in_the_layout_of_the_capture(cin):
+    """The drops are score(capture) - score(re-run): both in one layout, so that they are not
+    shifted by the rounding difference of two layouts (and the re-runs are as fast)."""
+    seen: list[str] = []
+
+    def pre(m, inputs):
+        t = inputs[0]
+        seen.append("contiguous" if t.is_contiguous() else "channels_last" if t.is_contiguous(memory_format=CL) else "other")
+
+    x = torch.rand(2, cin, 8, 8, generator=torch.Generator().manual_seed(9))
+    sel = {}
+    for layout in (None, False):
+        model = _stack(cin, seed=9)
+        handle = model[6].register_forward_pre_hook(pre)
+        seen.clear()
+        res = QFSCAM(model, ["5"], relevance="ablation", k=2, sampler="exact", ablation_batch_size=8,
+                     channels_last=layout).explain(x)
+        handle.remove()
+        sel[layout] = [s.tolist() for s in res.selected]
+        # the capture, 2 x 12 ablated rows in three re-runs (and, first, the layout check)
+        want = ["channels_last", "contiguous"] + ["channels_last"] * 3 if layout is None else ["contiguous"] * 4
+        assert seen == want
+    assert sel[None] == sel[False]
+
+
+def test_an_error_that_is_not_the_layouts_is_raised_as_it_is_and_not_remembered():
+    model, x = _stack(3), torch.rand(2, 3, 8, 8)
+    with pytest.raises(TypeError, match=r"targets\[0\] must map one sample's output to a scalar tensor"):
+        capture(model, x, ["6"], targets=[lambda o: o, lambda o: o])  # tried in both layouts
+    assert model not in _NOT_CHANNELS_LAST
+    assert _layouts_seen(model, model[4], x) == ["channels_last", "contiguous"]

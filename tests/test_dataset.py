@@ -522,7 +522,8 @@ def test_qubo_work_overlaps_the_next_model_pass(tmp_path):
     x = torch.rand(10, 3, 6, 6, generator=torch.Generator().manual_seed(0))
     qfsel.explain_dataset(model, x, ["act"], methods="qfs", out=tmp_path / "s", batch_size=2, num_workers=0,
                           progress=False, sampler=SlowSolver())
-    assert len(forward) == 1 + 5 and len(solving) == 10  # the probe pass, then 5 batches
+    # the probe pass, its channels-last check (one forward pass in the input's own layout), 5 batches
+    assert len(forward) == 1 + 1 + 5 and len(solving) == 10
     overlapping = sum(1 for s0, s1 in solving if any(f0 < s1 and s0 < f1 for f0, f1 in forward))
     assert overlapping >= 4, (forward, solving)  # batches 0-3 solve during the next batch's forward
 

@@ -573,3 +573,51 @@ def test_the_pass_layout_is_part_of_the_configuration_when_given(x, tmp_path):
     assert not (tmp_path / "e").exists()
     want = qfsel.GradCAM(model, ["act"], channels_last=False)(x)
     np.testing.assert_allclose(np.asarray(res.heatmaps("gradcam")[:], dtype=np.float32), want, rtol=0, atol=2e-3)
+
+
+def test_chunk_writes_match_zarrs_own_and_a_kill_mid_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The store's own chunk writer against zarr's write path, store by store: the same chunk files
+    with the same bytes, also for a batch whose images all failed (zarr writes no chunk that holds
+    only the fill value) and for the raw maps of dotted layer names; temporary files a kill left
+    inside the arrays (ours and zarr's) are removed when the job runs again, and not listed."""
+    from qfsel.dataset import store as store_mod
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(GapNet(k=4).conv, torch.nn.ReLU())
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, t):
+            return self.fc(self.body(t).mean((2, 3)))
+
+    model = Two()
+    images = torch.rand(8, 3, 10, 10, generator=torch.Generator().manual_seed(3))
+    images[3:6] = float("nan")  # batch 1: every image fails
+    kw = dict(batch_size=3, store_raw=True, **KW)
+    with monkeypatch.context() as m:
+        m.setattr(store_mod._ChunkFiles, "for_array", classmethod(lambda cls, folder, arr: None))
+        by_zarr = qfsel.explain_dataset(model, images, ["body.1"], ["gradcam", "gradcam++"], out=tmp_path / "z", **kw)
+    ours = qfsel.explain_dataset(model, images, ["body.1"], ["gradcam", "gradcam++"], out=tmp_path / "q", **kw)
+    assert (by_zarr.failed, ours.failed) == (3, 3)
+    assert not (tmp_path / "q" / "heatmaps.zarr" / "gradcam" / "c" / "1").exists()  # as zarr: no chunk
+
+    def chunks(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != "zarr.json"}
+
+    for part in ("heatmaps.zarr", "raw.zarr"):
+        assert chunks(tmp_path / "z" / part) == chunks(tmp_path / "q" / part)
+    # a kill in the middle of chunk writes: the temporary files are left, the last batch not done
+    stale = [tmp_path / "q" / "heatmaps.zarr" / "gradcam" / "c" / "2" / "0" / ".0.k1ll3d.tmp",
+             tmp_path / "q" / "raw.zarr" / "gradcam++" / "body.1" / "c" / "0" / "0" / "0.0123abcd.partial"]
+    for p in stale:
+        p.write_bytes(b"half a chunk")
+    assert heatmap_chunk_files(tmp_path / "q") == heatmap_chunk_files(tmp_path / "z")
+    (tmp_path / "q" / "records" / "part-000002.parquet").unlink()
+    again = qfsel.explain_dataset(model, images, ["body.1"], ["gradcam", "gradcam++"], out=tmp_path / "q", **kw)
+    assert again.batches_run == 1 and not any(p.exists() for p in stale)
+    for part in ("heatmaps.zarr", "raw.zarr"):
+        assert chunks(tmp_path / "z" / part) == chunks(tmp_path / "q" / part)
+    np.testing.assert_array_equal(np.asarray(open_results(tmp_path / "q").heatmaps("gradcam")[:]),
+                                  np.asarray(open_results(tmp_path / "z").heatmaps("gradcam")[:]))

@@ -186,3 +186,25 @@ def test_a_layer_with_constant_activations_gives_a_flat_map_in_any_layout():
         with pytest.warns(QFSelWarning, match="flat .* sample index\\(es\\) \\[0, 1, 2, 3\\]"):
             res = GradCAM(model, ["2"], channels_last=layout).explain(x)
         assert res.flat.all() and not res.heatmaps.any()
+
+
+def test_the_flat_tolerance_never_flattens_a_map_with_visible_structure():
+    """8 eps sqrt(K) grows past 1 for bfloat16 with K >= 256 (float8: K = 1): every non-negative map
+    would be flat and returned as zeros. It is capped; ``terms`` is checked by name."""
+    from qfsel.heatmap import MAX_FLAT_TOLERANCE, flat_tolerance
+
+    ramp = torch.linspace(0, 1, 16).reshape(1, 4, 4)
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        for terms in (1, 512, 4096):
+            assert flat_tolerance(dtype, terms) <= MAX_FLAT_TOLERANCE
+            norm, flat = min_max_normalize(ramp.to(dtype), terms=terms)
+            assert not flat.any() and float(norm.max()) == 1.0
+    near = torch.full((1, 3, 3), 1.0, dtype=torch.bfloat16)
+    near[0, 0, 0] = 1.0 - 2 ** -7  # one ulp below: constant up to rounding, still flat
+    assert min_max_normalize(near, terms=512)[1].tolist() == [True]
+    assert flat_tolerance(torch.float32, 1280) == pytest.approx(8 * torch.finfo(torch.float32).eps * 1280 ** 0.5)
+    for bad, err in (("16", TypeError), (0, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(err, match="terms"):
+            min_max_normalize(ramp, terms=bad)
+    with pytest.raises(TypeError, match="dtype: expected a torch.dtype"):
+        flat_tolerance(np.float32)

@@ -44,7 +44,8 @@ def describe(value: Any) -> str:
     """A short description of ``value`` for error messages."""
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
+    if not isinstance(value, type) and hasattr(value, "shape") and hasattr(value, "dtype"):  # (a class,
+        # e.g. np.float32, has them as descriptors)
         return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
     if len(text) > 60:

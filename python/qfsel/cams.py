@@ -36,7 +36,9 @@ from qfsel.capture import (
     LayerSpec,
     OutputSelector,
     ReshapeTransform,
+    _CHANNELS_LAST_OK,
     _capture,
+    _wants_channels_last,
     check_channels_last,
     check_output_selector,
     check_reshape_transform,
@@ -714,6 +716,9 @@ class QFSCAM(BaseCAM):
             cap.scores,
             int(layer.activations.shape[1]),
             batch_size=self.ablation_batch_size,
+            # in the capture's layout (a model checked in channels-last; see qfsel.capture)
+            channels_last=_wants_channels_last(self.model, cap.input, self.channels_last)
+            and self.model in _CHANNELS_LAST_OK,
         )
 
     def _candidates(self, name: str, rel: np.ndarray, alpha: np.ndarray, alive: np.ndarray) -> list[np.ndarray]:

@@ -35,9 +35,14 @@ Design notes:
   single-channel input, whose layout is ambiguous, the first Conv2d's output is converted); the
   user's model and its parameters are not touched, and the captured activations and gradients are
   handed back in the usual contiguous layout. The results agree with a contiguous pass to float
-  rounding (about 1e-6 relative). A model whose forward pass fails in that layout (e.g. one that
-  calls ``.view`` where ``.reshape`` is needed) is run in the contiguous layout instead, then and
-  for every later pass. ``channels_last=False`` switches it off; ``True`` uses it on every device.
+  rounding (about 1e-6 relative). A model whose pass fails in that layout (e.g. one that
+  calls ``.view`` where ``.reshape`` is needed, in its forward or in a custom autograd.Function's
+  backward; or that asserts its input is contiguous) is run in the contiguous layout instead, then
+  and for every later pass. So is a model whose output in that layout differs from its output in
+  the input's own layout by more than rounding (one that reads its input's memory as if it were
+  contiguous, e.g. through ``torch.as_strided``): a model's first channels-last pass is checked
+  against one forward pass (no gradients) in the input's own layout. ``channels_last=False``
+  switches it off; ``True`` uses it on every device.
 * Passes are serialised (:data:`PASS_LOCK`): threads sharing an explainer or a model
   get the results they would get alone, and the model's flags come back as they were.
 
@@ -109,6 +114,10 @@ _LISTED_NAMES = 20
 #: Models whose forward pass failed in the channels-last layout and worked in the contiguous one
 #: (see the module docstring): the error, by model. Weak keys: a model that is deleted drops out.
 _NOT_CHANNELS_LAST: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+
+#: Models whose first channels-last pass gave the output of a pass in the input's own layout (to
+#: rounding; :func:`_channels_last_differs`): later passes are not checked again.
+_CHANNELS_LAST_OK: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -417,6 +426,44 @@ def _channels_last_layout(modules: Iterable[nn.Module], x: torch.Tensor, on: boo
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _channels_last_differs(
+    model: nn.Module, x: torch.Tensor, out: torch.Tensor, output_selector: OutputSelector
+) -> str | None:
+    """Runs ``model`` on ``x`` in its own layout (no gradients) and compares the output with ``out``,
+    that of the channels-last pass: None when they agree to rounding (the model is then trusted in
+    that layout, :data:`_CHANNELS_LAST_OK`), else what differs. The tolerance is sqrt(eps) of the
+    output's dtype times its largest magnitude (float32: 3.5e-4; the layouts differ by about 1e-6):
+    a model that, say, views its input through ``torch.as_strided`` with contiguous strides of its
+    own, or hands its ``data_ptr()`` to an extension, differs by far more."""
+    try:
+        with PASS_LOCK, eval_mode(model), torch.no_grad():
+            ref = select_output(model(x), output_selector)
+    except Exception:
+        ref = None  # runs only in channels-last (a .permute(0, 2, 3, 1).view(...)): nothing to compare
+    got = out.detach()
+    if ref is None:
+        _CHANNELS_LAST_OK[model] = True
+        return None
+    if ref.shape != got.shape:
+        return (f"its output in the channels-last layout has shape {tuple(got.shape)}, in the input's own "
+                f"layout {tuple(ref.shape)}")
+    ref = ref.to(got.dtype)
+    if got.is_floating_point() or got.is_complex():
+        finite = ref[torch.isfinite(ref)]
+        scale = float(finite.abs().max()) if finite.numel() else 0.0
+        tol = math.sqrt(torch.finfo(got.dtype).eps) * scale
+        same = bool(torch.isclose(got, ref, rtol=0.0, atol=tol, equal_nan=True).all())
+    else:
+        tol, same = 0.0, torch.equal(got, ref)
+    if same:
+        _CHANNELS_LAST_OK[model] = True
+        return None
+    gap = float(torch.nan_to_num((got - ref).abs(), nan=math.inf).max())
+    return (f"its output in the channels-last layout differs from the one in the input's own layout by up "
+            f"to {gap:.3g} (rounding would be below {tol:.3g}): the model reads its input's memory as if "
+            "it were contiguous")
 
 
 def check_input(model: nn.Module, input_tensor: object) -> torch.Tensor:
@@ -729,7 +776,7 @@ def _capture(
         if x.is_inference():
             x = x.clone()
     use_cl = _wants_channels_last(model, x, channels_last)
-    cl_error: RuntimeError | None = None
+    cl_error: str | None = None
     while True:
         hooks = LayerHooks(layers, reshape_transform)
         try:
@@ -740,23 +787,42 @@ def _capture(
                 out, target_fns, score_vec, grads, predicted = _forward_backward(
                     model, x_pass, layers, hooks, targets, output_selector, (m for m, _ in flags)
                 )
-            break
         except _ForwardFailed as failed:
             if use_cl:
                 # Maybe the layout (a .view that needs a contiguous tensor): once more in the
                 # input's own layout; remembered for the model only if that pass works.
-                use_cl, cl_error = False, failed.err
+                use_cl, cl_error = False, str(failed.err)
                 continue
             # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
             with PASS_LOCK, eval_mode(model):
                 error = _forward_error(model, x, failed.err)
             raise error from failed.err
+        except (torch.cuda.OutOfMemoryError, MemoryError):
+            raise
+        except Exception as err:
+            if not use_cl:
+                raise
+            # Any other failure of the channels-last pass (an assert or a ValueError of the model
+            # on its input's layout, a custom autograd.Function whose backward calls .view): once
+            # more in the input's own layout, which raises the error again if it is not the layout's.
+            use_cl, cl_error = False, f"{type(err).__name__}: {err}"
+            continue
+        if use_cl and model not in _CHANNELS_LAST_OK:
+            # The model's first channels-last pass: its output is checked against a pass in the
+            # input's own layout (a model that reads its input's memory as if it were contiguous
+            # raises nothing and computes something else).
+            differs = _channels_last_differs(model, x, out, output_selector)
+            if differs is not None:
+                use_cl, cl_error = False, differs
+                continue
+        break
     if cl_error is not None:
-        _NOT_CHANNELS_LAST[model] = str(cl_error)
+        _NOT_CHANNELS_LAST[model] = cl_error
         if channels_last:
             warnings.warn(
-                f"channels_last=True: the model's forward pass fails in the channels-last layout "
-                f"({str(cl_error).splitlines()[0]}); it runs in the input's own layout instead",
+                f"channels_last=True: the model's pass does not work in the channels-last layout "
+                f"({cl_error.splitlines()[0] if cl_error else 'no message'}); it runs in the input's own "
+                "layout instead",
                 RuntimeWarning, stacklevel=3,
             )
     raw = [hooks.outputs[n] for n, _ in layers]

@@ -16,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from qfsel._checks import check_positive_int, describe
+
 __all__ = ["aggregate_layers", "cam_map", "eigen_map", "flat_tolerance", "min_max_normalize", "upsample",
            "weighted_map"]
 
@@ -25,15 +27,29 @@ __all__ = ["aggregate_layers", "cam_map", "eigen_map", "flat_tolerance", "min_ma
 FLAT_TOLERANCE = 1e-12
 
 
+#: The largest relative span :func:`flat_tolerance` gives: a map whose span is more than this
+#: part of its magnitude has structure whatever its dtype (bfloat16 with 512 maps would otherwise
+#: give 1.4: every non-negative map flat, its heatmap all zeros).
+MAX_FLAT_TOLERANCE = 1.0 / 16
+
+
 def flat_tolerance(dtype: torch.dtype, terms: int = 1) -> float:
     """The relative span at or below which a map of ``dtype``, a sum of ``terms`` weighted maps,
-    is flat: ``max(FLAT_TOLERANCE, 8 eps sqrt(terms))``. A smaller span is the rounding of the
-    sum (and of the network before it), not structure: a layer whose activations are constant
-    (a saturated ReLU6, a constant input) gives such a map, and normalising it to [0, 1] would
-    draw rounding noise as a heatmap. float32, 16 maps: 3.8e-6; 1280 maps: 3.4e-5; float64: 1e-12.
+    is flat: ``max(FLAT_TOLERANCE, 8 eps sqrt(terms))``, at most :data:`MAX_FLAT_TOLERANCE`. A
+    smaller span is the rounding of the sum (and of the network before it), not structure: a layer
+    whose activations are constant (a saturated ReLU6, a constant input) gives such a map, and
+    normalising it to [0, 1] would draw rounding noise as a heatmap. float32, 16 maps: 3.8e-6;
+    1280 maps: 3.4e-5; float64: 1e-12.
+
+    Raises:
+        TypeError: ``dtype`` is not a torch.dtype.
+        TypeError, ValueError: ``terms`` is not an integer >= 1.
     """
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype: expected a torch.dtype (e.g. torch.float32), got {describe(dtype)}")
+    terms = check_positive_int("terms", terms)
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
-    return max(FLAT_TOLERANCE, 8.0 * eps * math.sqrt(max(1, int(terms))))
+    return min(MAX_FLAT_TOLERANCE, max(FLAT_TOLERANCE, 8.0 * eps * math.sqrt(terms)))
 
 
 def weighted_map(activations: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from qfsel.capture import PASS_LOCK, _mixes_batch, eval_mode
+from qfsel.capture import PASS_LOCK, _channels_last_layout, _mixes_batch, eval_mode
 from qfsel.targets import Target
 
 __all__ = [
@@ -100,6 +100,7 @@ def ablation_relevance(
     num_maps: int,
     *,
     batch_size: int = 64,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Exact drop of each sample's target score when one map of ``layer`` is zeroed.
 
@@ -114,6 +115,9 @@ def ablation_relevance(
         scores: (B,) target scores of the unablated model.
         num_maps: K.
         batch_size: rows per forward pass.
+        channels_last: run the re-runs in the channels-last memory layout (the layout of the
+            capture that gave ``scores``: a map whose zeroing changes nothing then drops the score
+            by exactly 0, not by the rounding difference of two layouts; see :mod:`qfsel.capture`).
 
     Returns:
         (B, K) tensor ``scores[b] - score_b(map p zeroed)``.
@@ -147,8 +151,9 @@ def ablation_relevance(
 
             handle = layer.register_forward_hook(zero_channel)
             try:
-                with eval_mode(model), torch.no_grad():
-                    out = model(x_all[sample])
+                with eval_mode(model), torch.no_grad(), \
+                        _channels_last_layout(model.modules(), x_all[sample], channels_last) as x_rows:
+                    out = model(x_rows)
             finally:
                 handle.remove()
             s = torch.stack([targets[int(i)](out[j]).reshape(()) for j, i in enumerate(sample.tolist())])

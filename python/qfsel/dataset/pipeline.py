@@ -709,6 +709,7 @@ def explain_dataset(
     }
     writer = _store.StoreWriter.open(out, manifest, overwrite=overwrite)
     writer.drop_stale_captures()
+    writer.drop_stale_temporaries()  # (no worker is writing yet)
     done = writer.done_batches()
     todo = [b for b in range(num_batches) if b not in done]
     reusable = len(writer.saved_captures() & set(todo))

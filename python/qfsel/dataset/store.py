@@ -197,6 +197,9 @@ class _ChunkFiles:
         self.fill = md.fill_value
         self.key = md.chunk_key_encoding.encode_chunk_key
         self.zstd = zstd
+        # zarr's default: a chunk holding only the fill value (a batch whose images all failed)
+        # is not written, and an earlier file of it is deleted
+        self.write_empty = bool(getattr(getattr(arr, "config", None), "write_empty_chunks", False))
         self._made: set[Path] = set()
 
     @classmethod
@@ -236,13 +239,31 @@ class _ChunkFiles:
             padded = np.full((c,) + self.shape[1:], self.fill, dtype=self.dtype)
             padded[:n] = data
             data = padded
-        encoded = data.tobytes() if self.zstd is None else bytes(self.zstd.encode(data.tobytes()))
         target = self.folder / self.key((start // c,) + (0,) * (len(self.shape) - 1))
+        if not self.write_empty and _only_fill(data, self.fill):
+            with _suppress_os():
+                os.unlink(target)
+            return True
+        encoded = data.tobytes() if self.zstd is None else bytes(self.zstd.encode(data.tobytes()))
         if target.parent not in self._made:
             _makedirs(target.parent)
             self._made.add(target.parent)
         _atomic_write_bytes(target, encoded)
         return True
+
+
+def _only_fill(data: np.ndarray, fill: Any) -> bool:
+    """Whether every value of ``data`` is the fill value (NaN: every value is NaN)."""
+    fill = np.asarray(fill, dtype=data.dtype)
+    if data.dtype.kind in "fc" and bool(np.isnan(fill)):
+        return bool(np.isnan(data).all())
+    return bool((data == fill).all())
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file of an atomic write inside the arrays, left by a kill mid-write: ours
+    (``.0.XXXX.tmp``, :func:`_atomic_write_bytes`) or zarr's (``0.<hex>.partial``)."""
+    return (name.startswith(".") and name.endswith(".tmp")) or name.endswith(".partial")
 
 
 def _write_rows(arr: Any, files: "_ChunkFiles | None", start: int, rows: np.ndarray) -> None:
@@ -389,6 +410,17 @@ class StoreWriter:
         """Deletes the saved capture of a complete batch (no error when there is none)."""
         with _suppress_os():
             os.unlink(self.capture_path(batch))
+
+    def drop_stale_temporaries(self) -> None:
+        """Deletes the temporary files that a kill in the middle of a chunk write left inside the
+        arrays (no reader looks at them, but they would stay for good). Only while no batch is
+        being written (at the start of a job, before any worker runs)."""
+        for folder in (self.path / HEATMAPS, self.path / RAW):
+            if folder.is_dir():
+                for p in folder.rglob("*"):
+                    if _is_temporary(p.name) and p.is_file():
+                        with _suppress_os():
+                            os.unlink(p)
 
     def drop_stale_captures(self) -> None:
         """Deletes saved captures of complete batches (a kill between the two steps leaves them)."""
@@ -720,6 +752,6 @@ def heatmap_chunk_files(path: str | os.PathLike[str]) -> dict[str, bytes]:
     root = Path(path) / HEATMAPS
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "zarr.json":
+        if p.is_file() and p.name != "zarr.json" and not _is_temporary(p.name):
             out[str(p.relative_to(root))] = p.read_bytes()
     return out
