@@ -787,26 +787,24 @@ def _capture(
                 out, target_fns, score_vec, grads, predicted = _forward_backward(
                     model, x_pass, layers, hooks, targets, output_selector, (m for m, _ in flags)
                 )
-        except _ForwardFailed as failed:
-            if use_cl:
-                # Maybe the layout (a .view that needs a contiguous tensor): once more in the
-                # input's own layout; remembered for the model only if that pass works.
-                use_cl, cl_error = False, str(failed.err)
-                continue
-            # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
-            with PASS_LOCK, eval_mode(model):
-                error = _forward_error(model, x, failed.err)
-            raise error from failed.err
         except (torch.cuda.OutOfMemoryError, MemoryError):
             raise
         except Exception as err:
-            if not use_cl:
+            if use_cl:
+                # Any failure of the channels-last pass may be the layout's (a .view that needs a
+                # contiguous tensor, in the forward or in a custom autograd.Function's backward; an
+                # assert or a ValueError of the model on its input's layout): once more in the
+                # input's own layout, which raises the error again if it is not the layout's; the
+                # model is remembered only if that pass works.
+                use_cl = False
+                cl_error = str(err.err) if isinstance(err, _ForwardFailed) else f"{type(err).__name__}: {err}"
+                continue
+            if not isinstance(err, _ForwardFailed):
                 raise
-            # Any other failure of the channels-last pass (an assert or a ValueError of the model
-            # on its input's layout, a custom autograd.Function whose backward calls .view): once
-            # more in the input's own layout, which raises the error again if it is not the layout's.
-            use_cl, cl_error = False, f"{type(err).__name__}: {err}"
-            continue
+            # Located after the hooks are gone (they would fire again); in eval mode as the pass was.
+            with PASS_LOCK, eval_mode(model):
+                error = _forward_error(model, x, err.err)
+            raise error from err.err
         if use_cl and model not in _CHANNELS_LAST_OK:
             # The model's first channels-last pass: its output is checked against a pass in the
             # input's own layout (a model that reads its input's memory as if it were contiguous
